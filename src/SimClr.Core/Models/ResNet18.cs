@@ -1,0 +1,85 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace SimClr.Core.Models;
+
+/// <summary>
+/// ResNet-18 with the CIFAR stem used by SimCLR on CIFAR-10 (paper, appendix B.9): conv1 is 3x3 stride 1
+/// without bias, there is no max-pool. Without <c>classes</c> it has no fc and returns the pooled features
+/// (512-d at full width); with it, it is torchvision's resnet18 with that stem, fc included.
+/// Parameter and buffer names equal torchvision's state_dict, so weights move to and from PyTorch.
+/// </summary>
+#pragma warning disable IDE1006 // torchvision's parameter names
+public sealed class ResNet18 : nn.Module<Tensor, Tensor>
+{
+    private readonly Conv2d conv1;
+    private readonly BatchNorm2d bn1;
+    private readonly Sequential layer1;
+    private readonly Sequential layer2;
+    private readonly Sequential layer3;
+    private readonly Sequential layer4;
+    private readonly Linear? fc;
+
+    public ResNetOptions Options { get; }
+
+    public int? Classes { get; }
+
+    public ResNet18(ResNetOptions options, int? classes = null) : base(nameof(ResNet18))
+    {
+        options.Validate();
+        if (classes is < 1) throw new ArgumentOutOfRangeException(nameof(classes), classes, "classes must be >= 1");
+        Options = options;
+        Classes = classes;
+        int c0 = options.Channels(0);
+        conv1 = nn.Conv2d(options.InputChannels, c0, kernel_size: 3, stride: 1, padding: 1, bias: false);
+        bn1 = nn.BatchNorm2d(c0);
+        layer1 = Stage(c0, options.Channels(0), stride: 1);
+        layer2 = Stage(options.Channels(0), options.Channels(1), stride: 2);
+        layer3 = Stage(options.Channels(1), options.Channels(2), stride: 2);
+        layer4 = Stage(options.Channels(2), options.Channels(3), stride: 2);
+        if (classes is int k) fc = nn.Linear(options.FeatureDim, k);
+        RegisterComponents();
+        InitializeLikeTorchvision();
+    }
+
+    private static Sequential Stage(int inChannels, int outChannels, int stride) =>
+        nn.Sequential(new BasicBlock(inChannels, outChannels, stride), new BasicBlock(outChannels, outChannels, 1));
+
+    /// <summary>torchvision's ResNet init: kaiming-normal (fan_out, relu) convs; BN weight 1, bias 0; Linear keeps PyTorch's default.</summary>
+    private void InitializeLikeTorchvision()
+    {
+        using var noGrad = no_grad();
+        foreach (var (_, module) in named_modules())
+        {
+            switch (module)
+            {
+                case Conv2d conv:
+                    nn.init.kaiming_normal_(conv.weight, mode: nn.init.FanInOut.FanOut, nonlinearity: nn.init.NonlinearityType.ReLU);
+                    break;
+                case BatchNorm2d bn:
+                    nn.init.ones_(bn.weight);
+                    nn.init.zeros_(bn.bias);
+                    break;
+            }
+        }
+    }
+
+    /// <summary>Pooled backbone features, [batch, FeatureDim].</summary>
+    public Tensor Features(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var y = nn.functional.relu(bn1.forward(conv1.forward(x)));
+        y = layer4.forward(layer3.forward(layer2.forward(layer1.forward(y))));
+        return nn.functional.adaptive_avg_pool2d(y, 1).flatten(1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Features without fc, logits with it.</summary>
+    public override Tensor forward(Tensor x)
+    {
+        if (fc is null) return Features(x);
+        using var scope = NewDisposeScope();
+        return fc.forward(Features(x)).MoveToOuterDisposeScope();
+    }
+}
+#pragma warning restore IDE1006

@@ -1,0 +1,32 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SimClr.Core.Models;
+
+/// <summary>Backbone f(.) plus projection g(.): image -> z. The backbone's own state_dict is torchvision's
+/// (export it alone); here its keys carry the prefix "backbone.", the head's "projector.".</summary>
+#pragma warning disable IDE1006 // state_dict names
+public sealed class SimClrNetwork : nn.Module<Tensor, Tensor>
+{
+    private readonly ResNet18 backbone;
+    private readonly nn.Module<Tensor, Tensor> projector;
+
+    public SimClrNetwork(ResNetOptions backboneOptions, int projectionHidden = 2048, int projectionDim = 128) : base(nameof(SimClrNetwork))
+    {
+        backbone = new ResNet18(backboneOptions);
+        projector = ProjectionHead.Create(backboneOptions.FeatureDim, projectionHidden, projectionDim);
+        RegisterComponents();
+    }
+
+    public ResNet18 Backbone => backbone;
+
+    public nn.Module<Tensor, Tensor> Projector => projector;
+
+    /// <summary>Projections z, [batch, projectionDim].</summary>
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        return projector.forward(backbone.forward(x)).MoveToOuterDisposeScope();
+    }
+}
+#pragma warning restore IDE1006
