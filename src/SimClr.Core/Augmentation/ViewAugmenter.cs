@@ -60,10 +60,25 @@ public sealed class ViewAugmenter
         return Apply(images, Enumerable.Repeat(identity, (int)images.shape[0]).ToArray());
     }
 
+    /// <summary>
+    /// Which implementation runs: <see cref="AugmentationKernel.Auto"/> takes the fused CPU loops for images on the CPU
+    /// and tensor operations on any other device.
+    /// </summary>
+    public AugmentationKernel Kernel { get; init; } = AugmentationKernel.Auto;
+
+    /// <summary>Threads the CPU kernel may use (views run in parallel); default: torch's intra-op thread count.</summary>
+    public int? CpuThreads { get; init; }
+
     /// <summary>Applies explicit parameters (one per row). uint8 input is scaled to [0, 1]; float input must already be.</summary>
     public Tensor Apply(Tensor images, IReadOnlyList<ViewParameters> parameters)
     {
         CheckBatch(images, parameters.Count);
+        bool cpu = Kernel == AugmentationKernel.Cpu || (Kernel == AugmentationKernel.Auto && images.device_type == TorchSharp.DeviceType.CPU);
+        if (cpu)
+        {
+            if (images.device_type != TorchSharp.DeviceType.CPU) throw new ArgumentException("the CPU augmentation kernel needs images on the CPU");
+            return CpuViewKernel.Apply(images, parameters, Options.OutputSize, _mean, _std, CpuThreads ?? get_num_threads());
+        }
         using var scope = NewDisposeScope();
         var device = images.device;
         var x = images.dtype == ScalarType.Byte ? images.to_type(ScalarType.Float32).div_(255.0) : images.to_type(ScalarType.Float32);
@@ -144,7 +159,7 @@ public sealed class ViewAugmenter
                     JitterOp.Saturation => ColorOps.Saturation(subset, f),
                     _ => ColorOps.Hue(subset, f),
                 };
-                x = x.index_copy(0, index, adjusted);
+                x.index_copy_(0, index, adjusted);
             }
         }
         return x;
@@ -163,7 +178,7 @@ public sealed class ViewAugmenter
         long[] members = Enumerable.Range(0, p.Count).Where(m => p[m].Grayscale).Select(m => (long)m).ToArray();
         if (members.Length == 0 || x.shape[1] == 1) return x;
         var index = tensor(members, device: x.device);
-        return x.index_copy(0, index, ColorOps.ToGrayscale(x.index_select(0, index)));
+        return x.index_copy_(0, index, ColorOps.ToGrayscale(x.index_select(0, index)));
     }
 
     private static Tensor Column(IReadOnlyList<ViewParameters> p, Func<ViewParameters, double> pick, Device device) =>

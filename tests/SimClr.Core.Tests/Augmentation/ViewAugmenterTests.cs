@@ -3,15 +3,42 @@ using static TorchSharp.torch;
 
 namespace SimClr.Core.Tests.Augmentation;
 
-public class ViewAugmenterTests
+/// <summary>Both implementations (fused CPU loops, tensor operations) held to the same float64 references.</summary>
+public sealed class CpuKernelTests : ViewAugmenterTests
+{
+    protected override AugmentationKernel Kernel => AugmentationKernel.Cpu;
+}
+
+public sealed class TensorKernelTests : ViewAugmenterTests
+{
+    protected override AugmentationKernel Kernel => AugmentationKernel.Tensor;
+
+    [Fact]
+    public void The_kernels_agree_on_a_batch_of_random_views()
+    {
+        var augmenter = Make(new AugmentationOptions(), [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]);
+        var cpu = new ViewAugmenter(new AugmentationOptions(), 1, [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]) { Kernel = AugmentationKernel.Cpu };
+        using var scope = NewDisposeScope();
+        var images = tensor(RandomPixels(64 * 3 * 32 * 32, seed: 12), [64, 3, 32, 32]);
+        long[] indices = Enumerable.Range(0, 64).Select(i => (long)i).ToArray();
+        var difference = augmenter.TwoViews(images, indices, 3).sub(cpu.TwoViews(images, indices, 3)).abs().max().item<float>();
+        Assert.True(difference < 1e-4, $"max difference {difference}");
+    }
+}
+
+public abstract class ViewAugmenterTests
 {
     private const int Side = 12;
 
-    /// <summary>An augmenter whose normalisation is the identity, so outputs are pixel values in [0, 1].</summary>
-    private static ViewAugmenter Plain(int channels = 3, int outputSize = Side) =>
-        new(new AugmentationOptions { OutputSize = outputSize }, seed: 1, Enumerable.Repeat(0.0, channels).ToArray(), Enumerable.Repeat(1.0, channels).ToArray());
+    protected abstract AugmentationKernel Kernel { get; }
 
-    private static byte[] RandomPixels(int count, int seed)
+    protected ViewAugmenter Make(AugmentationOptions options, double[] mean, double[] std) => new(options, seed: 1, mean, std) { Kernel = Kernel };
+
+    /// <summary>An augmenter whose normalisation is the identity, so outputs are pixel values in [0, 1].</summary>
+    private ViewAugmenter Plain(int channels = 3, int outputSize = Side) =>
+        Make(new AugmentationOptions { OutputSize = outputSize }, Enumerable.Repeat(0.0, channels).ToArray(), Enumerable.Repeat(1.0, channels).ToArray());
+
+    protected static byte[] RandomPixels(int count, int seed)
     {
         var random = new Random(seed);
         var bytes = new byte[count];
@@ -129,7 +156,7 @@ public class ViewAugmenterTests
     public void Normalise_subtracts_the_mean_and_divides_by_the_std_per_channel()
     {
         byte[] pixels = RandomPixels(3 * Side * Side, seed: 8);
-        var augmenter = new ViewAugmenter(AugmentationOptions.None with { OutputSize = Side }, 0, [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]);
+        var augmenter = Make(AugmentationOptions.None with { OutputSize = Side }, [0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]);
         using var scope = NewDisposeScope();
         var view = augmenter.Evaluate(tensor(pixels, [1, 3, Side, Side]));
         var image = Planes(pixels, 3, Side * Side);
@@ -140,7 +167,7 @@ public class ViewAugmenterTests
     [Fact]
     public void The_same_image_index_gets_the_same_views_in_any_batch()
     {
-        var augmenter = new ViewAugmenter(new AugmentationOptions(), seed: 42, [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]);
+        var augmenter = Make(new AugmentationOptions(), [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]);
         var images = Enumerable.Range(0, 6).Select(i => RandomPixels(3 * 32 * 32, seed: 100 + i)).ToArray();
         Tensor Batch(params int[] which) => tensor(which.SelectMany(i => images[i]).ToArray(), [which.Length, 3, 32, 32]);
         using var scope = NewDisposeScope();
@@ -159,7 +186,7 @@ public class ViewAugmenterTests
     [Fact]
     public void Views_of_a_batch_are_interleaved_pairs_with_the_output_shape()
     {
-        var augmenter = new ViewAugmenter(new AugmentationOptions { OutputSize = 16 }, 0, [0.5], [0.25]);
+        var augmenter = Make(new AugmentationOptions { OutputSize = 16 }, [0.5], [0.25]);
         using var scope = NewDisposeScope();
         var views = augmenter.TwoViews(randint(0, 256, [3, 1, 28, 28]).to_type(ScalarType.Byte), [0, 1, 2], epoch: 0);
         Assert.Equal(new long[] { 6, 1, 16, 16 }, views.shape);
