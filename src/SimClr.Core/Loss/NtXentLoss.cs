@@ -58,7 +58,7 @@ public sealed class NtXentLoss
         var loss = Forward(leaf);
         loss.backward();
         var gradient = leaf.grad ?? throw new InvalidOperationException("autograd produced no gradient for z");
-        return (loss.item<double>(), gradient.detach().clone().MoveToOuterDisposeScope());
+        return (loss.ToDouble(), gradient.detach().clone().MoveToOuterDisposeScope());
     }
 
     private static void Validate(Tensor z)

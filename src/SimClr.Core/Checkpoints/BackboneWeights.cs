@@ -1,0 +1,61 @@
+using SimClr.Core.Models;
+using static TorchSharp.torch;
+
+namespace SimClr.Core.Checkpoints;
+
+/// <summary>
+/// The backbone alone, with torchvision's resnet18 names (no fc): what Python users load into a CIFAR-stem resnet18
+/// (safetensors.torch.load_file, then model.load_state_dict(..., strict=False)), and what finetune/linear-eval start from.
+/// </summary>
+public static class BackboneWeights
+{
+    private const string NetworkPrefix = "backbone.";
+
+    /// <summary>Writes the backbone's state_dict with torchvision names as safetensors.</summary>
+    public static void Export(ResNet18 backbone, string path, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var state = backbone.state_dict().Where(kv => !kv.Key.StartsWith("fc.", StringComparison.Ordinal)).Select(kv => (kv.Key, kv.Value));
+        var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
+        {
+            ["format"] = "torchvision-resnet18-cifar-stem",
+            ["width"] = backbone.Options.Width.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["input_channels"] = backbone.Options.InputChannels.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        AtomicFile.Write(path, stream => SafeTensors.Write(stream, state, meta));
+    }
+
+    /// <summary>Backbone tensors (torchvision names) from an export or from a pre-training checkpoint.</summary>
+    public static Dictionary<string, Tensor> Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"pretrained weights {path} do not exist", path);
+        var (tensors, metadata) = SafeTensors.Read(path);
+        if (metadata.GetValueOrDefault("format") == "simclr-checkpoint-1")
+        {
+            string prefix = Checkpoint.ModelPrefix + NetworkPrefix;
+            var backbone = tensors.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value);
+            string classifierPrefix = Checkpoint.ModelPrefix;
+            if (backbone.Count == 0) // a classifier checkpoint: torchvision names straight under "model."
+                backbone = tensors.Where(kv => kv.Key.StartsWith(classifierPrefix, StringComparison.Ordinal) && !kv.Key.StartsWith(classifierPrefix + "fc.", StringComparison.Ordinal))
+                    .ToDictionary(kv => kv.Key[classifierPrefix.Length..], kv => kv.Value);
+            foreach (var (name, t) in tensors) if (!backbone.ContainsValue(t)) t.Dispose();
+            return backbone;
+        }
+        return tensors;
+    }
+
+    /// <summary>Copies the weights into a backbone or classifier; every backbone tensor must be present with its shape.</summary>
+    public static void LoadInto(ResNet18 network, IReadOnlyDictionary<string, Tensor> weights, string source)
+    {
+        var expected = network.state_dict().Where(kv => !kv.Key.StartsWith("fc.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key, kv => kv.Value);
+        var missing = expected.Keys.Where(k => !weights.ContainsKey(k)).ToList();
+        if (missing.Count > 0)
+            throw new InvalidDataException($"{source} lacks {missing.Count} backbone tensors (first: {missing[0]}); is it a ResNet-18 backbone?");
+        foreach (var (name, target) in expected)
+        {
+            if (!weights[name].shape.SequenceEqual(target.shape))
+                throw new InvalidDataException($"{source}: {name} has shape [{string.Join(", ", weights[name].shape)}], this network [{string.Join(", ", target.shape)}] (width or input channels differ?)");
+        }
+        using var noGrad = no_grad();
+        foreach (var (name, target) in expected) target.copy_(weights[name]);
+    }
+}

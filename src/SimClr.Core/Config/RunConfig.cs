@@ -1,0 +1,123 @@
+using SimClr.Core.Augmentation;
+using SimClr.Core.Data;
+using SimClr.Core.Optim;
+
+namespace SimClr.Core.Config;
+
+/// <summary>Which training stage a run config drives.</summary>
+public enum Stage
+{
+    Pretrain,
+    LinearEval,
+    Finetune,
+    Supervised,
+}
+
+/// <summary>Network shape; input channels come from the data set.</summary>
+public sealed record ModelOptions
+{
+    public double Width { get; init; } = 1.0;
+
+    public int ProjectionHidden { get; init; } = 2048;
+
+    public int ProjectionDim { get; init; } = 128;
+}
+
+public sealed record LossOptions
+{
+    public double Temperature { get; init; } = 0.5;
+
+    /// <summary>The seed's clamp(min=1e-7) on similarities; not the paper's loss. Off by default.</summary>
+    public bool SeedSimilarityClamp { get; init; }
+}
+
+/// <summary>
+/// One run of one stage: the single source of truth for every hyper-parameter. Loaded from JSON (unknown keys are
+/// errors), overridden from the command line, validated as a whole, and written resolved into the run directory.
+/// Defaults are the seed's recipe (batch 256, temperature 0.5, 128-d projection, full-width ResNet-18).
+/// </summary>
+public sealed record RunConfig
+{
+    /// <summary>What this config is for, in a sentence (configs/ states it for each file).</summary>
+    public string? Description { get; init; }
+
+    public Stage Stage { get; init; } = Stage.Pretrain;
+
+    public ulong Seed { get; init; }
+
+    /// <summary>cpu, cuda, cuda:1, ...</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>torch intra-op threads; 0 for one per core.</summary>
+    public int Threads { get; init; }
+
+    public DataOptions Data { get; init; } = new();
+
+    /// <summary>Fraction of labelled training images for finetune/linear-eval/supervised (class-balanced, seeded).</summary>
+    public double LabelFraction { get; init; } = 1.0;
+
+    public ModelOptions Model { get; init; } = new();
+
+    public AugmentationOptions Augment { get; init; } = new();
+
+    public LossOptions Loss { get; init; } = new();
+
+    public OptimizerOptions Optimizer { get; init; } = new();
+
+    public int Epochs { get; init; } = 100;
+
+    public int BatchSize { get; init; } = 256;
+
+    public double WarmupEpochs { get; init; } = 10;
+
+    /// <summary>kNN monitor on the test split every this many epochs (0: off; always after the last epoch when on).</summary>
+    public int KnnEveryEpochs { get; init; } = 10;
+
+    public int KnnK { get; init; } = 200;
+
+    public double KnnTemperature { get; init; } = 0.1;
+
+    /// <summary>Write a checkpoint every this many steps (and at the end); 0 for the end only.</summary>
+    public int CheckpointEverySteps { get; init; } = 500;
+
+    public int KeepCheckpoints { get; init; } = 3;
+
+    public int LogEverySteps { get; init; } = 10;
+
+    /// <summary>Checkpoint or exported backbone to start from (linear-eval, finetune).</summary>
+    public string? Pretrained { get; init; }
+
+    /// <summary>Folder that holds run directories.</summary>
+    public string RunsFolder { get; init; } = "runs";
+
+    /// <summary>Name of this run's directory; default: stage and time.</summary>
+    public string? RunName { get; init; }
+
+    public IReadOnlyList<string> Problems()
+    {
+        var problems = new List<string>();
+        problems.AddRange(Data.Problems().Select(p => "data: " + p));
+        problems.AddRange(Augment.Problems().Select(p => "augment: " + p));
+        problems.AddRange(Optimizer.Problems());
+        if (string.IsNullOrWhiteSpace(Device)) problems.Add("device must be cpu, cuda or cuda:N");
+        if (Threads < 0) problems.Add($"threads must be >= 0 (got {Threads})");
+        if (!(LabelFraction > 0 && LabelFraction <= 1)) problems.Add($"labelFraction must be in (0, 1] (got {LabelFraction})");
+        if (!(Model.Width > 0) || double.IsInfinity(Model.Width)) problems.Add($"model.width must be > 0 (got {Model.Width})");
+        if (Model.ProjectionHidden < 1 || Model.ProjectionDim < 1) problems.Add($"model.projectionHidden and model.projectionDim must be >= 1 (got {Model.ProjectionHidden}, {Model.ProjectionDim})");
+        if (!(Loss.Temperature > 0) || double.IsInfinity(Loss.Temperature)) problems.Add($"loss.temperature must be > 0 (got {Loss.Temperature})");
+        if (Epochs < 1) problems.Add($"epochs must be >= 1 (got {Epochs})");
+        if (BatchSize < 1) problems.Add($"batchSize must be >= 1 (got {BatchSize})");
+        if (Stage == Stage.Pretrain && BatchSize == 1) problems.Add("batchSize must be >= 2 for contrastive pre-training (negatives come from the batch)");
+        if (!(WarmupEpochs >= 0)) problems.Add($"warmupEpochs must be >= 0 (got {WarmupEpochs})");
+        if (KnnEveryEpochs < 0) problems.Add($"knnEveryEpochs must be >= 0 (got {KnnEveryEpochs})");
+        if (KnnK < 1) problems.Add($"knnK must be >= 1 (got {KnnK})");
+        if (!(KnnTemperature > 0)) problems.Add($"knnTemperature must be > 0 (got {KnnTemperature})");
+        if (CheckpointEverySteps < 0) problems.Add($"checkpointEverySteps must be >= 0 (got {CheckpointEverySteps})");
+        if (KeepCheckpoints < 1) problems.Add($"keepCheckpoints must be >= 1 (got {KeepCheckpoints})");
+        if (LogEverySteps < 1) problems.Add($"logEverySteps must be >= 1 (got {LogEverySteps})");
+        if (Stage == Stage.LinearEval && string.IsNullOrEmpty(Pretrained)) problems.Add("linear-eval needs pretrained: a pre-training checkpoint or exported backbone");
+        if (RunName is not null && (RunName.Length == 0 || RunName.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || RunName.Contains('/')))
+            problems.Add($"runName '{RunName}' is not a valid folder name");
+        return problems;
+    }
+}

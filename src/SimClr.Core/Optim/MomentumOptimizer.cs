@@ -1,0 +1,91 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace SimClr.Core.Optim;
+
+/// <summary>
+/// SGD-momentum and LARS over named parameters, with state that checkpoints by name (TorchSharp has no LARS).
+/// The learning rate is passed to every step by the schedule, so the optimiser holds no schedule state.
+/// </summary>
+public sealed class MomentumOptimizer : IDisposable
+{
+    private readonly List<(string Name, Parameter Parameter)> _parameters;
+    private readonly Dictionary<string, Tensor> _momentum = [];
+
+    public MomentumOptimizer(IEnumerable<(string Name, Parameter Parameter)> parameters, OptimizerOptions options)
+    {
+        _parameters = parameters.Where(p => p.Parameter.requires_grad).ToList();
+        Options = options;
+    }
+
+    public OptimizerOptions Options { get; }
+
+    /// <summary>SimCLR's exclusion: one-dimensional parameters (BN weights/biases, biases) get no decay and no trust ratio.</summary>
+    public static bool IsExcluded(Tensor parameter) => parameter.dim() <= 1;
+
+    public void ZeroGrad()
+    {
+        foreach (var (_, p) in _parameters) p.grad?.zero_();
+    }
+
+    public void Step(double learningRate)
+    {
+        using var noGrad = no_grad();
+        foreach (var (name, p) in _parameters)
+        {
+            var grad = p.grad;
+            if (grad is null) continue;
+            using var scope = NewDisposeScope();
+            bool excluded = IsExcluded(p);
+            var g = excluded || Options.WeightDecay == 0 ? grad : grad.add(p, alpha: Options.WeightDecay);
+            if (!_momentum.TryGetValue(name, out var v))
+            {
+                v = zeros_like(p).DetachFromDisposeScope();
+                _momentum[name] = v;
+            }
+            if (Options.Kind == OptimizerKind.Lars)
+            {
+                var step = excluded ? g.mul(learningRate) : g.mul(TrustRatio(p, g).mul_(learningRate));
+                v.mul_(Options.Momentum).add_(step);
+                p.sub_(v);
+            }
+            else
+            {
+                v.mul_(Options.Momentum).add_(g);
+                p.add_(v, alpha: -learningRate);
+            }
+        }
+    }
+
+    /// <summary>eta |w| / |g|, or 1 where either norm is zero (as SimCLR's LARS).</summary>
+    private Tensor TrustRatio(Tensor w, Tensor g)
+    {
+        var wNorm = w.norm();
+        var gNorm = g.norm();
+        var ratio = wNorm.mul(Options.TrustCoefficient).div(gNorm);
+        var one = ones_like(ratio);
+        return where(wNorm.gt(0), where(gNorm.gt(0), ratio, one), one);
+    }
+
+    /// <summary>Momentum buffers by parameter name, for checkpoints.</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> State() => _momentum.Select(kv => (kv.Key, kv.Value));
+
+    public void LoadState(IReadOnlyDictionary<string, Tensor> state)
+    {
+        var names = _parameters.Select(p => p.Name).ToHashSet();
+        foreach (var (name, tensor) in state)
+        {
+            if (!names.Contains(name)) throw new InvalidDataException($"optimizer state names parameter '{name}', which this model does not have");
+            var p = _parameters.First(x => x.Name == name).Parameter;
+            if (!tensor.shape.SequenceEqual(p.shape)) throw new InvalidDataException($"optimizer state for '{name}' has shape [{string.Join(", ", tensor.shape)}], the parameter [{string.Join(", ", p.shape)}]");
+            if (_momentum.Remove(name, out var old)) old.Dispose();
+            _momentum[name] = tensor.to(p.device).to_type(p.dtype).clone();
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var v in _momentum.Values) v.Dispose();
+        _momentum.Clear();
+    }
+}

@@ -1,0 +1,59 @@
+using System.Globalization;
+using System.Text.Json;
+using SimClr.Core.Checkpoints;
+using SimClr.Core.Config;
+
+namespace SimClr.Core.Training;
+
+/// <summary>
+/// One run's folder: config.json (resolved), metrics.jsonl (one JSON object per line, per step and per epoch),
+/// events/ (TensorBoard), checkpoints/step-NNNNNNNN.safetensors (the last K kept), and plots written by the CLI.
+/// </summary>
+public sealed class RunDirectory
+{
+    private RunDirectory(string path) => Path = path;
+
+    public string Path { get; }
+
+    public string ConfigFile => System.IO.Path.Combine(Path, "config.json");
+
+    public string MetricsFile => System.IO.Path.Combine(Path, "metrics.jsonl");
+
+    public string EventsFolder => System.IO.Path.Combine(Path, "events");
+
+    public string CheckpointsFolder => System.IO.Path.Combine(Path, "checkpoints");
+
+    /// <summary>Creates a new run folder and writes the resolved config into it.</summary>
+    public static RunDirectory Create(RunConfig config)
+    {
+        string name = config.RunName ?? $"{JsonNamingPolicy.KebabCaseLower.ConvertName(config.Stage.ToString())}-{DateTime.Now:yyyyMMdd-HHmmss}";
+        var run = new RunDirectory(System.IO.Path.GetFullPath(System.IO.Path.Combine(config.RunsFolder, name)));
+        if (File.Exists(run.ConfigFile) && run.LatestCheckpoint() is not null)
+            throw new ConfigException($"{run.Path} already holds a run with checkpoints; resume it with --resume {run.Path}, or choose another runName");
+        Directory.CreateDirectory(run.Path);
+        AtomicFile.Write(run.ConfigFile, s => s.Write(System.Text.Encoding.UTF8.GetBytes(RunConfigLoader.Serialize(config))));
+        return run;
+    }
+
+    /// <summary>An existing run folder (for --resume).</summary>
+    public static RunDirectory Open(string path)
+    {
+        var run = new RunDirectory(System.IO.Path.GetFullPath(path));
+        if (!File.Exists(run.ConfigFile)) throw new ConfigException($"{run.Path} is not a run directory (no config.json)");
+        return run;
+    }
+
+    public string CheckpointPath(long step) => System.IO.Path.Combine(CheckpointsFolder, $"step-{step.ToString("D8", CultureInfo.InvariantCulture)}.safetensors");
+
+    public string? LatestCheckpoint() =>
+        Directory.Exists(CheckpointsFolder)
+            ? Directory.EnumerateFiles(CheckpointsFolder, "step-*.safetensors").Order(StringComparer.Ordinal).LastOrDefault()
+            : null;
+
+    /// <summary>Deletes all but the newest <paramref name="keep"/> checkpoints.</summary>
+    public void PruneCheckpoints(int keep)
+    {
+        foreach (var old in Directory.EnumerateFiles(CheckpointsFolder, "step-*.safetensors").Order(StringComparer.Ordinal).SkipLast(keep))
+            File.Delete(old);
+    }
+}

@@ -1,0 +1,40 @@
+using SimClr.Core.Checkpoints;
+using SimClr.Core.Config;
+using SimClr.Core.Data;
+using static TorchSharp.torch;
+
+namespace SimClr.Core.Training;
+
+/// <summary>Runs one stage from a validated config: loads the data, sets threads, dispatches, resumes.</summary>
+public static class StageRunner
+{
+    public static async Task<StageResult> RunAsync(RunConfig config, RunDirectory run, ITrainingObserver observer, string? resumeCheckpoint = null,
+        long? stopAfterStep = null, CancellationToken cancel = default)
+    {
+        if (config.Threads > 0) set_num_threads(config.Threads);
+        using var data = await config.Data.LoadAsync(cancel: cancel);
+        observer.Message($"{config.Stage}: {data.Train.Name} ({data.Train.Count} train, {data.Test.Count} test, {data.Train.Channels}x{data.Train.Height}x{data.Train.Width}), run directory {run.Path}");
+        ImageDataSet train = data.Train;
+        ImageDataSet? subset = null;
+        if (config.Stage != Stage.Pretrain && config.LabelFraction < 1)
+        {
+            subset = train.Subset(LabelFraction.ClassBalanced(train.Labels, config.LabelFraction, config.Seed), $"{train.Name}-{config.LabelFraction:P0}-labels");
+            train = subset;
+            observer.Message($"using {train.Count} labelled images ({config.LabelFraction:P0}, class-balanced)");
+        }
+        try
+        {
+            if (config.Stage == Stage.LinearEval)
+                return LinearEvaluation.Run(config, train, data.Test, run, observer, config.Pretrained);
+            using Trainer trainer = config.Stage == Stage.Pretrain
+                ? new Pretrainer(config, train, data.Test, run, observer)
+                : new ClassifierTrainer(config, train, data.Test, run, observer);
+            using var checkpoint = resumeCheckpoint is null ? null : Checkpoint.Load(resumeCheckpoint);
+            return trainer.Execute(checkpoint, stopAfterStep, cancel);
+        }
+        finally
+        {
+            subset?.Dispose();
+        }
+    }
+}

@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using SimClr.Core.Checkpoints;
+using SimClr.Core.Config;
+using SimClr.Core.Data;
+using SimClr.Core.Optim;
+using static TorchSharp.torch;
+
+namespace SimClr.Core.Training;
+
+/// <summary>The loss turned non-finite; the run stops before the bad step reaches the weights.</summary>
+public sealed class TrainingDivergedException(string message) : Exception(message);
+
+/// <summary>What a finished (or interrupted) stage reports.</summary>
+public sealed record StageResult(string RunPath, string? CheckpointPath, IReadOnlyDictionary<string, double> Metrics, bool Completed);
+
+/// <summary>
+/// The loop every gradient-trained stage shares: seeded epoch sampler, warm-up + cosine schedule, a step in a dispose
+/// scope, metrics, progress, periodic atomic checkpoints, exact resume, and a checkpoint on cancellation.
+/// Stages supply the step and the end-of-epoch evaluation.
+/// </summary>
+public abstract class Trainer : IDisposable
+{
+    protected Trainer(RunConfig config, ImageDataSet train, RunDirectory run, ITrainingObserver observer)
+    {
+        Config = config;
+        Train = train;
+        Run = run;
+        Observer = observer;
+        Device = new Device(config.Device);
+        Sampler = new EpochSampler(train.Count, config.BatchSize, config.Seed);
+        StepsPerEpoch = Sampler.BatchesPerEpoch;
+        TotalSteps = (long)config.Epochs * StepsPerEpoch;
+        Schedule = new LearningRateSchedule(config.Optimizer.PeakLearningRate(config.BatchSize), (long)Math.Round(config.WarmupEpochs * StepsPerEpoch), TotalSteps);
+    }
+
+    protected RunConfig Config { get; }
+
+    protected ImageDataSet Train { get; }
+
+    protected RunDirectory Run { get; }
+
+    protected ITrainingObserver Observer { get; }
+
+    protected Device Device { get; }
+
+    protected EpochSampler Sampler { get; }
+
+    public int StepsPerEpoch { get; }
+
+    public long TotalSteps { get; }
+
+    public LearningRateSchedule Schedule { get; }
+
+    protected abstract string StageName { get; }
+
+    /// <summary>The network whose state_dict is checkpointed.</summary>
+    protected abstract nn.Module Network { get; }
+
+    protected abstract MomentumOptimizer Optimizer { get; }
+
+    /// <summary>One optimiser step on these images; returns the loss and any per-step metrics.</summary>
+    protected abstract (double Loss, Dictionary<string, double> Metrics) TrainStep(long[] indices, int epoch, double learningRate);
+
+    /// <summary>Evaluation after an epoch (kNN, test accuracy); empty when nothing is due.</summary>
+    protected abstract Dictionary<string, double> EndOfEpoch(int epoch, bool last);
+
+    public StageResult Execute(Checkpoint? resume = null, long? stopAfterStep = null, CancellationToken cancel = default)
+    {
+        long start = 0;
+        if (resume is not null)
+        {
+            Restore(resume);
+            start = resume.Step;
+            Observer.Message($"resuming {StageName} at step {start} of {TotalSteps} (epoch {start / StepsPerEpoch})");
+        }
+        using var metrics = new MetricsLog(Run);
+        var finals = new Dictionary<string, double>();
+        Observer.Started(StageName, start, TotalSteps);
+        var clock = Stopwatch.StartNew();
+        long[] order = [];
+        int orderEpoch = -1;
+        string? lastCheckpoint = null;
+        long viewsPerStep = ViewsPerImage * (long)Config.BatchSize;
+        long step = start;
+        for (; step < TotalSteps; step++)
+        {
+            if (cancel.IsCancellationRequested || (stopAfterStep is long stop && step >= stop))
+            {
+                lastCheckpoint = SaveCheckpoint(step);
+                Observer.Message(cancel.IsCancellationRequested ? $"stopped at step {step}; checkpoint {lastCheckpoint}" : $"paused at step {step}");
+                Observer.Finished();
+                return new StageResult(Run.Path, lastCheckpoint, finals, Completed: false);
+            }
+            int epoch = (int)(step / StepsPerEpoch), batch = (int)(step % StepsPerEpoch);
+            if (epoch != orderEpoch)
+            {
+                order = Sampler.Permutation(epoch);
+                orderEpoch = epoch;
+            }
+            double lr = Schedule.At(step);
+            var (loss, stepMetrics) = TrainStep(order.AsSpan(batch * Config.BatchSize, Config.BatchSize).ToArray(), epoch, lr);
+            if (!double.IsFinite(loss))
+                throw new TrainingDivergedException($"{StageName}: loss is {loss} at step {step} (epoch {epoch}); the step was not applied. "
+                    + $"Last checkpoint: {Run.LatestCheckpoint() ?? "none"}. Lower the learning rate or check the data.");
+            double rate = viewsPerStep * (step - start + 1) / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
+            Observer.Step(new StepReport(step + 1, TotalSteps, epoch, loss, lr, rate, clock.Elapsed));
+            if ((step + 1) % Config.LogEverySteps == 0 || step == start)
+            {
+                stepMetrics["loss"] = loss;
+                stepMetrics["lr"] = lr;
+                stepMetrics["views_per_second"] = rate;
+                metrics.Write("step", step + 1, stepMetrics, new Dictionary<string, string> { ["stage"] = StageName });
+            }
+            if (Config.CheckpointEverySteps > 0 && (step + 1) % Config.CheckpointEverySteps == 0 && step + 1 < TotalSteps)
+                lastCheckpoint = SaveCheckpoint(step + 1);
+            if (batch == StepsPerEpoch - 1)
+            {
+                var evaluation = EndOfEpoch(epoch, last: step + 1 == TotalSteps);
+                evaluation["epoch"] = epoch + 1;
+                foreach (var (k, v) in evaluation) finals[k] = v;
+                metrics.Write("epoch", step + 1, evaluation, new Dictionary<string, string> { ["stage"] = StageName });
+                if (evaluation.Count > 1)
+                    Observer.Message($"epoch {epoch + 1}/{Config.Epochs}: " + string.Join(", ", evaluation.Where(kv => kv.Key != "epoch").Select(kv => $"{kv.Key} {kv.Value:F4}")));
+            }
+        }
+        lastCheckpoint = SaveCheckpoint(step);
+        Observer.Finished();
+        return new StageResult(Run.Path, lastCheckpoint, finals, Completed: true);
+    }
+
+    /// <summary>2 for contrastive stages (two views per image), 1 for classifiers.</summary>
+    protected virtual int ViewsPerImage => 1;
+
+    private string SaveCheckpoint(long step)
+    {
+        string path = Run.CheckpointPath(step);
+        Checkpoint.Save(path, step, StageName, RunConfigLoader.Serialize(Config),
+            Network.state_dict().Select(kv => (kv.Key, kv.Value)), Optimizer.State());
+        Run.PruneCheckpoints(Config.KeepCheckpoints);
+        return path;
+    }
+
+    private void Restore(Checkpoint checkpoint)
+    {
+        if (checkpoint.Stage != StageName) throw new InvalidDataException($"the checkpoint is from stage {checkpoint.Stage}, this run is {StageName}");
+        var state = Network.state_dict();
+        var missing = state.Keys.Where(k => !checkpoint.Model.ContainsKey(k)).ToList();
+        if (missing.Count > 0) throw new InvalidDataException($"the checkpoint lacks {missing.Count} model tensors (first: {missing[0]})");
+        using (no_grad())
+        {
+            foreach (var (name, target) in state) target.copy_(checkpoint.Model[name]);
+        }
+        Optimizer.LoadState(checkpoint.Optimizer);
+    }
+
+    public abstract void Dispose();
+}
