@@ -1,77 +1,75 @@
 using System.CommandLine;
 using System.Diagnostics;
-using SimClr.Core.Augmentation;
+using SimClr.Core.Config;
 using SimClr.Core.Data;
-using SimClr.Core.Loss;
-using SimClr.Core.Models;
-using static TorchSharp.torch;
+using SimClr.Core.Training;
+using Spectre.Console;
 
 namespace SimClr.Cli.Commands;
 
 /// <summary>
-/// For now: a short single-process SimCLR loop on the embedded synthetic-shapes data set with the seed's augmentations,
-/// showing the loss falling. The full
-/// quickstart (pre-train, linear eval, fine-tune, supervised on the embedded data set) replaces it.
+/// The seed's experiment end to end on the embedded data set: pre-train, linear-eval of the pre-trained and of a
+/// random backbone, fine-tune, supervised from scratch; one comparison table at the end.
 /// </summary>
 internal static class QuickstartCommand
 {
     public static Command Create()
     {
-        var steps = new Option<int>("--steps") { Description = "optimiser steps", DefaultValueFactory = _ => 100 };
-        var batch = new Option<int>("--batch") { Description = "images per step (2x views)", DefaultValueFactory = _ => 64 };
-        var width = new Option<double>("--width") { Description = "ResNet-18 width multiplier", DefaultValueFactory = _ => 0.25 };
-        var seed = new Option<int>("--seed") { Description = "random seed", DefaultValueFactory = _ => 0 };
-        var command = new Command("quickstart", "Short SimCLR pre-training on the embedded synthetic-shapes images; prints the NT-Xent loss as it falls.")
+        var configs = new Option<string>("--configs") { Description = "folder holding quickstart-*.json", DefaultValueFactory = _ => "configs" };
+        var set = new Option<string[]>("--set", "-s") { Description = "override a value in every stage: key.path=value (repeatable)", AllowMultipleArgumentsPerToken = true };
+        var plain = new Option<bool>("--plain") { Description = "plain log lines instead of progress bars" };
+        var command = new Command("quickstart", "Pre-train -> linear-eval (vs a random backbone) -> fine-tune -> supervised on the embedded synthetic-shapes data; prints a comparison table.")
         {
-            steps, batch, width, seed,
+            configs, set, plain,
         };
-        command.SetAction(result => Run(result.GetValue(steps), result.GetValue(batch), result.GetValue(width), result.GetValue(seed)));
+        command.SetAction((r, cancel) => Task.FromResult(Run(r.GetValue(configs)!, r.GetValue(set) ?? [], r.GetValue(plain), cancel)));
         return command;
     }
 
-    private static int Run(int steps, int batch, double width, int seed)
+    private static int Run(string folder, string[] overrides, bool plain, CancellationToken cancel)
     {
-        var problems = new List<string>();
-        if (steps < 1) problems.Add($"--steps must be >= 1 (got {steps})");
-        if (batch < 2 || batch > 2000) problems.Add($"--batch must be in 2..2000 (got {batch})");
-        if (!(width > 0)) problems.Add($"--width must be > 0 (got {width})");
-        if (problems.Count > 0)
+        var clock = Stopwatch.StartNew();
+        string runs = Path.Combine("runs", $"quickstart-{DateTime.Now:yyyyMMdd-HHmmss}");
+        string Config(string stage) => Path.Combine(folder, $"quickstart-{stage}.json");
+        try
         {
-            Console.Error.WriteLine("simclr quickstart: " + string.Join("; ", problems));
+            if (!File.Exists(Config("pretrain")))
+                throw new ConfigException($"{Config("pretrain")} not found: run from the repository root or pass --configs");
+            IEnumerable<string> Common(string name) => overrides.Append($"runsFolder={System.Text.Json.JsonSerializer.Serialize(runs)}").Append($"runName={name}");
+
+            var pretrain = Stage(Core.Config.Stage.Pretrain, Config("pretrain"), null, Common("pretrain"), plain, cancel);
+            if (!pretrain.Completed) return 130;
+            var linearTrained = Stage(Core.Config.Stage.LinearEval, Config("linear-eval"), pretrain.CheckpointPath, Common("linear-eval-simclr"), plain, cancel);
+            var linearRandom = Stage(Core.Config.Stage.LinearEval, Config("linear-eval"), RunConfig.RandomBackbone, Common("linear-eval-random"), plain, cancel);
+            var finetune = Stage(Core.Config.Stage.Finetune, Config("finetune"), pretrain.CheckpointPath, Common("finetune"), plain, cancel);
+            if (!finetune.Completed) return 130;
+            var supervised = Stage(Core.Config.Stage.Supervised, Config("supervised"), null, Common("supervised"), plain, cancel);
+            if (!supervised.Completed) return 130;
+
+            var table = new Table().Title("SimCLR quickstart: synthetic-shapes test accuracy (top-1)")
+                .AddColumn("model").AddColumn(new TableColumn("test accuracy").RightAligned()).AddColumn("how");
+            table.AddRow("random backbone + linear", Percent(linearRandom.Metrics["test_accuracy"]), "frozen untrained ResNet-18, linear classifier");
+            table.AddRow("SimCLR backbone + linear", Percent(linearTrained.Metrics["test_accuracy"]), "frozen pre-trained ResNet-18, linear classifier");
+            table.AddRow("SimCLR + fine-tune", Percent(finetune.Metrics["test_accuracy"]), "pre-trained backbone, all layers trained with labels");
+            table.AddRow("supervised from scratch", Percent(supervised.Metrics["test_accuracy"]), "same classifier and schedule, random init");
+            AnsiConsole.Write(table);
+            double margin = linearTrained.Metrics["test_accuracy"] - linearRandom.Metrics["test_accuracy"];
+            Console.WriteLine($"pre-training vs random backbone, linear eval: {margin * 100:+0.0;-0.0} points; kNN after pre-training: {Percent(pretrain.Metrics.GetValueOrDefault("knn_accuracy", double.NaN))}");
+            Console.WriteLine($"runs, metrics, plots and checkpoints: {Path.GetFullPath(runs)}  ({clock.Elapsed:mm\\:ss})");
+            return 0;
+        }
+        catch (Exception e) when (e is ConfigException or DataSetException or InvalidDataException or FileNotFoundException or TrainingDivergedException)
+        {
+            Console.Error.WriteLine($"simclr quickstart: {e.Message}");
             return 2;
         }
-
-        manual_seed(seed);
-        using var data = SyntheticShapes.Generate(trainCount: 2000, testCount: 10, seed: (ulong)seed);
-        var train = data.Train;
-        var augmenter = new ViewAugmenter(new AugmentationOptions(), (ulong)seed, train.Mean, train.Std);
-        using var net = new SimClrNetwork(new ResNetOptions(Width: width), projectionHidden: 256, projectionDim: 64);
-        var loss = new NtXentLoss(temperature: 0.5);
-        using var optimizer = optim.SGD(net.parameters(), learningRate: 0.1, momentum: 0.9, weight_decay: 1e-6);
-        Console.WriteLine($"SimCLR on {train.Count} {train.Name} images: ResNet-18 width {width}, batch {batch} ({2 * batch} views), {steps} steps");
-
-        var clock = Stopwatch.StartNew();
-        var losses = new List<double>();
-        var sampler = new EpochSampler(train.Count, batch, (ulong)seed);
-        int stepsPerEpoch = sampler.BatchesPerEpoch;
-        long[] order = [];
-        for (int step = 1; step <= steps; step++)
-        {
-            int epoch = (step - 1) / stepsPerEpoch, offset = (step - 1) % stepsPerEpoch * batch;
-            if (offset == 0) order = sampler.Permutation(epoch);
-            using var scope = NewDisposeScope();
-            var indices = order.AsSpan(offset, batch);
-            var views = augmenter.TwoViews(train.Batch(indices), indices, epoch);
-            optimizer.zero_grad();
-            var value = loss.Forward(net.forward(views));
-            value.backward();
-            optimizer.step();
-            losses.Add(value.item<float>());
-            if (step == 1 || step % 10 == 0 || step == steps)
-                Console.WriteLine($"step {step,4}/{steps}  epoch {epoch}  loss {losses[^1]:F4}  {2.0 * batch * step / clock.Elapsed.TotalSeconds,7:F1} views/s");
-        }
-        int k = Math.Max(1, steps / 5);
-        Console.WriteLine($"mean loss, first {k} steps: {losses.Take(k).Average():F4}; last {k} steps: {losses.TakeLast(k).Average():F4}");
-        return 0;
     }
+
+    private static StageResult Stage(Stage stage, string config, string? pretrained, IEnumerable<string> overrides, bool plain, CancellationToken cancel)
+    {
+        var resolved = StageCommands.ForStage(stage, config, pretrained, overrides);
+        return StageCommands.Execute(resolved, RunDirectory.Create(resolved), null, plain, cancel);
+    }
+
+    private static string Percent(double value) => double.IsFinite(value) ? $"{value * 100:F1}%" : "-";
 }

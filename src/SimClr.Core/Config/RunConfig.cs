@@ -84,8 +84,10 @@ public sealed record RunConfig
 
     public int LogEverySteps { get; init; } = 10;
 
-    /// <summary>Checkpoint or exported backbone to start from (linear-eval, finetune).</summary>
+    /// <summary>Checkpoint or exported backbone to start from (linear-eval, finetune); for linear-eval, "random" probes an untrained backbone.</summary>
     public string? Pretrained { get; init; }
+
+    public const string RandomBackbone = "random";
 
     /// <summary>Folder that holds run directories.</summary>
     public string RunsFolder { get; init; } = "runs";
@@ -115,7 +117,7 @@ public sealed record RunConfig
         if (CheckpointEverySteps < 0) problems.Add($"checkpointEverySteps must be >= 0 (got {CheckpointEverySteps})");
         if (KeepCheckpoints < 1) problems.Add($"keepCheckpoints must be >= 1 (got {KeepCheckpoints})");
         if (LogEverySteps < 1) problems.Add($"logEverySteps must be >= 1 (got {LogEverySteps})");
-        if (Stage == Stage.LinearEval && string.IsNullOrEmpty(Pretrained)) problems.Add("linear-eval needs pretrained: a pre-training checkpoint or exported backbone");
+        if (Stage == Stage.LinearEval && string.IsNullOrEmpty(Pretrained)) problems.Add("linear-eval needs pretrained: a pre-training checkpoint, an exported backbone, or \"random\" for the untrained baseline");
         if (RunName is not null && (RunName.Length == 0 || RunName.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || RunName.Contains('/')))
             problems.Add($"runName '{RunName}' is not a valid folder name");
         return problems;

@@ -6,8 +6,8 @@ namespace SimClr.Core.Data;
 /// <summary>
 /// The embedded default data set: 32x32 RGB images of ten shapes, generated deterministically from a seed, no files.
 /// The class is the shape; everything else varies per image (position, size, rotation, aspect, fore- and background
-/// colours, a background gradient, distractor specks, pixel noise), so colour is a nuisance that contrastive
-/// augmentations teach a network to ignore, and a random backbone's features separate the classes poorly.
+/// colours, pixel noise), so colour is a nuisance that contrastive augmentations teach a network to ignore, and a
+/// random backbone's features separate the classes poorly.
 /// </summary>
 public static class SyntheticShapes
 {
@@ -41,32 +41,17 @@ public static class SyntheticShapes
 
     private static void RenderOne(ref CounterRng rng, int shape, Span<byte> output)
     {
-        double radius = rng.Uniform(6.5, 12.5);
+        double radius = rng.Uniform(8.5, 13.5);
         double cx = rng.Uniform(radius * 0.8, Side - radius * 0.8);
         double cy = rng.Uniform(radius * 0.8, Side - radius * 0.8);
         double angle = rng.Uniform(0, 2 * Math.PI);
-        double aspect = Math.Exp(rng.Uniform(-0.25, 0.25));
-        var foreground = RandomColour(ref rng);
-        var background = RandomColour(ref rng);
-        // keep the shape visible: push the background's brightness away from the foreground's
-        double contrast = Luma(foreground) - Luma(background);
-        if (Math.Abs(contrast) < 0.25)
-        {
-            double shift = (contrast >= 0 ? -1 : 1) * (0.25 - Math.Abs(contrast));
-            background = (Clamp01(background.R + shift), Clamp01(background.G + shift), Clamp01(background.B + shift));
-        }
-        double gradientAngle = rng.Uniform(0, 2 * Math.PI), gradientStrength = rng.Uniform(0, 0.25);
-        double noise = rng.Uniform(0.01, 0.06);
-        int specks = rng.NextInt(4);
-        var speckX = new double[specks];
-        var speckY = new double[specks];
-        var speckColour = new (double R, double G, double B)[specks];
-        for (int s = 0; s < specks; s++)
-        {
-            speckX[s] = rng.Uniform(0, Side);
-            speckY[s] = rng.Uniform(0, Side);
-            speckColour[s] = RandomColour(ref rng);
-        }
+        double aspect = Math.Exp(rng.Uniform(-0.2, 0.2));
+        // Colours vary, but not so much that a colour pair identifies an image among a batch: six base hues
+        // (shared by many images of every class) moved by less than colour jitter moves them, on a dark, weakly
+        // tinted background. Otherwise contrastive learning matches views by colour and never needs the shape.
+        var foreground = Hsv(rng.NextInt(6) / 6.0 + rng.Uniform(-0.04, 0.04), rng.Uniform(0.55, 0.9), rng.Uniform(0.65, 0.95));
+        var background = Hsv(rng.NextDouble(), rng.Uniform(0, 0.3), rng.Uniform(0.05, 0.35));
+        double noise = rng.Uniform(0.01, 0.03);
         double cos = Math.Cos(angle), sin = Math.Sin(angle);
         for (int y = 0; y < Side; y++)
         {
@@ -84,16 +69,9 @@ public static class SyntheticShapes
                         if (Inside(shape, u, v)) coverage += 0.25;
                     }
                 }
-                double g = gradientStrength * (Math.Cos(gradientAngle) * (x - 16) + Math.Sin(gradientAngle) * (y - 16)) / 16;
-                double r = background.R + g, gg = background.G + g, b = background.B + g;
-                for (int s = 0; s < specks; s++)
-                {
-                    if ((x - speckX[s]) * (x - speckX[s]) + (y - speckY[s]) * (y - speckY[s]) < 1.5)
-                        (r, gg, b) = speckColour[s];
-                }
-                r = r * (1 - coverage) + foreground.R * coverage;
-                gg = gg * (1 - coverage) + foreground.G * coverage;
-                b = b * (1 - coverage) + foreground.B * coverage;
+                double r = background.R * (1 - coverage) + foreground.R * coverage;
+                double gg = background.G * (1 - coverage) + foreground.G * coverage;
+                double b = background.B * (1 - coverage) + foreground.B * coverage;
                 int at = y * Side + x;
                 output[at] = ToByte(r + noise * rng.NextGaussian());
                 output[Side * Side + at] = ToByte(gg + noise * rng.NextGaussian());
@@ -123,15 +101,13 @@ public static class SyntheticShapes
         };
     }
 
-    private static (double R, double G, double B) RandomColour(ref CounterRng rng)
+    private static (double R, double G, double B) Hsv(double h, double s, double v)
     {
-        double h = rng.NextDouble(), s = rng.Uniform(0.2, 1.0), v = rng.Uniform(0.15, 1.0);
+        h -= Math.Floor(h);
         int i = (int)(h * 6) % 6;
         double f = h * 6 - Math.Floor(h * 6), p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
         return i switch { 0 => (v, t, p), 1 => (q, v, p), 2 => (p, v, t), 3 => (p, q, v), 4 => (t, p, v), _ => (v, p, q) };
     }
-
-    private static double Luma((double R, double G, double B) c) => 0.299 * c.R + 0.587 * c.G + 0.114 * c.B;
 
     private static double Clamp01(double x) => Math.Clamp(x, 0, 1);
 

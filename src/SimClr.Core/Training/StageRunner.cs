@@ -25,7 +25,7 @@ public static class StageRunner
         try
         {
             if (config.Stage == Stage.LinearEval)
-                return LinearEvaluation.Run(config, train, data.Test, run, observer, config.Pretrained);
+                return LinearEvaluation.Run(config, train, data.Test, run, observer, config.Pretrained == RunConfig.RandomBackbone ? null : config.Pretrained);
             using Trainer trainer = config.Stage == Stage.Pretrain
                 ? new Pretrainer(config, train, data.Test, run, observer)
                 : new ClassifierTrainer(config, train, data.Test, run, observer);

@@ -1,0 +1,116 @@
+using System.CommandLine;
+using SimClr.Cli.Plots;
+using SimClr.Cli.Terminal;
+using SimClr.Core.Config;
+using SimClr.Core.Data;
+using SimClr.Core.Training;
+
+namespace SimClr.Cli.Commands;
+
+/// <summary>simclr pretrain | linear-eval | finetune | supervised: one stage from a config file plus overrides.</summary>
+internal static class StageCommands
+{
+    public static IEnumerable<Command> Create()
+    {
+        yield return Make(Stage.Pretrain, "pretrain", "SimCLR pre-training (two views, projection head, NT-Xent, kNN monitor).");
+        yield return Make(Stage.LinearEval, "linear-eval", "Linear classifier on the frozen backbone of --pretrained (the standard protocol).");
+        yield return Make(Stage.Finetune, "finetune", "Train backbone + classifier with labels, starting from --pretrained.");
+        yield return Make(Stage.Supervised, "supervised", "Train the same classifier from scratch (the baseline).");
+    }
+
+    private static Command Make(Stage stage, string name, string description)
+    {
+        var config = new Option<string?>("--config", "-c") { Description = "run config (JSON); see configs/" };
+        var set = new Option<string[]>("--set", "-s") { Description = "override a config value: key.path=value (repeatable)", AllowMultipleArgumentsPerToken = true };
+        var resume = new Option<string?>("--resume") { Description = "continue the run in this run directory from its last checkpoint" };
+        var pretrained = new Option<string?>("--pretrained") { Description = "checkpoint or exported backbone to start from" };
+        var plain = new Option<bool>("--plain") { Description = "plain log lines instead of a progress bar" };
+        var command = new Command(name, description) { config, set, resume, pretrained, plain };
+        command.SetAction((r, cancel) => Task.FromResult(Run(stage, r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(resume), r.GetValue(pretrained), r.GetValue(plain), cancel)));
+        return command;
+    }
+
+    private static int Run(Stage stage, string? configPath, string[] overrides, string? resume, string? pretrained, bool plain, CancellationToken cancel)
+    {
+        try
+        {
+            RunDirectory run;
+            RunConfig config;
+            string? checkpoint = null;
+            if (resume is not null)
+            {
+                run = RunDirectory.Open(resume);
+                config = RunConfigLoader.Load(run.ConfigFile, overrides);
+                checkpoint = run.LatestCheckpoint() ?? throw new ConfigException($"{run.Path} has no checkpoint to resume from");
+                if (config.Stage != stage) throw new ConfigException($"{run.Path} is a {config.Stage} run; resume it with that command");
+            }
+            else
+            {
+                config = ForStage(stage, configPath, pretrained, overrides);
+                run = RunDirectory.Create(config);
+            }
+            var result = Execute(config, run, checkpoint, plain, cancel);
+            Console.WriteLine(Summary(result));
+            return result.Completed ? 0 : 130;
+        }
+        catch (Exception e) when (e is ConfigException or DataSetException or InvalidDataException or FileNotFoundException or TrainingDivergedException)
+        {
+            Console.Error.WriteLine($"simclr: {e.Message}");
+            return e is TrainingDivergedException ? 3 : 2;
+        }
+    }
+
+    /// <summary>A config for this command's stage: a file written for another stage is refused; one without a stage takes this one.</summary>
+    public static RunConfig ForStage(Stage stage, string? configPath, string? pretrained, IEnumerable<string> overrides)
+    {
+        string name = Kebab(stage);
+        if (configPath is not null && File.Exists(configPath))
+        {
+            string? written = null;
+            try
+            {
+                written = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath),
+                    documentOptions: new() { CommentHandling = System.Text.Json.JsonCommentHandling.Skip, AllowTrailingCommas = true })?["stage"]?.GetValue<string>();
+            }
+            catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+            {
+                // the loader below reports what is wrong with the file
+            }
+            if (written is not null && written != name) throw new ConfigException($"{configPath} is a {written} config; run it with 'simclr {written}'");
+        }
+        var all = new List<string> { $"stage={name}" };
+        if (pretrained is not null) all.Add($"pretrained={System.Text.Json.JsonSerializer.Serialize(pretrained)}");
+        all.AddRange(overrides);
+        return RunConfigLoader.Load(configPath, all);
+    }
+
+    private static string Kebab(Stage stage) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(stage.ToString());
+
+    /// <summary>Runs a stage with progress, Ctrl-C handling (a checkpoint, then a clean stop) and plots.</summary>
+    public static StageResult Execute(RunConfig config, RunDirectory run, string? checkpoint, bool plain, CancellationToken cancel)
+    {
+        using var interrupt = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true; // let the loop write a checkpoint and stop cleanly
+            interrupt.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            var result = ConsoleObserver.Run(plain, observer => StageRunner.RunAsync(config, run, observer, checkpoint, cancel: interrupt.Token).GetAwaiter().GetResult());
+            RunPlots.Write(run.Path);
+            return result;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    public static string Summary(StageResult result)
+    {
+        string metrics = string.Join(", ", result.Metrics.Where(kv => kv.Key != "epoch").Select(kv => $"{kv.Key} {kv.Value:F4}"));
+        return $"{(result.Completed ? "done" : "stopped")}: {metrics}\nrun directory: {result.RunPath}" + (result.CheckpointPath is null ? "" : $"\ncheckpoint: {result.CheckpointPath}");
+    }
+}
