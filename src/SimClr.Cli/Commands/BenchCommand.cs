@@ -59,28 +59,8 @@ internal static class BenchCommand
         var afterWarmUp = probe.Samples.Where(s => s.Step >= steps / 3).ToList();
         double growth = (double)(afterWarmUp[^1].Rss - afterWarmUp[0].Rss) / afterWarmUp[0].Rss;
         foreach (var (step, rss, live) in probe.Samples) Console.WriteLine($"step {step,5}: RSS {rss / 1048576.0,7:F1} MB, live tensors {live}");
-        Console.WriteLine($"RSS growth from step {afterWarmUp[0].Step} to {afterWarmUp[^1].Step}: {growth:P1}; live tensors {afterWarmUp[0].Live} -> {afterWarmUp[^1].Live}");
+        Console.WriteLine($"RSS growth from step {afterWarmUp[0].Step} to {afterWarmUp[^1].Step}: {growth:P1}; live tensors {afterWarmUp[0].LiveTensors} -> {afterWarmUp[^1].LiveTensors}");
         return 0;
-    }
-
-    private sealed class MemoryProbe(int every) : ITrainingObserver
-    {
-        public List<(long Step, long Rss, long Live)> Samples { get; } = [];
-
-        public void Started(string what, long firstStep, long totalSteps) { }
-
-        public void Step(StepReport report)
-        {
-            if (report.Step % every != 0) return;
-            GC.Collect();
-            GC.WaitForPendingFinalizers();
-            using var process = Process.GetCurrentProcess();
-            Samples.Add((report.Step, process.WorkingSet64, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount));
-        }
-
-        public void Message(string text) { }
-
-        public void Finished() { }
     }
 
     private static Command Augment()

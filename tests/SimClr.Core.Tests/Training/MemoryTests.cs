@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using SimClr.Core.Config;
 using SimClr.Core.Training;
 
@@ -9,30 +8,6 @@ public sealed class MemoryTests : IDisposable
     private readonly string _runs = Directory.CreateTempSubdirectory("simclr-memory-").FullName;
 
     public void Dispose() => Directory.Delete(_runs, recursive: true);
-
-    /// <summary>Records resident memory at chosen steps of a run.</summary>
-    private sealed class RssProbe(params long[] at) : ITrainingObserver
-    {
-        public Dictionary<long, long> Rss { get; } = [];
-
-        public Dictionary<long, long> LiveTensors { get; } = [];
-
-        public void Started(string what, long firstStep, long totalSteps) { }
-
-        public void Step(StepReport report)
-        {
-            if (!at.Contains(report.Step)) return;
-            GC.Collect();
-            GC.WaitForPendingFinalizers();
-            using var process = Process.GetCurrentProcess();
-            Rss[report.Step] = process.WorkingSet64;
-            LiveTensors[report.Step] = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
-        }
-
-        public void Message(string text) { }
-
-        public void Finished() { }
-    }
 
     [Fact]
     public async Task Three_hundred_pretraining_steps_keep_resident_memory_flat()
@@ -48,14 +23,16 @@ public sealed class MemoryTests : IDisposable
             CheckpointEverySteps = 0,
             LogEverySteps = 50,
         };
-        var probe = new RssProbe(100, 300);
+        var probe = new MemoryProbe(every: 100);
         var result = await StageRunner.RunAsync(config, RunDirectory.Create(config), probe, stopAfterStep: 301);
         Assert.False(result.Completed);
         // exact: not one tensor more alive after 200 more steps
-        Assert.Equal(probe.LiveTensors[100], probe.LiveTensors[300]);
+        var (_, rss100, live100) = probe.Samples.Single(s => s.Step == 100);
+        var (_, rss300, live300) = probe.Samples.Single(s => s.Step == 300);
+        Assert.Equal(live100, live300);
         // and the process as a whole: a coarse bound here, because this process also holds every other test's
         // allocations; `simclr bench memory` measures the 5% target in a process of its own (BENCHMARKS.md)
-        double growth = (double)(probe.Rss[300] - probe.Rss[100]) / probe.Rss[100];
-        Assert.True(growth < 0.15, $"RSS grew {growth:P1} between step 100 ({probe.Rss[100] >> 20} MB) and step 300 ({probe.Rss[300] >> 20} MB)");
+        double growth = (double)(rss300 - rss100) / rss100;
+        Assert.True(growth < 0.15, $"RSS grew {growth:P1} between step 100 ({rss100 >> 20} MB) and step 300 ({rss300 >> 20} MB)");
     }
 }
