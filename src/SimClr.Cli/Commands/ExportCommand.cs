@@ -35,6 +35,7 @@ internal static class ExportCommand
             Console.WriteLine($"wrote {output}: ResNet-18 backbone (width {config.Model.Width}, {channels} input channels), torchvision names.");
             Console.WriteLine("PyTorch: m = torchvision.models.resnet18(); m.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False); m.maxpool = torch.nn.Identity();");
             Console.WriteLine($"         m.load_state_dict(safetensors.torch.load_file('{output}'), strict=False)  # only fc stays untrained");
+            Console.WriteLine($"Check in PyTorch (any width): /usr/bin/python3 tests/interop/torchvision_load.py {output}");
             return 0;
         }
         catch (Exception e) when (e is InvalidDataException or FileNotFoundException or KeyNotFoundException)

@@ -18,10 +18,35 @@ public static class BackboneWeights
         var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
         {
             ["format"] = "torchvision-resnet18-cifar-stem",
+            ["probe_features"] = ProbeFeatures(backbone),
             ["width"] = backbone.Options.Width.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["input_channels"] = backbone.Options.InputChannels.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
         AtomicFile.Write(path, stream => SafeTensors.Write(stream, state, meta));
+    }
+
+    /// <summary>
+    /// The eval-mode features of a fixed input, sin(0..2*C*32*32-1) as [2, C, 32, 32], stored in every export so that
+    /// another framework can check it loaded the weights right (tests/interop/torchvision_load.py).
+    /// </summary>
+    public static string ProbeFeatures(ResNet18 backbone)
+    {
+        bool training = backbone.training;
+        backbone.eval();
+        try
+        {
+            using var noGrad = no_grad();
+            using var scope = NewDisposeScope();
+            int channels = backbone.Options.InputChannels;
+            var device = backbone.parameters().First().device;
+            var x = arange(2 * channels * 32 * 32, dtype: ScalarType.Float32, device: device).sin().reshape(2, channels, 32, 32);
+            var features = backbone.Features(x).cpu().to_type(ScalarType.Float32).data<float>().ToArray();
+            return string.Join(",", features.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)));
+        }
+        finally
+        {
+            backbone.train(training);
+        }
     }
 
     /// <summary>Backbone tensors (torchvision names) from an export or from a pre-training checkpoint.</summary>
