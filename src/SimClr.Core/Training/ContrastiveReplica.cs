@@ -38,8 +38,7 @@ public sealed class ContrastiveReplica : IDisposable
     public Tensor Forward(Tensor images, ReadOnlySpan<(long Index, int View)> views, long epoch)
     {
         ReleaseGraph();
-        Network.train();
-        using var scope = NewDisposeScope();
+        using var scope = NewDisposeScope(); // the owner sets train/eval mode (BN behaviour); this does not change it
         var batch = Augmenter.Views(images.to(Device), views, epoch);
         _projections = Network.forward(batch).MoveToOuterDisposeScope();
         return _projections.detach().clone().MoveToOuterDisposeScope();
