@@ -47,6 +47,7 @@ internal static class StageCommands
             else
             {
                 config = ForStage(stage, configPath, pretrained, overrides);
+                StageRunner.CheckDevice(config.Device); // before a run directory is made for a run that cannot start
                 run = RunDirectory.Create(config);
             }
             var result = Execute(config, run, checkpoint, plain, cancel);

@@ -8,9 +8,36 @@ namespace SimClr.Core.Training;
 /// <summary>Runs one stage from a validated config: loads the data, sets threads, dispatches, resumes.</summary>
 public static class StageRunner
 {
+    /// <summary>A device this build and machine can use, or a ConfigException saying what to do.</summary>
+    public static void CheckDevice(string device)
+    {
+        Device parsed;
+        try
+        {
+            parsed = new Device(device);
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException)
+        {
+            throw new ConfigException($"device '{device}' is not a device name (cpu, cuda, cuda:1, ...)");
+        }
+        if (parsed.type == TorchSharp.DeviceType.CUDA)
+        {
+            if (!cuda.is_available())
+                throw new ConfigException($"device '{device}' asked for, but CUDA is not available: this build uses the CPU libtorch, or the machine has no GPU. "
+                    + "On a GPU box build with -p:TorchSharpPackage=TorchSharp-cuda-linux; here, add --set device=cpu (and a smaller model.width).");
+            if (parsed.index >= cuda.device_count())
+                throw new ConfigException($"device '{device}' asked for, but this machine has {cuda.device_count()} CUDA device(s)");
+        }
+        else if (parsed.type != TorchSharp.DeviceType.CPU)
+        {
+            throw new ConfigException($"device '{device}' is not supported; use cpu or cuda[:N]");
+        }
+    }
+
     public static async Task<StageResult> RunAsync(RunConfig config, RunDirectory run, ITrainingObserver observer, string? resumeCheckpoint = null,
         long? stopAfterStep = null, CancellationToken cancel = default)
     {
+        CheckDevice(config.Device);
         if (config.Threads > 0) set_num_threads(config.Threads);
         using var data = await config.Data.LoadAsync(cancel: cancel);
         observer.Message($"{config.Stage}: {data.Train.Name} ({data.Train.Count} train, {data.Test.Count} test, {data.Train.Channels}x{data.Train.Height}x{data.Train.Width}), run directory {run.Path}");
@@ -24,6 +51,9 @@ public static class StageRunner
         }
         try
         {
+            if (config.Stage != Stage.LinearEval && config.BatchSize > train.Count)
+                throw new ConfigException($"batchSize {config.BatchSize} is larger than the {train.Count} training images this run has"
+                    + (subset is null ? "" : $" at labelFraction {config.LabelFraction}") + "; lower batchSize");
             if (config.Stage == Stage.LinearEval)
                 return LinearEvaluation.Run(config, train, data.Test, run, observer, config.Pretrained == RunConfig.RandomBackbone ? null : config.Pretrained);
             using Trainer trainer = config.Stage == Stage.Pretrain

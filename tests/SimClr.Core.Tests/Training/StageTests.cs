@@ -118,4 +118,20 @@ public sealed class StageTests : IDisposable
         File.WriteAllText(run.CheckpointPath(5), "x");
         Assert.Contains("--resume", Assert.Throws<ConfigException>(() => RunDirectory.Create(config)).Message);
     }
+
+    [Fact]
+    public async Task A_batch_larger_than_the_labelled_images_and_a_missing_gpu_are_config_errors_not_crashes()
+    {
+        var config = TinyRuns.Config(Stage.Supervised, _runs, "small") with { LabelFraction = 0.1 };
+        var e = await Assert.ThrowsAsync<ConfigException>(() => StageRunner.RunAsync(config, RunDirectory.Create(config), SilentObserver.Instance));
+        Assert.Contains("batchSize 16 is larger than the 10 training images this run has at labelFraction 0.1", e.Message);
+
+        if (!cuda.is_available()) // on a GPU box the device is fine and this part has nothing to check
+        {
+            var gpu = TinyRuns.Config(Stage.Pretrain, _runs, "gpu") with { Device = "cuda" };
+            e = await Assert.ThrowsAsync<ConfigException>(() => StageRunner.RunAsync(gpu, RunDirectory.Create(gpu), SilentObserver.Instance));
+            Assert.Contains("CUDA is not available", e.Message);
+        }
+        Assert.Contains("not a device name", Assert.Throws<ConfigException>(() => StageRunner.CheckDevice("gpu0")).Message);
+    }
 }
