@@ -1,0 +1,16 @@
+namespace SimClr.Protocol;
+
+/// <summary>Sizes fixed by the contract, set explicitly on both sides so a stray client cannot exhaust memory.</summary>
+public static class WireLimits
+{
+    /// <summary>Largest data payload of one TensorChunk.</summary>
+    public const int ChunkBytes = 4 * 1024 * 1024;
+
+    /// <summary>Largest gRPC message either side accepts: a chunk plus its header, with room to spare.</summary>
+    public const int MaxMessageBytes = ChunkBytes + 64 * 1024;
+
+    /// <summary>Largest tensor accepted in one stream (a 4096-image shard of 32x32 RGB views in float32 is 100 MB).</summary>
+    public const long MaxTensorBytes = 2L * 1024 * 1024 * 1024;
+
+    public const int MaxDimensions = 8;
+}
