@@ -13,9 +13,22 @@ public enum Stage
     Supervised,
 }
 
+/// <summary>How BatchNorm normalises during pre-training.</summary>
+public enum BatchNormStatistics
+{
+    /// <summary>Statistics of each forward batch (standard; per device/shard in distributed runs).</summary>
+    Batch,
+
+    /// <summary>Running statistics only, never updated: outputs do not depend on the batch. For equivalence tests
+    /// and debugging (any sharding gives the same maths), not for real training.</summary>
+    Frozen,
+}
+
 /// <summary>Network shape; input channels come from the data set.</summary>
 public sealed record ModelOptions
 {
+    public BatchNormStatistics BatchNorm { get; init; } = BatchNormStatistics.Batch;
+
     public double Width { get; init; } = 1.0;
 
     public int ProjectionHidden { get; init; } = 2048;

@@ -57,6 +57,16 @@ public static class RunConfigLoader
 
     public static string Serialize(RunConfig config) => JsonSerializer.Serialize(config, Json);
 
+    /// <summary>
+    /// SHA-256 of everything that makes two replicas compute the same thing (seed, model, augmentation, loss):
+    /// workers refuse a coordinator whose hash differs from the one they compute from the config they were sent.
+    /// </summary>
+    public static string ModelHash(RunConfig config)
+    {
+        string canonical = JsonSerializer.Serialize(new { config.Seed, config.Model, config.Augment, config.Loss }, Json);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(canonical)));
+    }
+
     private static string Describe(string? path, List<string> problems) =>
         $"{path ?? "config"} has {problems.Count} problem{(problems.Count == 1 ? "" : "s")}:\n  - " + string.Join("\n  - ", problems);
 

@@ -31,6 +31,9 @@ public sealed class ContrastiveReplica : IDisposable
 
     public Device Device { get; }
 
+    /// <summary>Batch statistics (standard) or frozen running statistics (batch-independent outputs).</summary>
+    public Config.BatchNormStatistics BatchNorm { get; init; } = Config.BatchNormStatistics.Batch;
+
     /// <summary>
     /// Projections of the given views, [views, d], detached (a copy the coordinator may keep); the graph stays here
     /// for <see cref="Backward"/>. <paramref name="images"/>: uint8, one row per view.
@@ -38,9 +41,15 @@ public sealed class ContrastiveReplica : IDisposable
     public Tensor Forward(Tensor images, ReadOnlySpan<(long Index, int View)> views, long epoch)
     {
         ReleaseGraph();
-        using var scope = NewDisposeScope(); // the owner sets train/eval mode (BN behaviour); this does not change it
+        Network.train();
+        if (BatchNorm == Config.BatchNormStatistics.Frozen)
+        {
+            foreach (var (_, module) in Network.named_modules())
+                if (module is TorchSharp.Modules.BatchNorm2d bn) bn.eval();
+        }
+        using var scope = NewDisposeScope();
         var batch = Augmenter.Views(images.to(Device), views, epoch);
-        _projections = Network.forward(batch).MoveToOuterDisposeScope();
+        _projections = Network.forward(batch).DetachFromDisposeScope(); // owned here until Backward: the caller's scope may end first
         return _projections.detach().clone().MoveToOuterDisposeScope();
     }
 

@@ -28,7 +28,7 @@ public sealed class Pretrainer : Trainer
         _network.to(Device);
         _optimizer = new MomentumOptimizer(_network.named_parameters().Select(p => (p.name, p.parameter)), config.Optimizer);
         var augmenter = new ViewAugmenter(config.Augment, config.Seed, train.Mean, train.Std);
-        _replica = new ContrastiveReplica(_network, _optimizer, augmenter, Device);
+        _replica = new ContrastiveReplica(_network, _optimizer, augmenter, Device) { BatchNorm = config.Model.BatchNorm };
         _loss = new NtXentLoss(config.Loss.Temperature, config.Loss.SeedSimilarityClamp);
     }
 

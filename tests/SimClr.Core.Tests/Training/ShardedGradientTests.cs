@@ -1,4 +1,5 @@
 using SimClr.Core.Augmentation;
+using SimClr.Core.Config;
 using SimClr.Core.Loss;
 using SimClr.Core.Models;
 using SimClr.Core.Optim;
@@ -10,7 +11,7 @@ namespace SimClr.Core.Tests.Training;
 /// <summary>
 /// The maths the distributed coordinator relies on, without a network: projections of shards, one global NT-Xent,
 /// each shard back-propagating its slice of dL/dz, and the parameter gradients SUMMED (not averaged).
-/// BN is in eval mode here, so a shard's outputs do not depend on what else is in its batch.
+/// BN statistics are frozen here, so a shard's outputs do not depend on what else is in its batch.
 /// </summary>
 public class ShardedGradientTests
 {
@@ -18,9 +19,11 @@ public class ShardedGradientTests
     {
         manual_seed(seed);
         var network = new SimClrNetwork(new ResNetOptions(0.125), projectionHidden: 16, projectionDim: 8);
-        network.eval();
         var optimizer = new MomentumOptimizer(network.named_parameters().Select(p => (p.name, p.parameter)), new OptimizerOptions());
-        return new ContrastiveReplica(network, optimizer, new ViewAugmenter(new AugmentationOptions(), 5, [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]), CPU);
+        return new ContrastiveReplica(network, optimizer, new ViewAugmenter(new AugmentationOptions(), 5, [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]), CPU)
+        {
+            BatchNorm = BatchNormStatistics.Frozen,
+        };
     }
 
     private static (long, int)[] Views(int first, int count) =>

@@ -1,0 +1,95 @@
+using Grpc.Core;
+using Grpc.Net.Client;
+using SimClr.Protocol;
+
+namespace SimClr.Coordinator;
+
+/// <summary>The coordinator's typed view of one worker: each call streams tensors in checked chunks.</summary>
+public sealed class WorkerClient : IDisposable
+{
+    private readonly GrpcChannel _channel;
+    private readonly Protocol.Worker.WorkerClient _client;
+
+    public WorkerClient(Uri address, TimeSpan callTimeout)
+    {
+        Address = address;
+        CallTimeout = callTimeout;
+        _channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
+        {
+            MaxReceiveMessageSize = WireLimits.MaxMessageBytes,
+            MaxSendMessageSize = WireLimits.MaxMessageBytes,
+        });
+        _client = new Protocol.Worker.WorkerClient(_channel);
+    }
+
+    public Uri Address { get; }
+
+    public TimeSpan CallTimeout { get; }
+
+    private CallOptions Options(CancellationToken cancel) => new(deadline: DateTime.UtcNow + CallTimeout, cancellationToken: cancel);
+
+    public async Task<JoinReply> JoinAsync(JoinRequest request, CancellationToken cancel = default) =>
+        await _client.JoinAsync(request, Options(cancel));
+
+    /// <summary>Sends a shard's images (uint8 [n, C, H, W]) with their (index, view) and returns the projections.</summary>
+    public async Task<TensorChunks.Received> ForwardAsync(ShardHeader shard, long[] imageShape, byte[] images, CancellationToken cancel = default)
+    {
+        using var call = _client.Forward(Options(cancel));
+        await call.RequestStream.WriteAsync(new ForwardMessage { Shard = shard }, cancel);
+        foreach (var chunk in TensorChunks.Split("images", DType.Uint8, imageShape, images))
+            await call.RequestStream.WriteAsync(new ForwardMessage { Images = chunk }, cancel);
+        await call.RequestStream.CompleteAsync();
+        return await ReceiveOne(call.ResponseStream, cancel);
+    }
+
+    /// <summary>Sends dL/dz for the last forward and returns the worker's flat local gradient.</summary>
+    public async Task<TensorChunks.Received> BackwardAsync(long[] shape, byte[] gradient, CancellationToken cancel = default)
+    {
+        using var call = _client.Backward(Options(cancel));
+        foreach (var chunk in TensorChunks.Split("dz", DType.Float32, shape, gradient)) await call.RequestStream.WriteAsync(chunk, cancel);
+        await call.RequestStream.CompleteAsync();
+        return await ReceiveOne(call.ResponseStream, cancel);
+    }
+
+    /// <summary>Sends the reduced gradient; returns the replica's parameter checksum after the step.</summary>
+    public async Task<string> ApplyStepAsync(long step, double learningRate, byte[] gradient, CancellationToken cancel = default)
+    {
+        using var call = _client.ApplyStep(Options(cancel));
+        await call.RequestStream.WriteAsync(new ApplyStepMessage { Step = new StepHeader { Step = step, LearningRate = learningRate } }, cancel);
+        foreach (var chunk in TensorChunks.Split("gradient", DType.Float32, [gradient.Length / 4], gradient))
+            await call.RequestStream.WriteAsync(new ApplyStepMessage { Gradient = chunk }, cancel);
+        await call.RequestStream.CompleteAsync();
+        var reply = await call.ResponseAsync;
+        if (reply.Step != step) throw new InvalidOperationException($"worker {Address} answered step {reply.Step} for step {step}");
+        return reply.Checksum;
+    }
+
+    /// <summary>The replica's state_dict (float tensors as float32, integer buffers as int64).</summary>
+    public async Task<List<TensorChunks.Received>> SaveStateAsync(CancellationToken cancel = default)
+    {
+        using var call = _client.SaveState(new SaveStateRequest(), Options(cancel));
+        var assembler = new TensorChunks.Assembler();
+        var tensors = new List<TensorChunks.Received>();
+        await foreach (var chunk in call.ResponseStream.ReadAllAsync(cancel))
+        {
+            if (assembler.Add(chunk) is { } tensor) tensors.Add(tensor);
+        }
+        assembler.Complete();
+        return tensors;
+    }
+
+    private static async Task<TensorChunks.Received> ReceiveOne(IAsyncStreamReader<TensorChunk> stream, CancellationToken cancel)
+    {
+        var assembler = new TensorChunks.Assembler();
+        TensorChunks.Received? received = null;
+        await foreach (var chunk in stream.ReadAllAsync(cancel))
+        {
+            if (received is not null) throw new ProtocolViolation("the worker sent more than one tensor");
+            received = assembler.Add(chunk);
+        }
+        assembler.Complete();
+        return received ?? throw new ProtocolViolation("the worker sent no tensor");
+    }
+
+    public void Dispose() => _channel.Dispose();
+}

@@ -1,0 +1,61 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using SimClr.Core.Runtime;
+using SimClr.Protocol;
+
+namespace SimClr.Worker;
+
+/// <summary>Starts a worker's gRPC server (HTTP/2 over plain TCP on loopback by default) and its torch thread.</summary>
+public sealed class WorkerHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly TorchThread _torch;
+
+    private WorkerHost(WebApplication app, TorchThread torch, Uri address)
+    {
+        _app = app;
+        _torch = torch;
+        Address = address;
+    }
+
+    public Uri Address { get; }
+
+    public static async Task<WorkerHost> StartAsync(WorkerOptions options, Action<ILoggingBuilder>? logging = null)
+    {
+        var torch = new TorchThread($"torch-{options.WorkerId}");
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        logging?.Invoke(builder.Logging);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(System.Net.IPAddress.Parse(options.Host), options.Port, listen => listen.Protocols = HttpProtocols.Http2);
+            kestrel.Limits.MaxRequestBodySize = null; // streams are bounded per message below
+        });
+        builder.Services.AddGrpc(grpc =>
+        {
+            grpc.MaxReceiveMessageSize = WireLimits.MaxMessageBytes;
+            grpc.MaxSendMessageSize = WireLimits.MaxMessageBytes;
+        });
+        builder.Services.AddSingleton(torch);
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton<WorkerService>();
+        var app = builder.Build();
+        app.MapGrpcService<WorkerService>();
+        await app.StartAsync();
+        string bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new WorkerHost(app, torch, new Uri(bound));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        _app.Services.GetRequiredService<WorkerService>().Dispose();
+        await _app.DisposeAsync();
+        _torch.Dispose();
+    }
+}

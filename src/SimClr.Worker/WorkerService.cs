@@ -1,0 +1,207 @@
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using SimClr.Core.Config;
+using SimClr.Core.Runtime;
+using SimClr.Protocol;
+using static TorchSharp.torch;
+
+namespace SimClr.Worker;
+
+/// <summary>
+/// The Worker service of protos/simclr.proto: validates every incoming message, translates wire <-> Core, and
+/// hands all torch work to the process's one <see cref="TorchThread"/>. One replica per worker process.
+/// </summary>
+public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILogger<WorkerService> log) : Protocol.Worker.WorkerBase, IDisposable
+{
+    private readonly Lock _gate = new();
+    private ReplicaSession? _session;
+    private long[]? _lastProjectionShape;
+
+    public override async Task<JoinReply> Join(JoinRequest request, ServerCallContext context)
+    {
+        if (request.Version != ProtocolVersion._1)
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"protocol version {request.Version} is not spoken here (this worker speaks {ProtocolVersion._1})"));
+        RunConfig config;
+        try
+        {
+            config = System.Text.Json.JsonSerializer.Deserialize<RunConfig>(request.ConfigJson, RunConfigLoader.Json) ?? throw new ConfigException("empty config");
+            var problems = config.Problems();
+            if (problems.Count > 0) throw new ConfigException(string.Join("; ", problems));
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or ConfigException)
+        {
+            throw Invalid($"config_json: {e.Message}");
+        }
+        if (RunConfigLoader.ModelHash(config) != request.ModelHash)
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, "model_hash does not match the config sent: coordinator and worker disagree on the model"));
+        var data = request.Data ?? throw Invalid("data: missing");
+        if (data.Channels < 1 || data.Height < 1 || data.Width < 1 || data.Mean.Count != data.Channels || data.Std.Count != data.Channels || data.Std.Any(s => !(s > 0)))
+            throw Invalid($"data: channels {data.Channels}, {data.Height}x{data.Width}, {data.Mean.Count} means and {data.Std.Count} stds do not describe images");
+        var session = await torch.RunAsync(() => new ReplicaSession(config, data.Channels, data.Height, data.Width, data.Mean.ToArray(), data.Std.ToArray(), new Device(options.Device)));
+        lock (_gate)
+        {
+            var old = _session;
+            _session = session;
+            _lastProjectionShape = null;
+            if (old is not null) _ = torch.RunAsync(old.Dispose);
+        }
+        log.LogInformation("joined run {Run}: {Parameters} parameters on {Device}", request.RunId, session.ParameterCount, options.Device);
+        return new JoinReply { Version = ProtocolVersion._1, WorkerId = options.WorkerId, Device = options.Device, Threads = get_num_threads() };
+    }
+
+    public override async Task Forward(IAsyncStreamReader<ForwardMessage> requestStream, IServerStreamWriter<TensorChunk> responseStream, ServerCallContext context)
+    {
+        var session = Session();
+        ShardHeader? shard = null;
+        TensorChunks.Received? images = null;
+        var assembler = new TensorChunks.Assembler();
+        await foreach (var message in requestStream.ReadAllAsync(context.CancellationToken))
+        {
+            switch (message.PartCase)
+            {
+                case ForwardMessage.PartOneofCase.Shard when shard is null:
+                    shard = message.Shard;
+                    break;
+                case ForwardMessage.PartOneofCase.Images when shard is not null && images is null:
+                    images = Guard(() => assembler.Add(message.Images));
+                    break;
+                default:
+                    throw Invalid($"unexpected {message.PartCase} in Forward (expected the shard header, then the images)");
+            }
+        }
+        Guard(assembler.Complete);
+        if (shard is null || images is null) throw Invalid("Forward needs a shard header and the images");
+        long rows = shard.Indices.Count;
+        if (images.DType != DType.Uint8 || images.Shape.Length != 4 || images.Shape[0] != rows || images.Shape[1] != session.Channels
+            || images.Shape[2] != session.Height || images.Shape[3] != session.Width)
+            throw Invalid($"images: {images.DType} [{string.Join(", ", images.Shape)}] for {rows} rows; expected uint8 [{rows}, {session.Channels}, {session.Height}, {session.Width}]");
+        if (shard.Views.Count != rows) throw Invalid($"{shard.Views.Count} views for {rows} indices");
+        if (shard.Views.Any(v => v is < 0 or > 1) || shard.Indices.Any(i => i < 0)) throw Invalid("views must be 0 or 1 and indices >= 0");
+        if (rows == 0) throw Invalid("an empty shard");
+        var views = shard.Indices.Zip(shard.Views, (i, v) => (i, v)).ToArray();
+        var (shape, bytes) = await torch.RunAsync(() =>
+        {
+            using var scope = NewDisposeScope();
+            var batch = empty(images.Shape, ScalarType.Byte);
+            images.Data.CopyTo(batch.bytes);
+            var z = session.Replica.Forward(batch, views, shard.Epoch).to_type(ScalarType.Float32).cpu().contiguous();
+            return (z.shape, z.bytes.ToArray());
+        }, context.CancellationToken);
+        lock (_gate) _lastProjectionShape = shape;
+        foreach (var chunk in TensorChunks.Split("z", DType.Float32, shape, bytes)) await responseStream.WriteAsync(chunk);
+    }
+
+    public override async Task Backward(IAsyncStreamReader<TensorChunk> requestStream, IServerStreamWriter<TensorChunk> responseStream, ServerCallContext context)
+    {
+        var session = Session();
+        var gradient = await ReceiveOne(requestStream, context);
+        long[]? expected;
+        lock (_gate) expected = _lastProjectionShape;
+        if (expected is null) throw new RpcException(new Status(StatusCode.FailedPrecondition, "Backward needs a Forward first"));
+        if (gradient.DType != DType.Float32 || !gradient.Shape.SequenceEqual(expected))
+            throw Invalid($"dL/dz: {gradient.DType} [{string.Join(", ", gradient.Shape)}], expected float32 [{string.Join(", ", expected)}]");
+        var flat = await torch.RunAsync(() =>
+        {
+            using var scope = NewDisposeScope();
+            var g = empty(gradient.Shape, ScalarType.Float32);
+            gradient.Data.CopyTo(g.bytes);
+            session.Replica.ZeroGrad();
+            session.Replica.Backward(g);
+            return session.FlatGradient();
+        }, context.CancellationToken);
+        lock (_gate) _lastProjectionShape = null;
+        foreach (var chunk in TensorChunks.Split("gradient", DType.Float32, [flat.Length / 4], flat)) await responseStream.WriteAsync(chunk);
+    }
+
+    public override async Task<ApplyStepReply> ApplyStep(IAsyncStreamReader<ApplyStepMessage> requestStream, ServerCallContext context)
+    {
+        var session = Session();
+        StepHeader? step = null;
+        TensorChunks.Received? gradient = null;
+        var assembler = new TensorChunks.Assembler();
+        await foreach (var message in requestStream.ReadAllAsync(context.CancellationToken))
+        {
+            switch (message.PartCase)
+            {
+                case ApplyStepMessage.PartOneofCase.Step when step is null:
+                    step = message.Step;
+                    break;
+                case ApplyStepMessage.PartOneofCase.Gradient when step is not null && gradient is null:
+                    gradient = Guard(() => assembler.Add(message.Gradient));
+                    break;
+                default:
+                    throw Invalid($"unexpected {message.PartCase} in ApplyStep (expected the step header, then the gradient)");
+            }
+        }
+        Guard(assembler.Complete);
+        if (step is null || gradient is null) throw Invalid("ApplyStep needs a step header and the gradient");
+        if (!double.IsFinite(step.LearningRate) || step.LearningRate < 0) throw Invalid($"learning rate {step.LearningRate}");
+        if (gradient.DType != DType.Float32 || gradient.Shape.Length != 1 || gradient.Shape[0] != session.ParameterCount)
+            throw Invalid($"gradient: {gradient.DType} [{string.Join(", ", gradient.Shape)}], expected float32 [{session.ParameterCount}]");
+        string checksum = await torch.RunAsync(() =>
+        {
+            session.Step(gradient.Data, step.LearningRate);
+            return session.Checksum();
+        }, context.CancellationToken);
+        return new ApplyStepReply { Step = step.Step, Checksum = checksum };
+    }
+
+    public override async Task SaveState(SaveStateRequest request, IServerStreamWriter<TensorChunk> responseStream, ServerCallContext context)
+    {
+        var session = Session();
+        var state = await torch.RunAsync(() => session.Network.state_dict()
+            .Select(kv => (kv.Key, Shape: kv.Value.shape, Float: kv.Value.is_floating_point(), Bytes: kv.Value.detach().cpu().to_type(kv.Value.is_floating_point() ? ScalarType.Float32 : ScalarType.Int64).contiguous().bytes.ToArray()))
+            .ToList());
+        foreach (var (name, shape, isFloat, bytes) in state)
+        {
+            foreach (var chunk in TensorChunks.Split(name, isFloat ? DType.Float32 : DType.Int64, shape, bytes)) await responseStream.WriteAsync(chunk);
+        }
+    }
+
+    private ReplicaSession Session()
+    {
+        lock (_gate) return _session ?? throw new RpcException(new Status(StatusCode.FailedPrecondition, "this worker has not joined a run: call Join first"));
+    }
+
+    private static async Task<TensorChunks.Received> ReceiveOne(IAsyncStreamReader<TensorChunk> stream, ServerCallContext context)
+    {
+        var assembler = new TensorChunks.Assembler();
+        TensorChunks.Received? received = null;
+        await foreach (var chunk in stream.ReadAllAsync(context.CancellationToken))
+        {
+            if (received is not null) throw Invalid("more than one tensor where one was expected");
+            received = Guard(() => assembler.Add(chunk));
+        }
+        Guard(assembler.Complete);
+        return received ?? throw Invalid("no tensor received");
+    }
+
+    private static T Guard<T>(Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (ProtocolViolation e)
+        {
+            throw Invalid(e.Message);
+        }
+    }
+
+    private static void Guard(Action read) => Guard(() =>
+    {
+        read();
+        return true;
+    });
+
+    private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_session is not null) torch.RunAsync(_session.Dispose).GetAwaiter().GetResult();
+            _session = null;
+        }
+    }
+}
