@@ -25,6 +25,9 @@ public sealed class WorkerHost : IAsyncDisposable
 
     public Uri Address { get; }
 
+    /// <summary>Signalled when the host is stopping (SIGINT/SIGTERM reach the host's console lifetime first).</summary>
+    public CancellationToken Stopping => _app.Lifetime.ApplicationStopping;
+
     public static async Task<WorkerHost> StartAsync(WorkerOptions options, Action<ILoggingBuilder>? logging = null)
     {
         var torch = new TorchThread($"torch-{options.WorkerId}");

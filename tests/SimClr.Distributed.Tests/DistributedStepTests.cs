@@ -62,8 +62,11 @@ public sealed class DistributedStepTests : IAsyncLifetime
 
     private static readonly long[][] Batches = [[0, 3, 5, 7, 9, 11], [1, 2, 4, 6, 8, 10], [12, 13, 14, 15, 0, 1]];
 
-    [Fact]
-    public async Task Three_steps_over_two_grpc_workers_equal_three_steps_of_one_replica()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(4)]
+    public async Task Three_steps_over_grpc_workers_equal_three_steps_of_one_in_process_replica(int workerCount)
     {
         // the reference: one in-process replica taking the same three steps
         var train = _data.Train;
@@ -85,7 +88,7 @@ public sealed class DistributedStepTests : IAsyncLifetime
             expectedLosses.Add(value);
         }
 
-        var workers = await Workers(2);
+        var workers = await Workers(workerCount);
         var step = new DistributedStep(workers, loss);
         for (int s = 0; s < 3; s++)
         {
@@ -93,7 +96,7 @@ public sealed class DistributedStepTests : IAsyncLifetime
             Assert.Equal(expectedLosses[s], outcome.Loss, 5); // the global loss is Core's NT-Xent over the same views
         }
 
-        var state = (await workers[1].SaveStateAsync()).ToDictionary(t => t.Name);
+        var state = (await workers[^1].SaveStateAsync()).ToDictionary(t => t.Name);
         foreach (var (name, expected) in network.state_dict())
         {
             using var actual = empty(state[name].Shape, expected.is_floating_point() ? ScalarType.Float32 : ScalarType.Int64);

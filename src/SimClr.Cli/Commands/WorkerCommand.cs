@@ -1,0 +1,51 @@
+using System.CommandLine;
+using SimClr.Worker;
+
+namespace SimClr.Cli.Commands;
+
+/// <summary>simclr worker: one worker process owning one device, serving the coordinator until stopped.</summary>
+internal static class WorkerCommand
+{
+    public static Command Create()
+    {
+        var device = new Option<string>("--device") { Description = "the device this worker owns: cpu, cuda, cuda:1, ...", DefaultValueFactory = _ => "cpu" };
+        var host = new Option<string>("--host") { Description = "address to listen on (loopback unless told otherwise)", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "port to listen on (0: any free port, printed)", DefaultValueFactory = _ => 0 };
+        var threads = new Option<int>("--threads") { Description = "torch intra-op threads (0: torch's default)", DefaultValueFactory = _ => 0 };
+        var command = new Command("worker", "Run a worker: one device, one model replica, the gRPC Worker service of protos/simclr.proto.") { device, host, port, threads };
+        command.SetAction(async (r, cancel) => await Run(r.GetValue(device)!, r.GetValue(host)!, r.GetValue(port), r.GetValue(threads), cancel));
+        return command;
+    }
+
+    private static async Task<int> Run(string device, string host, int port, int threads, CancellationToken cancel)
+    {
+        if (host is not ("127.0.0.1" or "localhost" or "::1"))
+        {
+            // listening beyond loopback needs the shared token and TLS of the faults-and-security issue, not built yet
+            Console.Error.WriteLine($"simclr worker: listening on {host} is refused until token authentication exists; use 127.0.0.1");
+            return 2;
+        }
+        try
+        {
+            SimClr.Core.Training.StageRunner.CheckDevice(device);
+        }
+        catch (SimClr.Core.Config.ConfigException e)
+        {
+            Console.Error.WriteLine($"simclr worker: {e.Message}");
+            return 2;
+        }
+        if (threads > 0) TorchSharp.torch.set_num_threads(threads);
+        await using var worker = await WorkerHost.StartAsync(new WorkerOptions { Device = device, Host = host == "localhost" ? "127.0.0.1" : host, Port = port });
+        Console.WriteLine($"worker listening on {worker.Address} (device {device}); Ctrl-C to stop");
+        try
+        {
+            using var either = CancellationTokenSource.CreateLinkedTokenSource(cancel, worker.Stopping);
+            await Task.Delay(Timeout.Infinite, either.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        Console.WriteLine("worker stopped");
+        return 0;
+    }
+}
