@@ -18,12 +18,8 @@ internal sealed class ReplicaSession : IDisposable
         Channels = channels;
         Height = height;
         Width = width;
-        manual_seed((long)config.Seed); // identical initialisation on every worker
-        Network = new SimClrNetwork(new ResNetOptions(config.Model.Width, channels), config.Model.ProjectionHidden, config.Model.ProjectionDim);
-        Network.to(device);
+        Replica = ContrastiveReplica.Build(config, channels, mean, std, device); // identical on every worker
         Parameters = Network.named_parameters().Select(p => (p.name, p.parameter)).ToList();
-        Optimizer = new MomentumOptimizer(Parameters, config.Optimizer);
-        Replica = new ContrastiveReplica(Network, Optimizer, new ViewAugmenter(config.Augment, config.Seed, mean, std), device) { BatchNorm = config.Model.BatchNorm };
     }
 
     public RunConfig Config { get; }
@@ -34,11 +30,11 @@ internal sealed class ReplicaSession : IDisposable
 
     public int Width { get; }
 
-    public SimClrNetwork Network { get; }
+    public SimClrNetwork Network => Replica.Network;
 
     public List<(string Name, TorchSharp.Modules.Parameter Parameter)> Parameters { get; }
 
-    public MomentumOptimizer Optimizer { get; }
+    public MomentumOptimizer Optimizer => Replica.Optimizer;
 
     public ContrastiveReplica Replica { get; }
 
@@ -89,7 +85,5 @@ internal sealed class ReplicaSession : IDisposable
     public void Dispose()
     {
         Replica.Dispose();
-        Optimizer.Dispose();
-        Network.Dispose();
     }
 }

@@ -70,10 +70,7 @@ public sealed class DistributedStepTests : IAsyncLifetime
     {
         // the reference: one in-process replica taking the same three steps
         var train = _data.Train;
-        manual_seed((long)Config.Seed);
-        using var network = new SimClrNetwork(new ResNetOptions(Config.Model.Width, train.Channels), Config.Model.ProjectionHidden, Config.Model.ProjectionDim);
-        using var optimizer = new MomentumOptimizer(network.named_parameters().Select(p => (p.name, p.parameter)), Config.Optimizer);
-        using var replica = new ContrastiveReplica(network, optimizer, new ViewAugmenter(Config.Augment, Config.Seed, train.Mean, train.Std), CPU) { BatchNorm = Config.Model.BatchNorm };
+        using var replica = ContrastiveReplica.Build(Config, train.Channels, train.Mean, train.Std, CPU);
         var loss = new NtXentLoss(Config.Loss.Temperature);
         var expectedLosses = new List<double>();
         for (int s = 0; s < 3; s++)
@@ -97,7 +94,7 @@ public sealed class DistributedStepTests : IAsyncLifetime
         }
 
         var state = (await workers[^1].SaveStateAsync()).ToDictionary(t => t.Name);
-        foreach (var (name, expected) in network.state_dict())
+        foreach (var (name, expected) in replica.Network.state_dict())
         {
             using var actual = empty(state[name].Shape, expected.is_floating_point() ? ScalarType.Float32 : ScalarType.Int64);
             state[name].Data.CopyTo(actual.bytes);

@@ -56,13 +56,16 @@ public static class BackboneWeights
         var (tensors, metadata) = SafeTensors.Read(path);
         if (metadata.GetValueOrDefault("format") == "simclr-checkpoint-1")
         {
-            string prefix = Checkpoint.ModelPrefix + NetworkPrefix;
-            var backbone = tensors.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value);
-            string classifierPrefix = Checkpoint.ModelPrefix;
-            if (backbone.Count == 0) // a classifier checkpoint: torchvision names straight under "model."
-                backbone = tensors.Where(kv => kv.Key.StartsWith(classifierPrefix, StringComparison.Ordinal) && !kv.Key.StartsWith(classifierPrefix + "fc.", StringComparison.Ordinal))
-                    .ToDictionary(kv => kv.Key[classifierPrefix.Length..], kv => kv.Value);
-            foreach (var (name, t) in tensors) if (!backbone.ContainsValue(t)) t.Dispose();
+            // a pre-training checkpoint holds "model.backbone.*"; a classifier checkpoint torchvision names under "model."
+            string prefix = tensors.Keys.Any(k => k.StartsWith(Checkpoint.ModelPrefix + NetworkPrefix, StringComparison.Ordinal))
+                ? Checkpoint.ModelPrefix + NetworkPrefix
+                : Checkpoint.ModelPrefix;
+            var backbone = new Dictionary<string, Tensor>();
+            foreach (var (name, tensor) in tensors)
+            {
+                if (name.StartsWith(prefix, StringComparison.Ordinal) && !name.StartsWith(prefix + "fc.", StringComparison.Ordinal)) backbone[name[prefix.Length..]] = tensor;
+                else tensor.Dispose();
+            }
             return backbone;
         }
         return tensors;

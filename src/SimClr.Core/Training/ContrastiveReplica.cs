@@ -1,6 +1,7 @@
 using SimClr.Core.Augmentation;
 using SimClr.Core.Models;
 using SimClr.Core.Optim;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace SimClr.Core.Training;
@@ -14,6 +15,7 @@ namespace SimClr.Core.Training;
 public sealed class ContrastiveReplica : IDisposable
 {
     private Tensor? _projections;
+    private bool _ownsModel;
 
     public ContrastiveReplica(SimClrNetwork network, MomentumOptimizer optimizer, ViewAugmenter augmenter, Device device)
     {
@@ -21,6 +23,24 @@ public sealed class ContrastiveReplica : IDisposable
         Optimizer = optimizer;
         Augmenter = augmenter;
         Device = device;
+    }
+
+    /// <summary>
+    /// The one way a replica is built from a run config, so the single-process trainer, every worker and the tests
+    /// get identical replicas: seeded initialisation, the config's model, optimiser, augmentation and BN mode.
+    /// The replica owns the network and optimiser it builds.
+    /// </summary>
+    public static ContrastiveReplica Build(Config.RunConfig config, int channels, double[] mean, double[] std, Device device)
+    {
+        manual_seed((long)config.Seed);
+        var network = new SimClrNetwork(new ResNetOptions(config.Model.Width, channels), config.Model.ProjectionHidden, config.Model.ProjectionDim);
+        network.to(device);
+        var optimizer = new MomentumOptimizer(network.named_parameters().Select(p => (p.name, p.parameter)), config.Optimizer);
+        return new ContrastiveReplica(network, optimizer, new ViewAugmenter(config.Augment, config.Seed, mean, std), device)
+        {
+            BatchNorm = config.Model.BatchNorm,
+            _ownsModel = true,
+        };
     }
 
     public SimClrNetwork Network { get; }
@@ -74,5 +94,11 @@ public sealed class ContrastiveReplica : IDisposable
         _projections = null;
     }
 
-    public void Dispose() => ReleaseGraph();
+    public void Dispose()
+    {
+        ReleaseGraph();
+        if (!_ownsModel) return;
+        Optimizer.Dispose();
+        Network.Dispose();
+    }
 }

@@ -14,8 +14,6 @@ namespace SimClr.Core.Training;
 public sealed class Pretrainer : Trainer
 {
     private readonly ImageDataSet _test;
-    private readonly SimClrNetwork _network;
-    private readonly MomentumOptimizer _optimizer;
     private readonly ContrastiveReplica _replica;
     private readonly NtXentLoss _loss;
 
@@ -23,20 +21,15 @@ public sealed class Pretrainer : Trainer
         : base(config, train, run, observer)
     {
         _test = test;
-        manual_seed((long)config.Seed);
-        _network = new SimClrNetwork(new ResNetOptions(config.Model.Width, train.Channels), config.Model.ProjectionHidden, config.Model.ProjectionDim);
-        _network.to(Device);
-        _optimizer = new MomentumOptimizer(_network.named_parameters().Select(p => (p.name, p.parameter)), config.Optimizer);
-        var augmenter = new ViewAugmenter(config.Augment, config.Seed, train.Mean, train.Std);
-        _replica = new ContrastiveReplica(_network, _optimizer, augmenter, Device) { BatchNorm = config.Model.BatchNorm };
+        _replica = ContrastiveReplica.Build(config, train.Channels, train.Mean, train.Std, Device);
         _loss = new NtXentLoss(config.Loss.Temperature, config.Loss.SeedSimilarityClamp);
     }
 
     protected override string StageName => "pretrain";
 
-    protected override nn.Module Network => _network;
+    protected override nn.Module Network => _replica.Network;
 
-    protected override MomentumOptimizer Optimizer => _optimizer;
+    protected override MomentumOptimizer Optimizer => _replica.Optimizer;
 
     protected override int ViewsPerImage => 2;
 
@@ -64,8 +57,8 @@ public sealed class Pretrainer : Trainer
         var result = new Dictionary<string, double>();
         if (Config.KnnEveryEpochs > 0 && ((epoch + 1) % Config.KnnEveryEpochs == 0 || last))
         {
-            using var trainFeatures = FeatureExtractor.Extract(_network.Backbone, Train, Device);
-            using var testFeatures = FeatureExtractor.Extract(_network.Backbone, _test, Device);
+            using var trainFeatures = FeatureExtractor.Extract(_replica.Network.Backbone, Train, Device);
+            using var testFeatures = FeatureExtractor.Extract(_replica.Network.Backbone, _test, Device);
             result["knn_accuracy"] = KnnClassifier.Accuracy(trainFeatures, Train.Labels, testFeatures, _test.Labels, Train.ClassNames.Count, Config.KnnK, Config.KnnTemperature);
         }
         return result;
@@ -74,7 +67,5 @@ public sealed class Pretrainer : Trainer
     public override void Dispose()
     {
         _replica.Dispose();
-        _optimizer.Dispose();
-        _network.Dispose();
     }
 }
