@@ -39,7 +39,7 @@ public sealed class WorkerClient : IDisposable
         foreach (var chunk in TensorChunks.Split("images", DType.Uint8, imageShape, images))
             await call.RequestStream.WriteAsync(new ForwardMessage { Images = chunk }, cancel);
         await call.RequestStream.CompleteAsync();
-        return await ReceiveOne(call.ResponseStream, cancel);
+        return await TensorChunks.ReadOneAsync(call.ResponseStream, cancel);
     }
 
     /// <summary>Sends dL/dz for the last forward and returns the worker's flat local gradient.</summary>
@@ -48,7 +48,7 @@ public sealed class WorkerClient : IDisposable
         using var call = _client.Backward(Options(cancel));
         foreach (var chunk in TensorChunks.Split("dz", DType.Float32, shape, gradient)) await call.RequestStream.WriteAsync(chunk, cancel);
         await call.RequestStream.CompleteAsync();
-        return await ReceiveOne(call.ResponseStream, cancel);
+        return await TensorChunks.ReadOneAsync(call.ResponseStream, cancel);
     }
 
     /// <summary>Sends the reduced gradient; returns the replica's parameter checksum after the step.</summary>
@@ -76,19 +76,6 @@ public sealed class WorkerClient : IDisposable
         }
         assembler.Complete();
         return tensors;
-    }
-
-    private static async Task<TensorChunks.Received> ReceiveOne(IAsyncStreamReader<TensorChunk> stream, CancellationToken cancel)
-    {
-        var assembler = new TensorChunks.Assembler();
-        TensorChunks.Received? received = null;
-        await foreach (var chunk in stream.ReadAllAsync(cancel))
-        {
-            if (received is not null) throw new ProtocolViolation("the worker sent more than one tensor");
-            received = assembler.Add(chunk);
-        }
-        assembler.Complete();
-        return received ?? throw new ProtocolViolation("the worker sent no tensor");
     }
 
     public void Dispose() => _channel.Dispose();

@@ -50,6 +50,20 @@ public static class TensorChunks
         return checked(count * ElementSize(dtype));
     }
 
+    /// <summary>Reads a stream that carries exactly one tensor (either side of a call); anything else is a violation.</summary>
+    public static async Task<Received> ReadOneAsync(Grpc.Core.IAsyncStreamReader<TensorChunk> stream, CancellationToken cancel = default)
+    {
+        var assembler = new Assembler();
+        Received? received = null;
+        while (await stream.MoveNext(cancel))
+        {
+            if (received is not null) throw new ProtocolViolation("more than one tensor where one was expected");
+            received = assembler.Add(stream.Current);
+        }
+        assembler.Complete();
+        return received ?? throw new ProtocolViolation("no tensor received");
+    }
+
     /// <summary>A validated tensor that arrived in chunks.</summary>
     public sealed record Received(string Name, DType DType, long[] Shape, byte[] Data);
 

@@ -52,25 +52,8 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILog
     public override async Task Forward(IAsyncStreamReader<ForwardMessage> requestStream, IServerStreamWriter<TensorChunk> responseStream, ServerCallContext context)
     {
         var session = Session();
-        ShardHeader? shard = null;
-        TensorChunks.Received? images = null;
-        var assembler = new TensorChunks.Assembler();
-        await foreach (var message in requestStream.ReadAllAsync(context.CancellationToken))
-        {
-            switch (message.PartCase)
-            {
-                case ForwardMessage.PartOneofCase.Shard when shard is null:
-                    shard = message.Shard;
-                    break;
-                case ForwardMessage.PartOneofCase.Images when shard is not null && images is null:
-                    images = Guard(() => assembler.Add(message.Images));
-                    break;
-                default:
-                    throw Invalid($"unexpected {message.PartCase} in Forward (expected the shard header, then the images)");
-            }
-        }
-        Guard(assembler.Complete);
-        if (shard is null || images is null) throw Invalid("Forward needs a shard header and the images");
+        var (shard, images) = await ReadHeaderThenTensor(requestStream, m => m.Shard, m => m.Images, m => m.PartCase,
+            "Forward", "the shard header, then the images", context);
         long rows = shard.Indices.Count;
         if (images.DType != DType.Uint8 || images.Shape.Length != 4 || images.Shape[0] != rows || images.Shape[1] != session.Channels
             || images.Shape[2] != session.Height || images.Shape[3] != session.Width)
@@ -116,25 +99,8 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILog
     public override async Task<ApplyStepReply> ApplyStep(IAsyncStreamReader<ApplyStepMessage> requestStream, ServerCallContext context)
     {
         var session = Session();
-        StepHeader? step = null;
-        TensorChunks.Received? gradient = null;
-        var assembler = new TensorChunks.Assembler();
-        await foreach (var message in requestStream.ReadAllAsync(context.CancellationToken))
-        {
-            switch (message.PartCase)
-            {
-                case ApplyStepMessage.PartOneofCase.Step when step is null:
-                    step = message.Step;
-                    break;
-                case ApplyStepMessage.PartOneofCase.Gradient when step is not null && gradient is null:
-                    gradient = Guard(() => assembler.Add(message.Gradient));
-                    break;
-                default:
-                    throw Invalid($"unexpected {message.PartCase} in ApplyStep (expected the step header, then the gradient)");
-            }
-        }
-        Guard(assembler.Complete);
-        if (step is null || gradient is null) throw Invalid("ApplyStep needs a step header and the gradient");
+        var (step, gradient) = await ReadHeaderThenTensor(requestStream, m => m.Step, m => m.Gradient, m => m.PartCase,
+            "ApplyStep", "the step header, then the gradient", context);
         if (!double.IsFinite(step.LearningRate) || step.LearningRate < 0) throw Invalid($"learning rate {step.LearningRate}");
         if (gradient.DType != DType.Float32 || gradient.Shape.Length != 1 || gradient.Shape[0] != session.ParameterCount)
             throw Invalid($"gradient: {gradient.DType} [{string.Join(", ", gradient.Shape)}], expected float32 [{session.ParameterCount}]");
@@ -163,17 +129,35 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILog
         lock (_gate) return _session ?? throw new RpcException(new Status(StatusCode.FailedPrecondition, "this worker has not joined a run: call Join first"));
     }
 
-    private static async Task<TensorChunks.Received> ReceiveOne(IAsyncStreamReader<TensorChunk> stream, ServerCallContext context)
+    /// <summary>Reads a call's header message, then the chunks of one tensor; anything else, or either missing, is InvalidArgument.</summary>
+    private static async Task<(THeader Header, TensorChunks.Received Tensor)> ReadHeaderThenTensor<TMessage, THeader>(IAsyncStreamReader<TMessage> stream,
+        Func<TMessage, THeader?> header, Func<TMessage, TensorChunk?> chunk, Func<TMessage, object> part, string call, string expected, ServerCallContext context)
+        where THeader : class
     {
+        THeader? first = null;
+        TensorChunks.Received? tensor = null;
         var assembler = new TensorChunks.Assembler();
-        TensorChunks.Received? received = null;
-        await foreach (var chunk in stream.ReadAllAsync(context.CancellationToken))
+        await foreach (var message in stream.ReadAllAsync(context.CancellationToken))
         {
-            if (received is not null) throw Invalid("more than one tensor where one was expected");
-            received = Guard(() => assembler.Add(chunk));
+            if (header(message) is { } h && first is null) first = h;
+            else if (chunk(message) is { } c && first is not null && tensor is null) tensor = Guard(() => assembler.Add(c));
+            else throw Invalid($"unexpected {part(message)} in {call} (expected {expected})");
         }
         Guard(assembler.Complete);
-        return received ?? throw Invalid("no tensor received");
+        if (first is null || tensor is null) throw Invalid($"{call} needs {expected}");
+        return (first, tensor);
+    }
+
+    private static async Task<TensorChunks.Received> ReceiveOne(IAsyncStreamReader<TensorChunk> stream, ServerCallContext context)
+    {
+        try
+        {
+            return await TensorChunks.ReadOneAsync(stream, context.CancellationToken);
+        }
+        catch (ProtocolViolation e)
+        {
+            throw Invalid(e.Message);
+        }
     }
 
     private static T Guard<T>(Func<T> read)
