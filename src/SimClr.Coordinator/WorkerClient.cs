@@ -78,5 +78,19 @@ public sealed class WorkerClient : IDisposable
         return tensors;
     }
 
+    /// <summary>Replaces the replica's state with these tensors; returns (tensors loaded, parameter checksum).</summary>
+    public async Task<LoadStateReply> LoadStateAsync(IEnumerable<(string Name, DType DType, long[] Shape, byte[] Data)> state, CancellationToken cancel = default)
+    {
+        using var call = _client.LoadState(Options(cancel));
+        foreach (var (name, dtype, shape, data) in state)
+        {
+            foreach (var chunk in TensorChunks.Split(name, dtype, shape, data)) await call.RequestStream.WriteAsync(chunk, cancel);
+        }
+        await call.RequestStream.CompleteAsync();
+        return await call.ResponseAsync;
+    }
+
+    public GrpcChannel Channel => _channel;
+
     public void Dispose() => _channel.Dispose();
 }

@@ -44,11 +44,15 @@ public sealed class WorkerHost : IAsyncDisposable
             grpc.MaxReceiveMessageSize = WireLimits.MaxMessageBytes;
             grpc.MaxSendMessageSize = WireLimits.MaxMessageBytes;
         });
+        // grpc.health.v1: SERVING once the server is up (coordinators and the launcher wait for it); answered live, not cached
+        builder.Services.AddGrpcHealthChecks(o => o.UseHealthChecksCache = false)
+            .AddCheck("worker", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
         builder.Services.AddSingleton(torch);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton<WorkerService>();
         var app = builder.Build();
         app.MapGrpcService<WorkerService>();
+        app.MapGrpcHealthChecksService();
         await app.StartAsync();
         string bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new WorkerHost(app, torch, new Uri(bound));

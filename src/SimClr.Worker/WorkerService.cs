@@ -2,6 +2,7 @@ using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using SimClr.Core.Config;
 using SimClr.Core.Runtime;
+using SimClr.Core.Training;
 using SimClr.Protocol;
 using static TorchSharp.torch;
 
@@ -61,14 +62,14 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILog
         if (shard.Views.Count != rows) throw Invalid($"{shard.Views.Count} views for {rows} indices");
         if (shard.Views.Any(v => v is < 0 or > 1) || shard.Indices.Any(i => i < 0)) throw Invalid("views must be 0 or 1 and indices >= 0");
         if (rows == 0) throw Invalid("an empty shard");
-        var views = shard.Indices.Zip(shard.Views, (i, v) => (i, v)).ToArray();
+        if (shard.ChunkSizes.Count > 0 && (shard.ChunkSizes.Any(c => c < 1) || shard.ChunkSizes.Sum(c => (long)c) != rows))
+            throw Invalid($"chunk_sizes [{string.Join(", ", shard.ChunkSizes)}] do not split {rows} rows");
+        var rowsOfShard = new ShardRows([.. shard.Indices], [.. shard.Views], [], [.. shard.ChunkSizes]);
+        var work = new ShardWork(shard.Step, shard.Epoch, rowsOfShard, images.Shape, images.Data);
         var (shape, bytes) = await torch.RunAsync(() =>
         {
-            using var scope = NewDisposeScope();
-            var batch = empty(images.Shape, ScalarType.Byte);
-            images.Data.CopyTo(batch.bytes);
-            var z = session.Replica.Forward(batch, views, shard.Epoch).to_type(ScalarType.Float32).cpu().contiguous();
-            return (z.shape, z.bytes.ToArray());
+            var z = session.Endpoint.ForwardAsync(work, CancellationToken.None).GetAwaiter().GetResult(); // synchronous on this thread
+            return (z.Shape, z.Data);
         }, context.CancellationToken);
         lock (_gate) _lastProjectionShape = shape;
         foreach (var chunk in TensorChunks.Split("z", DType.Float32, shape, bytes)) await responseStream.WriteAsync(chunk);
@@ -83,15 +84,9 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILog
         if (expected is null) throw new RpcException(new Status(StatusCode.FailedPrecondition, "Backward needs a Forward first"));
         if (gradient.DType != DType.Float32 || !gradient.Shape.SequenceEqual(expected))
             throw Invalid($"dL/dz: {gradient.DType} [{string.Join(", ", gradient.Shape)}], expected float32 [{string.Join(", ", expected)}]");
-        var flat = await torch.RunAsync(() =>
-        {
-            using var scope = NewDisposeScope();
-            var g = empty(gradient.Shape, ScalarType.Float32);
-            gradient.Data.CopyTo(g.bytes);
-            session.Replica.ZeroGrad();
-            session.Replica.Backward(g);
-            return session.FlatGradient();
-        }, context.CancellationToken);
+        var block = new FloatBlock(gradient.Shape, gradient.Data);
+        var flat = await torch.RunAsync(() => session.Endpoint.BackwardAsync(block, returnGradient: true, CancellationToken.None).GetAwaiter().GetResult()!,
+            context.CancellationToken);
         lock (_gate) _lastProjectionShape = null;
         foreach (var chunk in TensorChunks.Split("gradient", DType.Float32, [flat.Length / 4], flat)) await responseStream.WriteAsync(chunk);
     }
@@ -105,23 +100,45 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILog
         if (gradient.DType != DType.Float32 || gradient.Shape.Length != 1 || gradient.Shape[0] != session.ParameterCount)
             throw Invalid($"gradient: {gradient.DType} [{string.Join(", ", gradient.Shape)}], expected float32 [{session.ParameterCount}]");
         string checksum = await torch.RunAsync(() =>
-        {
-            session.Step(gradient.Data, step.LearningRate);
-            return session.Checksum();
-        }, context.CancellationToken);
+            session.Endpoint.ApplyStepAsync(step.Step, step.LearningRate, gradient.Data, checksum: true, CancellationToken.None).GetAwaiter().GetResult()!,
+            context.CancellationToken);
         return new ApplyStepReply { Step = step.Step, Checksum = checksum };
     }
 
     public override async Task SaveState(SaveStateRequest request, IServerStreamWriter<TensorChunk> responseStream, ServerCallContext context)
     {
         var session = Session();
-        var state = await torch.RunAsync(() => session.Network.state_dict()
-            .Select(kv => (kv.Key, Shape: kv.Value.shape, Float: kv.Value.is_floating_point(), Bytes: kv.Value.detach().cpu().to_type(kv.Value.is_floating_point() ? ScalarType.Float32 : ScalarType.Int64).contiguous().bytes.ToArray()))
-            .ToList());
-        foreach (var (name, shape, isFloat, bytes) in state)
+        var state = await torch.RunAsync(() => session.Endpoint.SaveStateAsync(CancellationToken.None).GetAwaiter().GetResult(), context.CancellationToken);
+        foreach (var tensor in state)
         {
-            foreach (var chunk in TensorChunks.Split(name, isFloat ? DType.Float32 : DType.Int64, shape, bytes)) await responseStream.WriteAsync(chunk);
+            foreach (var chunk in TensorChunks.Split(tensor.Name, tensor.IsFloat ? DType.Float32 : DType.Int64, tensor.Shape, tensor.Data)) await responseStream.WriteAsync(chunk);
         }
+    }
+
+    public override async Task<LoadStateReply> LoadState(IAsyncStreamReader<TensorChunk> requestStream, ServerCallContext context)
+    {
+        var session = Session();
+        var assembler = new TensorChunks.Assembler();
+        var state = new List<NamedBytes>();
+        await foreach (var chunk in requestStream.ReadAllAsync(context.CancellationToken))
+        {
+            if (Guard(() => assembler.Add(chunk)) is not { } tensor) continue;
+            if (tensor.DType is not (DType.Float32 or DType.Int64)) throw Invalid($"state tensor {tensor.Name}: {tensor.DType}; state travels as float32 or int64");
+            if (state.Any(s => s.Name == tensor.Name)) throw Invalid($"state tensor {tensor.Name} sent twice");
+            state.Add(new NamedBytes(tensor.Name, tensor.DType == DType.Float32, tensor.Shape, tensor.Data));
+        }
+        Guard(assembler.Complete);
+        string checksum;
+        try
+        {
+            checksum = await torch.RunAsync(() => session.Endpoint.LoadStateAsync(state, CancellationToken.None).GetAwaiter().GetResult(), context.CancellationToken);
+        }
+        catch (InvalidDataException e)
+        {
+            throw Invalid($"state: {e.Message}"); // checked before anything changed: the replica is as it was
+        }
+        log.LogInformation("loaded state: {Tensors} tensors, checksum {Checksum}", state.Count, checksum);
+        return new LoadStateReply { Tensors = (uint)state.Count, Checksum = checksum };
     }
 
     private ReplicaSession Session()

@@ -37,42 +37,31 @@ public sealed class DistributedStepTests : IAsyncLifetime
 
     private async Task<List<WorkerClient>> Workers(int count)
     {
-        var clients = new List<WorkerClient>();
+        var endpoints = await Endpoints(count);
+        return endpoints.Cast<GrpcReplicaEndpoint>().Select(e => e.Client).ToList();
+    }
+
+    private async Task<IReadOnlyList<IReplicaEndpoint>> Endpoints(int count, RunConfig? config = null)
+    {
+        var addresses = new List<Uri>();
         for (int w = 0; w < count; w++)
         {
             var host = await WorkerHost.StartAsync(new WorkerOptions { WorkerId = $"w{w}" });
             _hosts.Add(host);
-            var client = new WorkerClient(host.Address, TimeSpan.FromSeconds(60));
-            var train = _data.Train;
-            var request = new JoinRequest
-            {
-                Version = ProtocolVersion._1,
-                ConfigJson = RunConfigLoader.Serialize(Config),
-                ModelHash = RunConfigLoader.ModelHash(Config),
-                RunId = "test",
-                Data = new DataShape { Channels = train.Channels, Height = train.Height, Width = train.Width },
-            };
-            request.Data.Mean.AddRange(train.Mean);
-            request.Data.Std.AddRange(train.Std);
-            await client.JoinAsync(request);
-            clients.Add(client);
+            addresses.Add(host.Address);
         }
-        return clients;
+        return await WorkerPool.JoinAsync(addresses, config ?? Config, _data.Train, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(30));
     }
 
     private static readonly long[][] Batches = [[0, 3, 5, 7, 9, 11], [1, 2, 4, 6, 8, 10], [12, 13, 14, 15, 0, 1]];
 
-    [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(4)]
-    public async Task Three_steps_over_grpc_workers_equal_three_steps_of_one_in_process_replica(int workerCount)
+    /// <summary>The reference: one in-process replica taking three steps by hand (forward, Core's NT-Xent, backward, step).</summary>
+    private (ContrastiveReplica Replica, List<double> Losses) Reference()
     {
-        // the reference: one in-process replica taking the same three steps
         var train = _data.Train;
-        using var replica = ContrastiveReplica.Build(Config, train.Channels, train.Mean, train.Std, CPU);
+        var replica = ContrastiveReplica.Build(Config, train.Channels, train.Mean, train.Std, CPU);
         var loss = new NtXentLoss(Config.Loss.Temperature);
-        var expectedLosses = new List<double>();
+        var losses = new List<double>();
         for (int s = 0; s < 3; s++)
         {
             using var scope = NewDisposeScope();
@@ -82,27 +71,74 @@ public sealed class DistributedStepTests : IAsyncLifetime
             replica.ZeroGrad();
             replica.Backward(gradient);
             replica.Step(0.5);
-            expectedLosses.Add(value);
+            losses.Add(value);
         }
+        return (replica, losses);
+    }
 
-        var workers = await Workers(workerCount);
-        var step = new DistributedStep(workers, loss);
-        for (int s = 0; s < 3; s++)
+    private static void AssertSameState(ContrastiveReplica expected, IReadOnlyList<NamedBytes> actualState)
+    {
+        var state = actualState.ToDictionary(t => t.Name);
+        foreach (var (name, tensor) in expected.Network.state_dict())
         {
-            var outcome = await step.RunAsync(train, Batches[s], epoch: s, step: s, learningRate: 0.5);
-            Assert.Equal(expectedLosses[s], outcome.Loss, 5); // the global loss is Core's NT-Xent over the same views
-        }
-
-        var state = (await workers[^1].SaveStateAsync()).ToDictionary(t => t.Name);
-        foreach (var (name, expected) in replica.Network.state_dict())
-        {
-            using var actual = empty(state[name].Shape, expected.is_floating_point() ? ScalarType.Float32 : ScalarType.Int64);
-            state[name].Data.CopyTo(actual.bytes);
-            double scale = Math.Max(1e-6, expected.abs().max().ToDouble());
-            double diff = expected.to_type(actual.dtype).sub(actual).abs().max().ToDouble();
+            using var actual = state[Core.Checkpoints.Checkpoint.ModelPrefix + name].ToTensor();
+            double scale = Math.Max(1e-6, tensor.abs().max().ToDouble());
+            double diff = tensor.to_type(actual.dtype).sub(actual).abs().max().ToDouble();
             Assert.True(diff <= 1e-5 * scale, $"{name} differs by {diff} (scale {scale})");
         }
-        foreach (var client in workers) client.Dispose();
+        Assert.Contains(state.Keys, k => k.StartsWith(Core.Checkpoints.Checkpoint.OptimizerPrefix, StringComparison.Ordinal)); // momentum travels too
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 1)]
+    [InlineData(4, 1)]
+    [InlineData(1, 4)]
+    [InlineData(2, 2)]
+    public async Task Three_steps_over_grpc_workers_and_chunks_equal_three_steps_of_one_in_process_replica(int workerCount, int chunks)
+    {
+        var (reference, expectedLosses) = Reference();
+        using var _ = reference;
+        var replicas = await Endpoints(workerCount);
+        var step = new ContrastiveStep(replicas, new NtXentLoss(Config.Loss.Temperature), new BatchingOptions { Chunks = chunks });
+        for (int s = 0; s < 3; s++)
+        {
+            var outcome = step.Run(_data.Train, Batches[s], epoch: s, step: s, learningRate: 0.5);
+            Assert.Equal(expectedLosses[s], outcome.Loss, 5); // the global loss is Core's NT-Xent over the same views
+            Assert.NotNull(outcome.Checksum); // compared across replicas inside Run: equal on all, or it throws
+        }
+        foreach (var replica in replicas) AssertSameState(reference, await replica.SaveStateAsync(default));
+        foreach (var replica in replicas) replica.Dispose();
+    }
+
+    [Fact]
+    public async Task One_in_process_replica_with_four_chunks_equals_the_reference()
+    {
+        var (reference, expectedLosses) = Reference();
+        using var _ = reference;
+        var train = _data.Train;
+        using var replica = ContrastiveReplica.Build(Config, train.Channels, train.Mean, train.Std, CPU);
+        var local = new LocalReplicaEndpoint(replica);
+        var step = new ContrastiveStep([local], new NtXentLoss(Config.Loss.Temperature), new BatchingOptions { Chunks = 4 });
+        for (int s = 0; s < 3; s++) Assert.Equal(expectedLosses[s], step.Run(train, Batches[s], epoch: s, step: s, learningRate: 0.5).Loss, 5);
+        AssertSameState(reference, await local.SaveStateAsync(default));
+    }
+
+    [Fact]
+    public async Task A_replica_that_differs_is_detected_by_the_checksum_after_the_step()
+    {
+        var replicas = await Endpoints(2);
+        // perturb worker 1 alone: load a state whose first parameter is off by a little
+        var state = (await replicas[1].SaveStateAsync(default)).ToList();
+        int first = state.FindIndex(s => s.IsFloat && s.Name.StartsWith(Core.Checkpoints.Checkpoint.ModelPrefix, StringComparison.Ordinal));
+        var data = state[first].Data.ToArray();
+        data[0] ^= 1;
+        state[first] = state[first] with { Data = data };
+        await replicas[1].LoadStateAsync(state, default);
+        var step = new ContrastiveStep(replicas, new NtXentLoss(Config.Loss.Temperature), new BatchingOptions());
+        var e = Assert.Throws<ReplicaDivergenceException>(() => step.Run(_data.Train, Batches[0], epoch: 0, step: 0, learningRate: 0.5));
+        Assert.Contains("worker 1", e.Message);
+        foreach (var replica in replicas) replica.Dispose();
     }
 
     [Fact]
@@ -135,5 +171,21 @@ public sealed class DistributedStepTests : IAsyncLifetime
         var z = await workers[0].ForwardAsync(header, [2, 3, 32, 32], new byte[2 * 3 * 32 * 32]);
         Assert.Equal([2L, 8L], z.Shape);
         foreach (var c in workers) c.Dispose();
+    }
+
+    [Fact]
+    public async Task LoadState_refuses_a_state_of_another_shape_and_leaves_the_replica_as_it_was()
+    {
+        var replicas = await Endpoints(1);
+        var state = (await replicas[0].SaveStateAsync(default)).ToList();
+        var before = await replicas[0].LoadStateAsync(state, default);
+        var bad = state.ToList();
+        int last = bad.FindLastIndex(s => s.IsFloat && s.Name.StartsWith("model.", StringComparison.Ordinal));
+        bad[last] = bad[last] with { Shape = [1, bad[last].Data.Length / 4] }; // right size, wrong shape, after many good tensors
+        var e = await Assert.ThrowsAsync<RpcException>(() => replicas[0].LoadStateAsync(bad, default));
+        Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
+        Assert.Contains("shape", e.Status.Detail);
+        Assert.Equal(before, await replicas[0].LoadStateAsync(state, default)); // unchanged, and a good state still loads
+        replicas[0].Dispose();
     }
 }

@@ -36,6 +36,30 @@ public sealed record ModelOptions
     public int ProjectionDim { get; init; } = 128;
 }
 
+/// <summary>Which views share a BatchNorm batch when a step is split over workers or chunks.</summary>
+public enum BatchNormGroups
+{
+    /// <summary><see cref="Cross"/> when a step is split (workers x chunks > 1), else <see cref="Local"/>.</summary>
+    Auto,
+
+    /// <summary>Both views of an image in the same shard/chunk (the seed's per-device BN).</summary>
+    Local,
+
+    /// <summary>View 0 and view 1 of an image in different shards/chunks: no BN batch holds a positive pair, so the
+    /// network cannot match views through batch statistics (the paper's reason for global BN), at no cost.</summary>
+    Cross,
+}
+
+/// <summary>How one step's views are split across the workers and, within a worker, into forward passes.</summary>
+public sealed record BatchingOptions
+{
+    /// <summary>Forward passes per worker per step (gradient caching: forward all chunks without a graph, then
+    /// re-forward each with a graph and back-propagate its slice of dL/dz), so a large batch fits fixed memory.</summary>
+    public int Chunks { get; init; } = 1;
+
+    public BatchNormGroups BatchNorm { get; init; } = BatchNormGroups.Auto;
+}
+
 public sealed record LossOptions
 {
     public double Temperature { get; init; } = 0.5;
@@ -74,6 +98,8 @@ public sealed record RunConfig
     public AugmentationOptions Augment { get; init; } = new();
 
     public LossOptions Loss { get; init; } = new();
+
+    public BatchingOptions Batching { get; init; } = new();
 
     public OptimizerOptions Optimizer { get; init; } = new();
 
@@ -120,6 +146,8 @@ public sealed record RunConfig
         if (!(Model.Width > 0) || double.IsInfinity(Model.Width)) problems.Add($"model.width must be > 0 (got {Model.Width})");
         if (Model.ProjectionHidden < 1 || Model.ProjectionDim < 1) problems.Add($"model.projectionHidden and model.projectionDim must be >= 1 (got {Model.ProjectionHidden}, {Model.ProjectionDim})");
         if (!(Loss.Temperature > 0) || double.IsInfinity(Loss.Temperature)) problems.Add($"loss.temperature must be > 0 (got {Loss.Temperature})");
+        if (Batching.Chunks < 1) problems.Add($"batching.chunks must be >= 1 (got {Batching.Chunks})");
+        if (Stage == Stage.Pretrain && BatchSize >= 1 && Batching.Chunks > BatchSize) problems.Add($"batching.chunks ({Batching.Chunks}) cannot exceed batchSize ({BatchSize})");
         if (Epochs < 1) problems.Add($"epochs must be >= 1 (got {Epochs})");
         if (BatchSize < 1) problems.Add($"batchSize must be >= 1 (got {BatchSize})");
         if (Stage == Stage.Pretrain && BatchSize == 1) problems.Add("batchSize must be >= 2 for contrastive pre-training (negatives come from the batch)");

@@ -70,14 +70,23 @@ public sealed class MomentumOptimizer : IDisposable
     /// <summary>Momentum buffers by parameter name, for checkpoints.</summary>
     public IEnumerable<(string Name, Tensor Tensor)> State() => _momentum.Select(kv => (kv.Key, kv.Value));
 
-    public void LoadState(IReadOnlyDictionary<string, Tensor> state)
+    /// <summary>Loads momentum buffers by name; with <paramref name="replace"/>, buffers not in <paramref name="state"/> are dropped (a fresh optimiser's state).</summary>
+    public void LoadState(IReadOnlyDictionary<string, Tensor> state, bool replace = false)
     {
-        var names = _parameters.Select(p => p.Name).ToHashSet();
+        var parameters = _parameters.ToDictionary(p => p.Name, p => p.Parameter);
+        foreach (var (name, tensor) in state) // all checked before anything changes
+        {
+            if (!parameters.TryGetValue(name, out var p)) throw new InvalidDataException($"optimizer state names parameter '{name}', which this model does not have");
+            if (!tensor.shape.SequenceEqual(p.shape)) throw new InvalidDataException($"optimizer state for '{name}' has shape [{string.Join(", ", tensor.shape)}], the parameter [{string.Join(", ", p.shape)}]");
+        }
+        if (replace)
+        {
+            foreach (var v in _momentum.Values) v.Dispose();
+            _momentum.Clear();
+        }
         foreach (var (name, tensor) in state)
         {
-            if (!names.Contains(name)) throw new InvalidDataException($"optimizer state names parameter '{name}', which this model does not have");
-            var p = _parameters.First(x => x.Name == name).Parameter;
-            if (!tensor.shape.SequenceEqual(p.shape)) throw new InvalidDataException($"optimizer state for '{name}' has shape [{string.Join(", ", tensor.shape)}], the parameter [{string.Join(", ", p.shape)}]");
+            var p = parameters[name];
             if (_momentum.Remove(name, out var old)) old.Dispose();
             _momentum[name] = tensor.to(p.device).to_type(p.dtype).clone();
         }

@@ -15,6 +15,9 @@ namespace SimClr.Core.Training;
 public sealed class ContrastiveReplica : IDisposable
 {
     private Tensor? _projections;
+    private static readonly Lock BuildGate = new();
+    private CachedShard? _cached;
+    private List<(string Name, TorchSharp.Modules.Parameter Parameter)>? _parameters;
     private bool _ownsModel;
 
     public ContrastiveReplica(SimClrNetwork network, MomentumOptimizer optimizer, ViewAugmenter augmenter, Device device)
@@ -32,8 +35,12 @@ public sealed class ContrastiveReplica : IDisposable
     /// </summary>
     public static ContrastiveReplica Build(Config.RunConfig config, int channels, double[] mean, double[] std, Device device)
     {
-        manual_seed((long)config.Seed);
-        var network = new SimClrNetwork(new ResNetOptions(config.Model.Width, channels), config.Model.ProjectionHidden, config.Model.ProjectionDim);
+        SimClrNetwork network;
+        lock (BuildGate) // torch's default generator is process-wide: seeding and initialising must not interleave with another build
+        {
+            manual_seed((long)config.Seed);
+            network = new SimClrNetwork(new ResNetOptions(config.Model.Width, channels), config.Model.ProjectionHidden, config.Model.ProjectionDim);
+        }
         network.to(device);
         var optimizer = new MomentumOptimizer(network.named_parameters().Select(p => (p.name, p.parameter)), config.Optimizer);
         return new ContrastiveReplica(network, optimizer, new ViewAugmenter(config.Augment, config.Seed, mean, std), device)
@@ -55,33 +62,175 @@ public sealed class ContrastiveReplica : IDisposable
     public Config.BatchNormStatistics BatchNorm { get; init; } = Config.BatchNormStatistics.Batch;
 
     /// <summary>
-    /// Projections of the given views, [views, d], detached (a copy the coordinator may keep); the graph stays here
-    /// for <see cref="Backward"/>. <paramref name="images"/>: uint8, one row per view.
+    /// Projections of the given views, [views, d], detached (a copy the coordinator may keep); what
+    /// <see cref="Backward"/> needs stays here. <paramref name="images"/>: uint8, one row per view.
+    /// <paramref name="chunkSizes"/> (summing to the rows) splits the views into separate forward passes, each its own
+    /// BatchNorm batch. With more than one chunk this is gradient caching (Gao et al. 2021): the chunks are forwarded
+    /// without a graph and only the uint8 images are kept; <see cref="Backward"/> re-forwards each chunk with a graph
+    /// (the same views: augmentation is a pure function of (seed, epoch, index, view)) and back-propagates its slice,
+    /// so activation memory is one chunk's, whatever the batch.
     /// </summary>
-    public Tensor Forward(Tensor images, ReadOnlySpan<(long Index, int View)> views, long epoch)
+    public Tensor Forward(Tensor images, ReadOnlySpan<(long Index, int View)> views, long epoch, IReadOnlyList<int>? chunkSizes = null)
     {
         ReleaseGraph();
-        Network.train();
-        if (BatchNorm == Config.BatchNormStatistics.Frozen)
-        {
-            foreach (var (_, module) in Network.named_modules())
-                if (module is TorchSharp.Modules.BatchNorm2d bn) bn.eval();
-        }
+        int[] chunks = chunkSizes is null || chunkSizes.Count == 0 ? [views.Length] : [.. chunkSizes];
+        if (chunks.Any(c => c < 1) || chunks.Sum() != views.Length)
+            throw new ArgumentException($"chunk sizes [{string.Join(", ", chunks)}] do not split {views.Length} views");
+        TrainMode();
         using var scope = NewDisposeScope();
-        var batch = Augmenter.Views(images.to(Device), views, epoch);
-        _projections = Network.forward(batch).DetachFromDisposeScope(); // owned here until Backward: the caller's scope may end first
-        return _projections.detach().clone().MoveToOuterDisposeScope();
+        var onDevice = images.to(Device);
+        if (chunks.Length == 1)
+        {
+            var batch = Augmenter.Views(onDevice, views, epoch);
+            _projections = Network.forward(batch).DetachFromDisposeScope(); // owned here until Backward: the caller's scope may end first
+            return _projections.detach().clone().MoveToOuterDisposeScope();
+        }
+        var parts = new List<Tensor>(chunks.Length);
+        using (no_grad())
+        {
+            int offset = 0;
+            foreach (int size in chunks)
+            {
+                parts.Add(Network.forward(Augmenter.Views(onDevice.narrow(0, offset, size), views.Slice(offset, size), epoch)));
+                offset += size;
+            }
+        }
+        _cached = new CachedShard(onDevice.DetachFromDisposeScope(), views.ToArray(), epoch, chunks);
+        return cat(parts, 0).MoveToOuterDisposeScope();
     }
 
     /// <summary>Accumulates the parameter gradient of the global loss through this replica's graph, given dL/dz for its views.</summary>
     public void Backward(Tensor projectionGradient)
     {
+        if (_cached is { } cached)
+        {
+            BackwardCached(cached, projectionGradient);
+            return;
+        }
         var z = _projections ?? throw new InvalidOperationException("Backward needs a Forward first");
         if (!z.shape.SequenceEqual(projectionGradient.shape))
             throw new ArgumentException($"dL/dz has shape [{string.Join(", ", projectionGradient.shape)}], the projections [{string.Join(", ", z.shape)}]");
         using var scope = NewDisposeScope();
         z.backward([projectionGradient.to(Device).to_type(z.dtype)]);
         ReleaseGraph();
+    }
+
+    private void BackwardCached(CachedShard cached, Tensor projectionGradient)
+    {
+        if (projectionGradient.dim() != 2 || projectionGradient.shape[0] != cached.Views.Length)
+            throw new ArgumentException($"dL/dz has shape [{string.Join(", ", projectionGradient.shape)}] for {cached.Views.Length} views");
+        // The no-graph pass already moved the BN running statistics once per chunk; the re-forward must not again.
+        var buffers = Network.named_buffers().Select(b => (b.buffer, Saved: b.buffer.clone())).ToList();
+        try
+        {
+            int offset = 0;
+            foreach (int size in cached.Chunks)
+            {
+                using var scope = NewDisposeScope();
+                var batch = Augmenter.Views(cached.Images.narrow(0, offset, size), cached.Views.AsSpan(offset, size), cached.Epoch);
+                var z = Network.forward(batch);
+                z.backward([projectionGradient.narrow(0, offset, size).to(Device).to_type(z.dtype)]);
+                offset += size;
+            }
+        }
+        finally
+        {
+            using (no_grad())
+            {
+                foreach (var (buffer, saved) in buffers)
+                {
+                    buffer.copy_(saved);
+                    saved.Dispose();
+                }
+            }
+            ReleaseGraph();
+        }
+    }
+
+    private void TrainMode()
+    {
+        Network.train();
+        if (BatchNorm == Config.BatchNormStatistics.Frozen)
+        {
+            foreach (var (_, module) in Network.named_modules())
+                if (module is TorchSharp.Modules.BatchNorm2d bn) bn.eval();
+        }
+    }
+
+    /// <summary>The trainable parameters in state order: the layout of every flat gradient.</summary>
+    public IReadOnlyList<(string Name, TorchSharp.Modules.Parameter Parameter)> Parameters =>
+        _parameters ??= Network.named_parameters().Select(p => (p.name, p.parameter)).ToList();
+
+    public long ParameterCount => Parameters.Sum(p => p.Parameter.numel());
+
+    /// <summary>All parameter gradients (zeros where none), flattened in state order, as float32 bytes.</summary>
+    public byte[] FlatGradient()
+    {
+        using var scope = NewDisposeScope();
+        var parts = Parameters.Select(p => (p.Parameter.grad ?? zeros_like(p.Parameter)).flatten().to_type(ScalarType.Float32).cpu()).ToList();
+        return cat(parts, 0).bytes.ToArray();
+    }
+
+    /// <summary>Installs a flat float32 gradient (as <see cref="FlatGradient"/> lays it out) as the parameters' gradients.</summary>
+    public void SetFlatGradient(ReadOnlySpan<byte> gradient)
+    {
+        if (gradient.Length != ParameterCount * 4)
+            throw new ArgumentException($"a flat gradient of {gradient.Length} bytes for {ParameterCount} parameters");
+        using var scope = NewDisposeScope();
+        var flat = empty([gradient.Length / 4], ScalarType.Float32);
+        gradient.CopyTo(flat.bytes);
+        long offset = 0;
+        using (no_grad())
+        {
+            foreach (var (_, p) in Parameters)
+            {
+                var slice = flat.narrow(0, offset, p.numel()).view(p.shape).to(p.device).to_type(p.dtype);
+                if (p.grad is null) p.grad = slice.clone().DetachFromDisposeScope();
+                else p.grad.copy_(slice);
+                offset += p.numel();
+            }
+        }
+    }
+
+    /// <summary>SHA-256 (first 16 hex digits) of every parameter's bytes in state order: equal on bit-identical replicas.</summary>
+    public string Checksum()
+    {
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var (_, p) in Parameters)
+        {
+            using var cpu = p.detach().cpu().contiguous();
+            hash.AppendData(cpu.bytes);
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset())[..16];
+    }
+
+    /// <summary>The whole training state as named tensors: "model." + state_dict, "optimizer." + momentum buffers (the checkpoint's names).</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> State() =>
+        Network.state_dict().Select(kv => (Checkpoints.Checkpoint.ModelPrefix + kv.Key, kv.Value))
+            .Concat(Optimizer.State().Select(t => (Checkpoints.Checkpoint.OptimizerPrefix + t.Name, t.Tensor)));
+
+    /// <summary>Replaces the model state and the optimiser state with <paramref name="state"/> (names as <see cref="State"/>); every model tensor must be there.</summary>
+    public void LoadState(IReadOnlyDictionary<string, Tensor> state)
+    {
+        var model = Network.state_dict();
+        var unknown = state.Keys.Where(k => !(k.StartsWith(Checkpoints.Checkpoint.ModelPrefix, StringComparison.Ordinal) && model.ContainsKey(k[Checkpoints.Checkpoint.ModelPrefix.Length..]))
+            && !k.StartsWith(Checkpoints.Checkpoint.OptimizerPrefix, StringComparison.Ordinal)).ToList();
+        if (unknown.Count > 0) throw new InvalidDataException($"state names {unknown.Count} tensor(s) this model does not have (first: {unknown[0]})");
+        var missing = model.Keys.Where(k => !state.ContainsKey(Checkpoints.Checkpoint.ModelPrefix + k)).ToList();
+        if (missing.Count > 0) throw new InvalidDataException($"state lacks {missing.Count} model tensor(s) (first: {missing[0]})");
+        foreach (var (name, target) in model)
+        {
+            var source = state[Checkpoints.Checkpoint.ModelPrefix + name];
+            if (!source.shape.SequenceEqual(target.shape))
+                throw new InvalidDataException($"state for '{name}' has shape [{string.Join(", ", source.shape)}], the model [{string.Join(", ", target.shape)}]");
+        }
+        var optimizer = state.Where(kv => kv.Key.StartsWith(Checkpoints.Checkpoint.OptimizerPrefix, StringComparison.Ordinal))
+            .ToDictionary(kv => kv.Key[Checkpoints.Checkpoint.OptimizerPrefix.Length..], kv => kv.Value);
+        Optimizer.LoadState(optimizer, replace: true); // checks everything before it changes anything
+        using (no_grad())
+        {
+            foreach (var (name, target) in model) target.copy_(state[Checkpoints.Checkpoint.ModelPrefix + name]);
+        }
     }
 
     public void ZeroGrad() => Optimizer.ZeroGrad();
@@ -92,7 +241,11 @@ public sealed class ContrastiveReplica : IDisposable
     {
         _projections?.Dispose();
         _projections = null;
+        _cached?.Images.Dispose();
+        _cached = null;
     }
+
+    private sealed record CachedShard(Tensor Images, (long Index, int View)[] Views, long Epoch, int[] Chunks);
 
     public void Dispose()
     {

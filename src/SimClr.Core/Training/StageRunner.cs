@@ -35,7 +35,7 @@ public static class StageRunner
     }
 
     public static async Task<StageResult> RunAsync(RunConfig config, RunDirectory run, ITrainingObserver observer, string? resumeCheckpoint = null,
-        long? stopAfterStep = null, CancellationToken cancel = default)
+        long? stopAfterStep = null, CancellationToken cancel = default, Func<ImageDataSet, IReadOnlyList<IReplicaEndpoint>>? replicas = null)
     {
         CheckDevice(config.Device);
         if (config.Threads > 0) set_num_threads(config.Threads);
@@ -56,8 +56,10 @@ public static class StageRunner
                     + (subset is null ? "" : $" at labelFraction {config.LabelFraction}") + "; lower batchSize");
             if (config.Stage == Stage.LinearEval)
                 return LinearEvaluation.Run(config, train, data.Test, run, observer, config.Pretrained == RunConfig.RandomBackbone ? null : config.Pretrained);
+            if (replicas is not null && config.Stage != Stage.Pretrain)
+                throw new ConfigException($"{config.Stage} runs in one process for now; distributed runs are for pretrain");
             using Trainer trainer = config.Stage == Stage.Pretrain
-                ? new Pretrainer(config, train, data.Test, run, observer)
+                ? new Pretrainer(config, train, data.Test, run, observer, replicas?.Invoke(train))
                 : new ClassifierTrainer(config, train, data.Test, run, observer);
             using var checkpoint = resumeCheckpoint is null ? null : Checkpoint.Load(resumeCheckpoint);
             return trainer.Execute(checkpoint, stopAfterStep, cancel);

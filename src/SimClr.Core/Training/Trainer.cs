@@ -53,6 +53,9 @@ public abstract class Trainer : IDisposable
 
     protected abstract string StageName { get; }
 
+    /// <summary>The step <see cref="TrainStep"/> is taking (0-based, counted over the whole run).</summary>
+    protected long StepIndex { get; private set; }
+
     /// <summary>The network whose state_dict is checkpointed.</summary>
     protected abstract nn.Module Network { get; }
 
@@ -73,6 +76,7 @@ public abstract class Trainer : IDisposable
             start = resume.Step;
             Observer.Message($"resuming {StageName} at step {start} of {TotalSteps} (epoch {start / StepsPerEpoch})");
         }
+        BeforeFirstStep();
         using var metrics = new MetricsLog(Run);
         var finals = new Dictionary<string, double>();
         Observer.Started(StageName, start, TotalSteps);
@@ -98,6 +102,7 @@ public abstract class Trainer : IDisposable
                 orderEpoch = epoch;
             }
             double lr = Schedule.At(step);
+            StepIndex = step;
             var (loss, stepMetrics) = TrainStep(order.AsSpan(batch * Config.BatchSize, Config.BatchSize).ToArray(), epoch, lr);
             if (!double.IsFinite(loss))
                 throw new TrainingDivergedException($"{StageName}: loss is {loss} at step {step} (epoch {epoch}); the step was not applied. "
@@ -131,8 +136,19 @@ public abstract class Trainer : IDisposable
     /// <summary>2 for contrastive stages (two views per image), 1 for classifiers.</summary>
     protected virtual int ViewsPerImage => 1;
 
+    /// <summary>Called once before the loop, after any resume: replicas elsewhere receive the starting state here.</summary>
+    protected virtual void BeforeFirstStep()
+    {
+    }
+
+    /// <summary>Called before <see cref="Network"/> and <see cref="Optimizer"/> are read (checkpoints): replicas elsewhere send theirs here.</summary>
+    protected virtual void BeforeReadingState()
+    {
+    }
+
     private string SaveCheckpoint(long step)
     {
+        BeforeReadingState();
         string path = Run.CheckpointPath(step);
         Checkpoint.Save(path, step, StageName, RunConfigLoader.Serialize(Config),
             Network.state_dict().Select(kv => (kv.Key, kv.Value)), Optimizer.State());

@@ -1,0 +1,120 @@
+using static TorchSharp.torch;
+
+namespace SimClr.Core.Training;
+
+/// <summary>A shard of one step as a worker receives it: its rows, and their uint8 images ([rows, C, H, W]).</summary>
+public sealed record ShardWork(long Step, long Epoch, ShardRows Rows, long[] ImageShape, byte[] Images);
+
+/// <summary>A float32 tensor as bytes (projections, dL/dz): what crosses a process boundary.</summary>
+public sealed record FloatBlock(long[] Shape, byte[] Data);
+
+/// <summary>One named tensor of a replica's state as bytes: float32 for floating-point tensors, int64 otherwise.</summary>
+public sealed record NamedBytes(string Name, bool IsFloat, long[] Shape, byte[] Data)
+{
+    public static NamedBytes From(string name, Tensor tensor)
+    {
+        bool isFloat = tensor.is_floating_point();
+        using var cpu = tensor.detach().cpu().to_type(isFloat ? ScalarType.Float32 : ScalarType.Int64).contiguous();
+        return new NamedBytes(name, isFloat, tensor.shape, cpu.bytes.ToArray());
+    }
+
+    public Tensor ToTensor()
+    {
+        long count = Shape.Aggregate(1L, (a, b) => a * b);
+        if (count * (IsFloat ? 4 : 8) != Data.Length)
+            throw new InvalidDataException($"{Name}: {Data.Length} bytes for shape [{string.Join(", ", Shape)}]");
+        var tensor = empty(Shape, IsFloat ? ScalarType.Float32 : ScalarType.Int64);
+        Data.CopyTo(tensor.bytes);
+        return tensor;
+    }
+}
+
+/// <summary>
+/// The coordinator's view of one model replica, wherever it lives: in this process (<see cref="LocalReplicaEndpoint"/>)
+/// or in a worker process behind gRPC (SimClr.Coordinator). <see cref="ContrastiveStep"/> drives a step through these
+/// calls only, so the single-process run and the distributed run share one implementation of the step.
+/// Callers block on the returned tasks from their torch thread; implementations must not need that thread.
+/// </summary>
+public interface IReplicaEndpoint : IDisposable
+{
+    string Name { get; }
+
+    /// <summary>Augments and forwards the shard's views; returns the projections [rows, d].</summary>
+    Task<FloatBlock> ForwardAsync(ShardWork work, CancellationToken cancel);
+
+    /// <summary>Back-propagates dL/dz for the last forward; returns the local flat gradient (float32, parameters in
+    /// state order), or null when <paramref name="returnGradient"/> is false (the endpoint then keeps it for
+    /// <see cref="ApplyStepAsync"/> with no gradient).</summary>
+    Task<byte[]?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel);
+
+    /// <summary>Installs <paramref name="gradient"/> (or keeps the local one when null), takes one optimiser step, and
+    /// returns the parameter checksum (null allowed when <paramref name="checksum"/> is false).</summary>
+    Task<string?> ApplyStepAsync(long step, double learningRate, byte[]? gradient, bool checksum, CancellationToken cancel);
+
+    /// <summary>The replica's state: "model." + state_dict and "optimizer." + momentum buffers.</summary>
+    Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel);
+
+    /// <summary>Replaces the replica's state (names as <see cref="SaveStateAsync"/>); returns the parameter checksum.</summary>
+    Task<string> LoadStateAsync(IReadOnlyList<NamedBytes> state, CancellationToken cancel);
+}
+
+/// <summary>A replica in this process, driven synchronously on the caller's (torch) thread.</summary>
+public sealed class LocalReplicaEndpoint(ContrastiveReplica replica, string name = "local") : IReplicaEndpoint
+{
+    public ContrastiveReplica Replica { get; } = replica;
+
+    public string Name { get; } = name;
+
+    public Task<FloatBlock> ForwardAsync(ShardWork work, CancellationToken cancel)
+    {
+        using var scope = NewDisposeScope();
+        var images = empty(work.ImageShape, ScalarType.Byte);
+        work.Images.CopyTo(images.bytes);
+        var views = work.Rows.Indices.Zip(work.Rows.Views, (i, v) => (i, v)).ToArray();
+        var z = Replica.Forward(images, views, work.Epoch, work.Rows.ChunkSizes).to_type(ScalarType.Float32).cpu().contiguous();
+        return Task.FromResult(new FloatBlock(z.shape, z.bytes.ToArray()));
+    }
+
+    public Task<byte[]?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel)
+    {
+        using var scope = NewDisposeScope();
+        var g = empty(gradient.Shape, ScalarType.Float32);
+        gradient.Data.CopyTo(g.bytes);
+        Replica.ZeroGrad();
+        Replica.Backward(g);
+        return Task.FromResult(returnGradient ? Replica.FlatGradient() : null);
+    }
+
+    public Task<string?> ApplyStepAsync(long step, double learningRate, byte[]? gradient, bool checksum, CancellationToken cancel)
+    {
+        if (gradient is not null) Replica.SetFlatGradient(gradient);
+        Replica.Step(learningRate);
+        return Task.FromResult(checksum ? Replica.Checksum() : null);
+    }
+
+    public Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel) =>
+        Task.FromResult<IReadOnlyList<NamedBytes>>(Replica.State().Select(t => NamedBytes.From(t.Name, t.Tensor)).ToList());
+
+    public Task<string> LoadStateAsync(IReadOnlyList<NamedBytes> state, CancellationToken cancel)
+    {
+        var tensors = new Dictionary<string, Tensor>();
+        try
+        {
+            foreach (var item in state)
+            {
+                if (tensors.ContainsKey(item.Name)) throw new InvalidDataException($"state names {item.Name} twice");
+                tensors[item.Name] = item.ToTensor();
+            }
+            Replica.LoadState(tensors);
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+        return Task.FromResult(Replica.Checksum());
+    }
+
+    public void Dispose()
+    {
+    }
+}

@@ -1,0 +1,71 @@
+using SimClr.Core.Config;
+
+namespace SimClr.Core.Training;
+
+/// <summary>
+/// One worker's part of a step: the views it augments and forwards (data-set index and view of each row), where
+/// each row sits in the global interleaved order NT-Xent expects (image b's views at rows 2b and 2b+1), and how its
+/// rows split into forward passes (chunk sizes, summing to the rows).
+/// </summary>
+public sealed record ShardRows(long[] Indices, int[] Views, int[] GlobalRows, int[] ChunkSizes)
+{
+    public int Count => Indices.Length;
+}
+
+/// <summary>
+/// Splits a global batch of B images (2B views) over N workers and C chunks per worker into G = N x C BatchNorm
+/// groups. Images are cut into G contiguous groups; with <see cref="BatchNormGroups.Local"/> slot s holds both views
+/// of group s; with <see cref="BatchNormGroups.Cross"/> slot s holds view 0 of group s and view 1 of group s - 1
+/// (mod G), so the two views of an image never share a BN batch and every slot is about 2B/G rows. Worker w takes
+/// slots wC .. wC + C - 1, one chunk each. The plan is a pure function of its arguments, so the maths of a step does
+/// not depend on anything but (batch, N, C, mode).
+/// </summary>
+public static class ShardPlan
+{
+    public static BatchNormGroups Resolve(BatchNormGroups mode, int workers, int chunks) =>
+        mode == BatchNormGroups.Auto ? (workers * chunks > 1 ? BatchNormGroups.Cross : BatchNormGroups.Local) : mode;
+
+    public static IReadOnlyList<ShardRows> Build(ReadOnlySpan<long> batch, int workers, int chunks, BatchNormGroups mode)
+    {
+        if (workers < 1 || chunks < 1) throw new ArgumentOutOfRangeException(nameof(workers), "workers and chunks must be >= 1");
+        int groups = workers * chunks;
+        if (batch.Length < groups)
+            throw new ConfigException($"a batch of {batch.Length} images cannot be split over {workers} worker(s) x {chunks} chunk(s): lower batching.chunks or use fewer workers");
+        mode = Resolve(mode, workers, chunks);
+        if (mode == BatchNormGroups.Cross && groups == 1)
+            throw new ConfigException("batching.batchNorm cross needs the step split over at least 2 workers or chunks (batching.chunks >= 2)");
+
+        var slots = new List<(long Index, int View, int Row)>[groups];
+        for (int s = 0; s < groups; s++)
+        {
+            slots[s] = [];
+            var (start, end) = Group(batch.Length, groups, s);
+            if (mode == BatchNormGroups.Local)
+            {
+                for (int b = start; b < end; b++)
+                {
+                    slots[s].Add((batch[b], 0, 2 * b));
+                    slots[s].Add((batch[b], 1, 2 * b + 1));
+                }
+            }
+            else
+            {
+                for (int b = start; b < end; b++) slots[s].Add((batch[b], 0, 2 * b));
+                var (previousStart, previousEnd) = Group(batch.Length, groups, (s + groups - 1) % groups);
+                for (int b = previousStart; b < previousEnd; b++) slots[s].Add((batch[b], 1, 2 * b + 1));
+            }
+        }
+
+        var shards = new List<ShardRows>(workers);
+        for (int w = 0; w < workers; w++)
+        {
+            var rows = Enumerable.Range(w * chunks, chunks).SelectMany(s => slots[s]).ToArray();
+            shards.Add(new ShardRows(rows.Select(r => r.Index).ToArray(), rows.Select(r => r.View).ToArray(), rows.Select(r => r.Row).ToArray(),
+                Enumerable.Range(w * chunks, chunks).Select(s => slots[s].Count).ToArray()));
+        }
+        return shards;
+    }
+
+    private static (int Start, int End) Group(int count, int groups, int g) =>
+        ((int)((long)count * g / groups), (int)((long)count * (g + 1) / groups));
+}
