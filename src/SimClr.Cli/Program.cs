@@ -6,6 +6,10 @@ root.Subcommands.Add(QuickstartCommand.Create());
 foreach (var stage in StageCommands.Create()) root.Subcommands.Add(stage);
 root.Subcommands.Add(ExportCommand.Create());
 root.Subcommands.Add(WorkerCommand.Create());
+root.Subcommands.Add(CoordinatorCommand.Create());
+root.Subcommands.Add(LaunchCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(ShowAugmentCommand.Create());
-return root.Parse(args).Invoke();
+// Each command handles SIGINT/SIGTERM itself (a checkpoint first, children stopped in order): System.CommandLine must not
+// end the process two seconds after a signal.
+return root.Parse(args).Invoke(new InvocationConfiguration { ProcessTerminationTimeout = null });

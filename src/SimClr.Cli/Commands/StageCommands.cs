@@ -3,6 +3,7 @@ using SimClr.Cli.Plots;
 using SimClr.Cli.Terminal;
 using SimClr.Core.Config;
 using SimClr.Core.Data;
+using SimClr.Coordinator;
 using SimClr.Core.Training;
 
 namespace SimClr.Cli.Commands;
@@ -30,7 +31,9 @@ internal static class StageCommands
         return command;
     }
 
-    private static int Run(Stage stage, string? configPath, string[] overrides, string? resume, string? pretrained, bool plain, CancellationToken cancel)
+    /// <summary>Runs a stage; with <paramref name="replicas"/>, its pre-training steps run on those replicas (the coordinator).</summary>
+    public static int Run(Stage stage, string? configPath, string[] overrides, string? resume, string? pretrained, bool plain, CancellationToken cancel,
+        Func<RunConfig, Func<ImageDataSet, IReadOnlyList<IReplicaEndpoint>>>? replicas = null)
     {
         try
         {
@@ -50,7 +53,7 @@ internal static class StageCommands
                 StageRunner.CheckDevice(config.Device); // before a run directory is made for a run that cannot start
                 run = RunDirectory.Create(config);
             }
-            var result = Execute(config, run, checkpoint, plain, cancel);
+            var result = Execute(config, run, checkpoint, plain, cancel, replicas?.Invoke(config));
             Console.WriteLine(Summary(result));
             return result.Completed ? 0 : 130;
         }
@@ -58,6 +61,13 @@ internal static class StageCommands
         {
             Console.Error.WriteLine($"simclr: {e.Message}");
             return e is TrainingDivergedException ? 3 : 2;
+        }
+        catch (Exception e) when (e is WorkerUnavailableException or ReplicaDivergenceException or Grpc.Core.RpcException or SimClr.Protocol.ProtocolViolation)
+        {
+            string what = e is Grpc.Core.RpcException rpc ? $"a worker call failed ({rpc.StatusCode}): {rpc.Status.Detail}" : e.Message;
+            Console.Error.WriteLine($"simclr: {what}");
+            Console.Error.WriteLine("simclr: the run stopped; its last checkpoint is intact. Fix or restart the workers, then resume with --resume <run directory>.");
+            return 4;
         }
     }
 
@@ -88,7 +98,8 @@ internal static class StageCommands
     private static string Kebab(Stage stage) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(stage.ToString());
 
     /// <summary>Runs a stage with progress, Ctrl-C handling (a checkpoint, then a clean stop) and plots.</summary>
-    public static StageResult Execute(RunConfig config, RunDirectory run, string? checkpoint, bool plain, CancellationToken cancel)
+    public static StageResult Execute(RunConfig config, RunDirectory run, string? checkpoint, bool plain, CancellationToken cancel,
+        Func<ImageDataSet, IReadOnlyList<IReplicaEndpoint>>? replicas = null)
     {
         using var interrupt = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         ConsoleCancelEventHandler onCancel = (_, e) =>
@@ -97,9 +108,14 @@ internal static class StageCommands
             interrupt.Cancel();
         };
         Console.CancelKeyPress += onCancel;
+        using var onTerminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true; // SIGTERM (kill, a scheduler, the launcher) stops like Ctrl-C: checkpoint, then exit
+            interrupt.Cancel();
+        });
         try
         {
-            var result = ConsoleObserver.Run(plain, observer => StageRunner.RunAsync(config, run, observer, checkpoint, cancel: interrupt.Token).GetAwaiter().GetResult());
+            var result = ConsoleObserver.Run(plain, observer => StageRunner.RunAsync(config, run, observer, checkpoint, cancel: interrupt.Token, replicas: replicas).GetAwaiter().GetResult());
             RunPlots.Write(run.Path);
             return result;
         }

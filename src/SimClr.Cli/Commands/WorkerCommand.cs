@@ -1,4 +1,5 @@
 using System.CommandLine;
+using SimClr.Cli.Processes;
 using SimClr.Worker;
 
 namespace SimClr.Cli.Commands;
@@ -12,8 +13,13 @@ internal static class WorkerCommand
         var host = new Option<string>("--host") { Description = "address to listen on (loopback unless told otherwise)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "port to listen on (0: any free port, printed)", DefaultValueFactory = _ => 0 };
         var threads = new Option<int>("--threads") { Description = "torch intra-op threads (0: torch's default)", DefaultValueFactory = _ => 0 };
-        var command = new Command("worker", "Run a worker: one device, one model replica, the gRPC Worker service of protos/simclr.proto.") { device, host, port, threads };
-        command.SetAction(async (r, cancel) => await Run(r.GetValue(device)!, r.GetValue(host)!, r.GetValue(port), r.GetValue(threads), cancel));
+        var parent = new Option<int?>("--parent-pid") { Description = "stop when this process is gone (set by simclr launch)", Hidden = true };
+        var command = new Command("worker", "Run a worker: one device, one model replica, the gRPC Worker service of protos/simclr.proto.") { device, host, port, threads, parent };
+        command.SetAction(async (r, cancel) =>
+        {
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel, ParentWatch.Watch(r.GetValue(parent), Console.Error.WriteLine));
+            return await Run(r.GetValue(device)!, r.GetValue(host)!, r.GetValue(port), r.GetValue(threads), stop.Token);
+        });
         return command;
     }
 
@@ -45,7 +51,7 @@ internal static class WorkerCommand
         catch (OperationCanceledException)
         {
         }
-        Console.WriteLine("worker stopped");
+        Console.WriteLine($"worker stopped; peak RSS {ParentWatch.PeakRss() / (1024.0 * 1024):F0} MiB");
         return 0;
     }
 }

@@ -1,0 +1,78 @@
+using System.CommandLine;
+using SimClr.Cli.Processes;
+using SimClr.Coordinator;
+using SimClr.Core.Config;
+using SimClr.Core.Training;
+
+namespace SimClr.Cli.Commands;
+
+/// <summary>
+/// simclr coordinator: a pre-training run whose steps run on already-started workers (simclr worker). It owns the data
+/// set, sampler, schedule, run directory, metrics, checkpoints and kNN monitor, exactly as `simclr pretrain` does.
+/// </summary>
+internal static class CoordinatorCommand
+{
+    public static Command Create()
+    {
+        var workers = new Option<string>("--workers", "-w") { Description = "worker addresses, comma-separated, in replica order (e.g. http://127.0.0.1:5001,http://127.0.0.1:5002)", Required = true };
+        var config = new Option<string?>("--config", "-c") { Description = "run config (JSON); see configs/" };
+        var set = new Option<string[]>("--set", "-s") { Description = "override a config value: key.path=value (repeatable)", AllowMultipleArgumentsPerToken = true };
+        var resume = new Option<string?>("--resume") { Description = "continue the run in this run directory from its last checkpoint" };
+        var plain = new Option<bool>("--plain") { Description = "plain log lines instead of a progress bar" };
+        var callTimeout = new Option<int>("--call-timeout") { Description = "seconds a worker call may take before the worker counts as hung", DefaultValueFactory = _ => 600 };
+        var healthTimeout = new Option<int>("--health-timeout") { Description = "seconds to wait for every worker to report SERVING", DefaultValueFactory = _ => 120 };
+        var parent = new Option<int?>("--parent-pid") { Description = "stop when this process is gone (set by simclr launch)", Hidden = true };
+        var command = new Command("coordinator", "Pre-train on running workers: shard each global batch, global NT-Xent, summed gradients, checksums every step.")
+        {
+            workers, config, set, resume, plain, callTimeout, healthTimeout, parent,
+        };
+        command.SetAction((r, cancel) =>
+        {
+            List<Uri> addresses;
+            try
+            {
+                addresses = Addresses(r.GetValue(workers)!);
+            }
+            catch (ConfigException e)
+            {
+                Console.Error.WriteLine($"simclr coordinator: {e.Message}");
+                return Task.FromResult(2);
+            }
+            using var launcherGone = CancellationTokenSource.CreateLinkedTokenSource(cancel, ParentWatch.Watch(r.GetValue(parent), Console.Error.WriteLine));
+            var joined = new List<IReplicaEndpoint>();
+            try
+            {
+                int code = StageCommands.Run(Stage.Pretrain, r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(resume), null, r.GetValue(plain), launcherGone.Token,
+                    resolved => train =>
+                    {
+                        Console.WriteLine($"joining {addresses.Count} worker(s): {string.Join(", ", addresses)}");
+                        var endpoints = WorkerPool.JoinAsync(addresses, resolved, train, TimeSpan.FromSeconds(r.GetValue(callTimeout)),
+                            TimeSpan.FromSeconds(r.GetValue(healthTimeout)), Console.WriteLine, launcherGone.Token).GetAwaiter().GetResult();
+                        joined.AddRange(endpoints);
+                        return endpoints;
+                    });
+                return Task.FromResult(code);
+            }
+            finally
+            {
+                foreach (var endpoint in joined) endpoint.Dispose();
+            }
+        });
+        return command;
+    }
+
+    public static List<Uri> Addresses(string list)
+    {
+        var addresses = new List<Uri>();
+        foreach (string item in list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            string text = item.Contains("://", StringComparison.Ordinal) ? item : "http://" + item;
+            if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.Port <= 0)
+                throw new ConfigException($"'{item}' is not a worker address (host:port or http://host:port)");
+            addresses.Add(uri);
+        }
+        if (addresses.Count == 0) throw new ConfigException("--workers lists no address");
+        if (addresses.Distinct().Count() != addresses.Count) throw new ConfigException("--workers lists an address twice");
+        return addresses;
+    }
+}

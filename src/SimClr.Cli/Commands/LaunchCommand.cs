@@ -1,0 +1,175 @@
+using System.CommandLine;
+using System.Text.RegularExpressions;
+using SimClr.Cli.Processes;
+using SimClr.Core.Config;
+
+namespace SimClr.Cli.Commands;
+
+/// <summary>
+/// simclr launch: a distributed pre-training run on one box. Starts N worker processes (free ports, chosen by the OS
+/// and read back from each worker), then the coordinator; merges their output with prefixes; stops everything in order
+/// when the run ends, when any process fails, or on Ctrl-C/SIGTERM (the coordinator writes a checkpoint first);
+/// and never leaves a process behind (each child also stops by itself if the launcher disappears).
+/// </summary>
+internal static partial class LaunchCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<string?>("--config", "-c") { Description = "run config (JSON); see configs/" };
+        var set = new Option<string[]>("--set", "-s") { Description = "override a config value: key.path=value (repeatable)", AllowMultipleArgumentsPerToken = true };
+        var resume = new Option<string?>("--resume") { Description = "continue the run in this run directory from its last checkpoint" };
+        var workers = new Option<int>("--workers", "-n") { Description = "worker processes (default: one per device in --devices)", DefaultValueFactory = _ => 0 };
+        var devices = new Option<string>("--devices", "-d") { Description = "cpu, or the workers' devices in order: cuda:0,cuda:1,...", DefaultValueFactory = _ => "cpu" };
+        var threads = new Option<int>("--threads-per-worker") { Description = "torch threads per CPU worker (default: cores / workers)", DefaultValueFactory = _ => 0 };
+        var command = new Command("launch", "Distributed pre-training on this machine: N worker processes + the coordinator, logs merged, stopped together.")
+        {
+            config, set, resume, workers, devices, threads,
+        };
+        command.SetAction(async (r, cancel) =>
+        {
+            try
+            {
+                var placement = Placement(r.GetValue(workers), r.GetValue(devices)!);
+                return await RunAsync(placement, r.GetValue(threads), r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(resume));
+            }
+            catch (ConfigException e)
+            {
+                Console.Error.WriteLine($"simclr launch: {e.Message}");
+                return 2;
+            }
+        });
+        return command;
+    }
+
+    /// <summary>The device of each worker: "cpu" for N workers, or one listed device per worker.</summary>
+    public static IReadOnlyList<string> Placement(int workers, string devices)
+    {
+        var list = devices.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (list.Length == 0) throw new ConfigException("--devices lists no device");
+        if (workers < 0) throw new ConfigException($"--workers must be >= 1 (got {workers})");
+        if (list.Length == 1)
+            return Enumerable.Repeat(list[0], workers == 0 ? (list[0] == "cpu" ? 2 : 1) : workers).ToList();
+        if (workers != 0 && workers != list.Length)
+            throw new ConfigException($"--workers {workers} but --devices lists {list.Length} devices; give one device per worker, or one device for all");
+        return list;
+    }
+
+    private static readonly Lock OutputGate = new();
+
+    private static void Write(string prefix, string line, bool error = false)
+    {
+        lock (OutputGate) (error ? Console.Error : Console.Out).WriteLine($"[{prefix}] {line}");
+    }
+
+    private static async Task<int> RunAsync(IReadOnlyList<string> devices, int threadsPerWorker, string? config, string[] overrides, string? resume)
+    {
+        int me = Environment.ProcessId;
+        if (threadsPerWorker <= 0) threadsPerWorker = Math.Max(1, Environment.ProcessorCount / devices.Count);
+        var interrupted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        int signals = 0;
+        var children = new List<ChildProcess>();
+        void OnSignal()
+        {
+            if (Interlocked.Increment(ref signals) == 1)
+            {
+                Write("launch", "stopping: the coordinator writes a checkpoint, then the workers stop (again to kill everything now)");
+                interrupted.TrySetResult();
+            }
+            else
+            {
+                Write("launch", "killing every process now");
+                lock (children) foreach (var c in children) c.Kill();
+            }
+        }
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            OnSignal();
+        };
+        Console.CancelKeyPress += onCancel;
+        using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            OnSignal();
+        });
+        try
+        {
+            // 1. workers, each on a free port the OS picks; the port comes back in the worker's first line
+            var addresses = new TaskCompletionSource<string>[devices.Count];
+            for (int w = 0; w < devices.Count; w++)
+            {
+                var address = addresses[w] = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+                string[] args = ["worker", "--port", "0", "--device", devices[w], "--parent-pid", me.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+                if (devices[w] == "cpu") args = [.. args, "--threads", threadsPerWorker.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+                var child = ChildProcess.StartSelf($"worker{w}", args, (c, line) =>
+                {
+                    if (!address.Task.IsCompleted && ListeningLine().Match(line) is { Success: true } m) address.TrySetResult(m.Groups[1].Value);
+                    Write(c.Name, line);
+                });
+                lock (children) children.Add(child);
+                Write("launch", $"worker{w}: pid {child.Pid}, device {devices[w]}" + (devices[w] == "cpu" ? $", {threadsPerWorker} threads" : ""));
+            }
+            var urls = new List<string>();
+            for (int w = 0; w < devices.Count; w++)
+            {
+                var worker = children[w];
+                var first = await Task.WhenAny(addresses[w].Task, worker.Exited, interrupted.Task, Task.Delay(TimeSpan.FromMinutes(2)));
+                if (first != addresses[w].Task)
+                {
+                    string why = first == worker.Exited ? $"exited with code {worker.Exited.Result} before listening"
+                        : first == interrupted.Task ? "interrupted while starting" : "did not start listening within 2 minutes";
+                    Write("launch", $"{worker.Name} {why}; stopping", error: true);
+                    await StopWorkersAsync(children);
+                    return first == interrupted.Task ? 130 : 4;
+                }
+                urls.Add(addresses[w].Task.Result);
+            }
+
+            // 2. the coordinator, which waits for every worker's health, joins them and runs the stage
+            var coordinatorArgs = new List<string> { "coordinator", "--workers", string.Join(",", urls), "--plain", "--parent-pid", me.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+            if (config is not null) coordinatorArgs.AddRange(["--config", config]);
+            if (resume is not null) coordinatorArgs.AddRange(["--resume", resume]);
+            foreach (string o in overrides) coordinatorArgs.AddRange(["--set", o]);
+            var coordinator = ChildProcess.StartSelf("coord", coordinatorArgs, (c, line) => Write(c.Name, line));
+            lock (children) children.Add(coordinator);
+            Write("launch", $"coordinator: pid {coordinator.Pid}");
+
+            // 3. wait for the end, a failure, or a signal
+            var workerExits = children.Take(devices.Count).Select(c => c.Exited).ToList();
+            var done = await Task.WhenAny([coordinator.Exited, interrupted.Task, .. workerExits]);
+            int code;
+            if (done == coordinator.Exited)
+            {
+                code = coordinator.Exited.Result;
+            }
+            else if (done == interrupted.Task)
+            {
+                code = await coordinator.StopAsync(coordinator.Interrupt, TimeSpan.FromMinutes(5));
+            }
+            else
+            {
+                var dead = children.First(c => c.Exited == done);
+                Write("launch", $"{dead.Name} exited with code {dead.Exited.Result} during the run; stopping the coordinator (the last checkpoint stays valid)", error: true);
+                code = await coordinator.StopAsync(coordinator.Interrupt, TimeSpan.FromMinutes(1));
+                if (code == 0) code = 4;
+            }
+            await StopWorkersAsync(children.Take(devices.Count).ToList());
+            Write("launch", code == 0 ? "done" : $"finished with exit code {code}");
+            return code;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+            lock (children)
+            {
+                foreach (var c in children) c.Dispose(); // kills whatever is still running: no orphans
+            }
+        }
+    }
+
+    private static async Task StopWorkersAsync(IReadOnlyList<ChildProcess> workers) =>
+        await Task.WhenAll(workers.Select(w => w.StopAsync(w.Terminate, TimeSpan.FromSeconds(15))));
+
+    [GeneratedRegex(@"^worker listening on (\S+)")]
+    private static partial Regex ListeningLine();
+}

@@ -1,0 +1,206 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using SimClr.Core.Checkpoints;
+
+namespace SimClr.Distributed.Tests;
+
+/// <summary>
+/// `simclr launch` as a user runs it: real processes (the launcher, 2 workers, the coordinator) on loopback, a tiny
+/// net on CPU. Every test checks by PID that no process is left behind.
+/// </summary>
+public sealed partial class LaunchTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("simclr-launch-").FullName;
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_folder, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private string Config(int epochs)
+    {
+        string path = Path.Combine(_folder, "tiny.json");
+        File.WriteAllText(path, $$"""
+        {
+          "stage": "pretrain", "seed": 3, "threads": 1,
+          "data": { "name": "synthetic-shapes", "syntheticTrain": 256, "syntheticTest": 64 },
+          "model": { "width": 0.125, "projectionHidden": 32, "projectionDim": 16 },
+          "optimizer": { "kind": "lars", "baseLearningRate": 0.5, "scaling": "linear", "trustCoefficient": 0.02 },
+          "epochs": {{epochs}}, "batchSize": 32, "warmupEpochs": 1, "knnEveryEpochs": 0,
+          "checkpointEverySteps": 8, "logEverySteps": 4, "runsFolder": "{{Path.Combine(_folder, "runs")}}", "runName": "launched"
+        }
+        """);
+        return path;
+    }
+
+    /// <summary>The launcher, started as a user would start it, with its merged output collected line by line.</summary>
+    private sealed class Launcher : IDisposable
+    {
+        public readonly Process Process;
+        public readonly List<string> Lines = [];
+
+        public Launcher(params string[] args)
+        {
+            var info = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "simclr.exe" : "simclr"))
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                UseShellExecute = false,
+            };
+            foreach (string a in args) info.ArgumentList.Add(a);
+            Process = new Process { StartInfo = info };
+            Process.OutputDataReceived += (_, e) => Add(e.Data);
+            Process.ErrorDataReceived += (_, e) => Add(e.Data);
+            Process.Start();
+            Process.BeginOutputReadLine();
+            Process.BeginErrorReadLine();
+        }
+
+        private void Add(string? line)
+        {
+            if (line is null) return;
+            lock (Lines) Lines.Add(line);
+        }
+
+        public string Output
+        {
+            get
+            {
+                lock (Lines) return string.Join('\n', Lines);
+            }
+        }
+
+        public async Task<bool> WaitForLineAsync(Func<string, bool> match, TimeSpan timeout)
+        {
+            var until = DateTime.UtcNow + timeout;
+            while (DateTime.UtcNow < until && !Process.HasExited)
+            {
+                lock (Lines)
+                {
+                    if (Lines.Any(match)) return true;
+                }
+                await Task.Delay(100);
+            }
+            lock (Lines) return Lines.Any(match);
+        }
+
+        /// <summary>Every child the launcher reported starting (workers and coordinator).</summary>
+        public List<int> ChildPids()
+        {
+            lock (Lines) return Lines.Select(l => ChildLine().Match(l)).Where(m => m.Success).Select(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        }
+
+        public void Dispose()
+        {
+            if (!Process.HasExited) Process.Kill(entireProcessTree: true);
+            Process.Dispose();
+        }
+    }
+
+    private static bool Alive(int pid)
+    {
+        try
+        {
+            using var p = Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    private static async Task AssertAllGoneAsync(IEnumerable<int> pids, TimeSpan within)
+    {
+        var until = DateTime.UtcNow + within;
+        var list = pids.ToList();
+        while (list.Any(Alive) && DateTime.UtcNow < until) await Task.Delay(100);
+        Assert.DoesNotContain(list, Alive);
+    }
+
+    private static void Signal(int pid, string signal) => Process.Start("kill", [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+
+    [Fact]
+    public async Task Launch_runs_two_workers_to_the_end_and_finetune_consumes_its_checkpoint()
+    {
+        using var launcher = new Launcher("launch", "--config", Config(epochs: 2), "--workers", "2", "--devices", "cpu");
+        Assert.True(launcher.Process.WaitForExit(TimeSpan.FromMinutes(5)), "launch did not finish in 5 minutes:\n" + launcher.Output);
+        launcher.Process.WaitForExit();
+        Assert.True(launcher.Process.ExitCode == 0, launcher.Output);
+        var pids = launcher.ChildPids();
+        Assert.Equal(3, pids.Count); // 2 workers + the coordinator
+        await AssertAllGoneAsync(pids, TimeSpan.FromSeconds(5));
+        Assert.Contains("[coord] each step: 2 replica(s) x 1 chunk(s), BatchNorm groups cross", launcher.Output);
+        Assert.Contains("[worker1] worker stopped; peak RSS", launcher.Output);
+
+        string run = Path.Combine(_folder, "runs", "launched");
+        Assert.True(File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Length >= 4);
+        string checkpoint = Directory.GetFiles(Path.Combine(run, "checkpoints")).Order().Last();
+        using (var loaded = Checkpoint.Load(checkpoint))
+        {
+            Assert.Equal(16, loaded.Step); // 256 images / 32 = 8 steps per epoch, 2 epochs
+            Assert.NotEmpty(loaded.Optimizer); // momentum came back from the workers with the weights
+        }
+
+        // the user's "fine-tune afterwards": the single-process finetune stage starts from the launched run's checkpoint
+        using var finetune = new Launcher("finetune", "--plain", "--pretrained", checkpoint,
+            "--set", "data.name=synthetic-shapes", "--set", "data.syntheticTrain=256", "--set", "data.syntheticTest=64",
+            "--set", "model.width=0.125", "--set", "model.projectionHidden=32", "--set", "model.projectionDim=16", "--set", "epochs=1",
+            "--set", "batchSize=32", "--set", $"runsFolder={Path.Combine(_folder, "runs")}", "--set", "runName=tuned", "--set", "threads=1");
+        Assert.True(finetune.Process.WaitForExit(TimeSpan.FromMinutes(3)), finetune.Output);
+        finetune.Process.WaitForExit();
+        Assert.True(finetune.Process.ExitCode == 0, finetune.Output);
+        Assert.Contains("test_accuracy", finetune.Output);
+    }
+
+    [Fact]
+    public async Task SIGINT_to_the_launcher_writes_a_checkpoint_and_leaves_no_process_running()
+    {
+        using var launcher = new Launcher("launch", "--config", Config(epochs: 500), "--workers", "2");
+        Assert.True(await launcher.WaitForLineAsync(l => l.Contains("[coord] pretrain step", StringComparison.Ordinal), TimeSpan.FromMinutes(2)), launcher.Output);
+        var pids = launcher.ChildPids();
+        Assert.Equal(3, pids.Count);
+        Signal(launcher.Process.Id, "INT");
+        Assert.True(launcher.Process.WaitForExit(TimeSpan.FromMinutes(2)), "the launcher did not stop after SIGINT:\n" + launcher.Output);
+        launcher.Process.WaitForExit();
+        Assert.True(launcher.Process.ExitCode == 130, launcher.Output);
+        await AssertAllGoneAsync(pids, TimeSpan.FromSeconds(5));
+        Assert.Contains("[coord] stopped at step", launcher.Output);
+        string checkpoint = Directory.GetFiles(Path.Combine(_folder, "runs", "launched", "checkpoints")).Order().Last();
+        using var loaded = Checkpoint.Load(checkpoint);
+        Assert.True(loaded.Step > 0);
+    }
+
+    [Fact]
+    public async Task A_worker_killed_mid_run_stops_the_run_with_a_clear_message_and_no_process_left()
+    {
+        using var launcher = new Launcher("launch", "--config", Config(epochs: 500), "--workers", "2");
+        Assert.True(await launcher.WaitForLineAsync(l => l.Contains("[coord] pretrain step", StringComparison.Ordinal), TimeSpan.FromMinutes(2)), launcher.Output);
+        var pids = launcher.ChildPids();
+        Signal(pids[1], "KILL"); // worker1
+        Assert.True(launcher.Process.WaitForExit(TimeSpan.FromMinutes(2)), launcher.Output);
+        launcher.Process.WaitForExit();
+        Assert.NotEqual(0, launcher.Process.ExitCode);
+        Assert.Contains("[launch] worker1 exited", launcher.Output);
+        await AssertAllGoneAsync(pids, TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task Children_stop_by_themselves_when_the_launcher_is_killed()
+    {
+        using var launcher = new Launcher("launch", "--config", Config(epochs: 500), "--workers", "2");
+        Assert.True(await launcher.WaitForLineAsync(l => l.Contains("[launch] coordinator: pid", StringComparison.Ordinal), TimeSpan.FromMinutes(2)), launcher.Output);
+        var pids = launcher.ChildPids();
+        Signal(launcher.Process.Id, "KILL"); // no chance to clean up: the children's own watch must end them
+        await AssertAllGoneAsync(pids, TimeSpan.FromSeconds(30));
+    }
+
+    [GeneratedRegex(@"^\[launch\] (?:worker\d+|coordinator): pid (\d+)")]
+    private static partial Regex ChildLine();
+}
