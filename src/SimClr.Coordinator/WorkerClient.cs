@@ -10,8 +10,11 @@ public sealed class WorkerClient : IDisposable
     private readonly GrpcChannel _channel;
     private readonly Protocol.Worker.WorkerClient _client;
 
-    public WorkerClient(Uri address, TimeSpan callTimeout)
+    private readonly Metadata? _headers;
+
+    public WorkerClient(Uri address, TimeSpan callTimeout, string? token = null)
     {
+        if (token is not null) _headers = new Metadata { { RunToken.Header, RunToken.BearerValue(token) } };
         Address = address;
         CallTimeout = callTimeout;
         _channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
@@ -26,7 +29,7 @@ public sealed class WorkerClient : IDisposable
 
     public TimeSpan CallTimeout { get; }
 
-    private CallOptions Options(CancellationToken cancel) => new(deadline: DateTime.UtcNow + CallTimeout, cancellationToken: cancel);
+    private CallOptions Options(CancellationToken cancel) => new(headers: _headers, deadline: DateTime.UtcNow + CallTimeout, cancellationToken: cancel);
 
     public async Task<JoinReply> JoinAsync(JoinRequest request, CancellationToken cancel = default) =>
         await _client.JoinAsync(request, Options(cancel));

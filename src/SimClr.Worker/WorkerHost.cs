@@ -30,6 +30,8 @@ public sealed class WorkerHost : IAsyncDisposable
 
     public static async Task<WorkerHost> StartAsync(WorkerOptions options, Action<ILoggingBuilder>? logging = null)
     {
+        if (!options.IsLoopback && options.Token is null)
+            throw new ProtocolViolation($"listening on {options.Host} needs a run token (--token-file or {RunToken.EnvironmentVariable}): anyone who can reach the port could drive this worker");
         var torch = new TorchThread($"torch-{options.WorkerId}");
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -43,6 +45,7 @@ public sealed class WorkerHost : IAsyncDisposable
         {
             grpc.MaxReceiveMessageSize = WireLimits.MaxMessageBytes;
             grpc.MaxSendMessageSize = WireLimits.MaxMessageBytes;
+            grpc.Interceptors.Add<TokenInterceptor>();
         });
         // grpc.health.v1: SERVING once the server is up (coordinators and the launcher wait for it); answered live, not cached
         builder.Services.AddGrpcHealthChecks(o => o.UseHealthChecksCache = false)

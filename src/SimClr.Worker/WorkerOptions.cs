@@ -13,4 +13,9 @@ public sealed record WorkerOptions
 
     /// <summary>0 picks a free port.</summary>
     public int Port { get; init; }
+
+    /// <summary>The run token every Worker call must carry; required to listen beyond loopback.</summary>
+    public string? Token { get; init; }
+
+    public bool IsLoopback => System.Net.IPAddress.TryParse(Host, out var ip) && System.Net.IPAddress.IsLoopback(ip);
 }

@@ -188,4 +188,33 @@ public sealed class DistributedStepTests : IAsyncLifetime
         Assert.Equal(before, await replicas[0].LoadStateAsync(state, default)); // unchanged, and a good state still loads
         replicas[0].Dispose();
     }
+
+    [Fact]
+    public async Task A_worker_with_a_run_token_refuses_calls_without_it_and_serves_the_coordinator_that_has_it()
+    {
+        const string token = "0123456789abcdef0123456789abcdef";
+        var host = await WorkerHost.StartAsync(new WorkerOptions { Token = token });
+        _hosts.Add(host);
+        using (var stranger = new WorkerClient(host.Address, TimeSpan.FromSeconds(30)))
+        {
+            await WorkerPool.WaitHealthyAsync(stranger, TimeSpan.FromSeconds(30)); // health stays open
+            var e = await Assert.ThrowsAsync<RpcException>(() => stranger.ApplyStepAsync(0, 0.1, new byte[8]));
+            Assert.Equal(StatusCode.Unauthenticated, e.StatusCode);
+        }
+        using (var wrong = new WorkerClient(host.Address, TimeSpan.FromSeconds(30), token.Replace('0', 'x')))
+        {
+            var e = await Assert.ThrowsAsync<RpcException>(() => wrong.SaveStateAsync());
+            Assert.Equal(StatusCode.Unauthenticated, e.StatusCode);
+        }
+        var joined = await WorkerPool.JoinAsync([host.Address], Config, _data.Train, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(30), token: token);
+        Assert.NotEmpty(await joined[0].SaveStateAsync(default));
+        joined[0].Dispose();
+    }
+
+    [Fact]
+    public async Task Listening_beyond_loopback_without_a_token_is_refused()
+    {
+        var e = await Assert.ThrowsAsync<ProtocolViolation>(() => WorkerHost.StartAsync(new WorkerOptions { Host = "0.0.0.0" }));
+        Assert.Contains("run token", e.Message);
+    }
 }

@@ -21,19 +21,22 @@ internal static class CoordinatorCommand
         var plain = new Option<bool>("--plain") { Description = "plain log lines instead of a progress bar" };
         var callTimeout = new Option<int>("--call-timeout") { Description = "seconds a worker call may take before the worker counts as hung", DefaultValueFactory = _ => 600 };
         var healthTimeout = new Option<int>("--health-timeout") { Description = "seconds to wait for every worker to report SERVING", DefaultValueFactory = _ => 120 };
+        var tokenFile = new Option<string?>("--token-file") { Description = $"file holding the run token the workers expect (default: ${SimClr.Protocol.RunToken.EnvironmentVariable}, if set)" };
         var parent = new Option<int?>("--parent-pid") { Description = "stop when this process is gone (set by simclr launch)", Hidden = true };
         var command = new Command("coordinator", "Pre-train on running workers: shard each global batch, global NT-Xent, summed gradients, checksums every step.")
         {
-            workers, config, set, resume, plain, callTimeout, healthTimeout, parent,
+            workers, config, set, resume, plain, callTimeout, healthTimeout, tokenFile, parent,
         };
         command.SetAction((r, cancel) =>
         {
             List<Uri> addresses;
+            string? token;
             try
             {
                 addresses = Addresses(r.GetValue(workers)!);
+                token = SimClr.Protocol.RunToken.Read(r.GetValue(tokenFile));
             }
-            catch (ConfigException e)
+            catch (Exception e) when (e is ConfigException or SimClr.Protocol.ProtocolViolation)
             {
                 Console.Error.WriteLine($"simclr coordinator: {e.Message}");
                 return Task.FromResult(2);
@@ -47,7 +50,7 @@ internal static class CoordinatorCommand
                     {
                         Console.WriteLine($"joining {addresses.Count} worker(s): {string.Join(", ", addresses)}");
                         var endpoints = WorkerPool.JoinAsync(addresses, resolved, train, TimeSpan.FromSeconds(r.GetValue(callTimeout)),
-                            TimeSpan.FromSeconds(r.GetValue(healthTimeout)), Console.WriteLine, launcherGone.Token).GetAwaiter().GetResult();
+                            TimeSpan.FromSeconds(r.GetValue(healthTimeout)), Console.WriteLine, token, launcherGone.Token).GetAwaiter().GetResult();
                         joined.AddRange(endpoints);
                         return endpoints;
                     });

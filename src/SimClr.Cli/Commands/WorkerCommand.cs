@@ -13,35 +13,37 @@ internal static class WorkerCommand
         var host = new Option<string>("--host") { Description = "address to listen on (loopback unless told otherwise)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "port to listen on (0: any free port, printed)", DefaultValueFactory = _ => 0 };
         var threads = new Option<int>("--threads") { Description = "torch intra-op threads (0: torch's default)", DefaultValueFactory = _ => 0 };
+        var tokenFile = new Option<string?>("--token-file") { Description = $"file holding the run token every call must carry (default: ${SimClr.Protocol.RunToken.EnvironmentVariable}, if set); required beyond loopback" };
         var parent = new Option<int?>("--parent-pid") { Description = "stop when this process is gone (set by simclr launch)", Hidden = true };
-        var command = new Command("worker", "Run a worker: one device, one model replica, the gRPC Worker service of protos/simclr.proto.") { device, host, port, threads, parent };
+        var command = new Command("worker", "Run a worker: one device, one model replica, the gRPC Worker service of protos/simclr.proto.") { device, host, port, threads, tokenFile, parent };
         command.SetAction(async (r, cancel) =>
         {
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel, ParentWatch.Watch(r.GetValue(parent), Console.Error.WriteLine));
-            return await Run(r.GetValue(device)!, r.GetValue(host)!, r.GetValue(port), r.GetValue(threads), stop.Token);
+            return await Run(r.GetValue(device)!, r.GetValue(host)!, r.GetValue(port), r.GetValue(threads), r.GetValue(tokenFile), stop.Token);
         });
         return command;
     }
 
-    private static async Task<int> Run(string device, string host, int port, int threads, CancellationToken cancel)
+    private static async Task<int> Run(string device, string host, int port, int threads, string? tokenFile, CancellationToken cancel)
     {
-        if (host is not ("127.0.0.1" or "localhost" or "::1"))
-        {
-            // listening beyond loopback needs the shared token and TLS of the faults-and-security issue, not built yet
-            Console.Error.WriteLine($"simclr worker: listening on {host} is refused until token authentication exists; use 127.0.0.1");
-            return 2;
-        }
+        string? token;
         try
         {
             SimClr.Core.Training.StageRunner.CheckDevice(device);
+            token = SimClr.Protocol.RunToken.Read(tokenFile);
+            if (host != "localhost" && !System.Net.IPAddress.TryParse(host, out _))
+                throw new SimClr.Core.Config.ConfigException($"--host {host} is not an IP address; give the address of the interface to listen on (0.0.0.0 for all)");
+            var options = new WorkerOptions { Device = device, Host = host == "localhost" ? "127.0.0.1" : host, Port = port, Token = token };
+            if (!options.IsLoopback && token is null)
+                throw new SimClr.Core.Config.ConfigException($"listening on {host} needs a run token: put one in a file (openssl rand -hex 32 > token) and pass --token-file, or set {SimClr.Protocol.RunToken.EnvironmentVariable}; the coordinator needs the same");
         }
-        catch (SimClr.Core.Config.ConfigException e)
+        catch (Exception e) when (e is SimClr.Core.Config.ConfigException or SimClr.Protocol.ProtocolViolation)
         {
             Console.Error.WriteLine($"simclr worker: {e.Message}");
             return 2;
         }
         if (threads > 0) TorchSharp.torch.set_num_threads(threads);
-        await using var worker = await WorkerHost.StartAsync(new WorkerOptions { Device = device, Host = host == "localhost" ? "127.0.0.1" : host, Port = port });
+        await using var worker = await WorkerHost.StartAsync(new WorkerOptions { Device = device, Host = host == "localhost" ? "127.0.0.1" : host, Port = port, Token = token });
         Console.WriteLine($"worker listening on {worker.Address} (device {device}); Ctrl-C to stop");
         try
         {

@@ -1,0 +1,108 @@
+using SimClr.Coordinator;
+using SimClr.Core.Checkpoints;
+using SimClr.Core.Config;
+using SimClr.Core.Data;
+using SimClr.Core.Optim;
+using SimClr.Core.Training;
+using SimClr.Worker;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SimClr.Distributed.Tests;
+
+/// <summary>Whole pre-training runs through the shared trainer with gRPC workers: checkpoints, resume, and the same
+/// trajectory as one process wherever the BN grouping is the same.</summary>
+public sealed class DistributedRunTests : IAsyncLifetime
+{
+    private readonly string _runs = Directory.CreateTempSubdirectory("simclr-dist-runs-").FullName;
+    private readonly List<WorkerHost> _hosts = [];
+    private readonly List<IReplicaEndpoint> _endpoints = [];
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var e in _endpoints) e.Dispose();
+        foreach (var h in _hosts) await h.DisposeAsync();
+        Directory.Delete(_runs, recursive: true);
+    }
+
+    private RunConfig Config(string name) => new()
+    {
+        Seed = 9,
+        Threads = 1,
+        RunsFolder = _runs,
+        RunName = name,
+        Data = new DataOptions(DataOptions.SyntheticShapes, SyntheticTrain: 48, SyntheticTest: 16),
+        Model = new ModelOptions { Width = 0.125, ProjectionHidden = 16, ProjectionDim = 8 },
+        Optimizer = new OptimizerOptions { Kind = OptimizerKind.Lars, BaseLearningRate = 0.5, Scaling = LearningRateScaling.None, TrustCoefficient = 0.02 },
+        Epochs = 2,
+        BatchSize = 16,
+        WarmupEpochs = 1,
+        KnnEveryEpochs = 2,
+        KnnK = 5,
+        CheckpointEverySteps = 0,
+    };
+
+    /// <summary>Fresh workers hosted in this process, joined through the same pool the coordinator command uses.</summary>
+    private Func<ImageDataSet, IReadOnlyList<IReplicaEndpoint>> Workers(RunConfig config, int count) => train =>
+    {
+        var addresses = new List<Uri>();
+        for (int w = 0; w < count; w++)
+        {
+            var host = WorkerHost.StartAsync(new WorkerOptions { WorkerId = $"w{w}" }).GetAwaiter().GetResult();
+            _hosts.Add(host);
+            addresses.Add(host.Address);
+        }
+        var endpoints = WorkerPool.JoinAsync(addresses, config, train, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
+        _endpoints.AddRange(endpoints);
+        return endpoints;
+    };
+
+    private static void AssertSame(string expectedCheckpoint, string actualCheckpoint, double tolerance)
+    {
+        using var a = Checkpoint.Load(expectedCheckpoint);
+        using var b = Checkpoint.Load(actualCheckpoint);
+        Assert.Equal(a.Model.Keys.Order(), b.Model.Keys.Order());
+        Assert.Equal(a.Optimizer.Keys.Order(), b.Optimizer.Keys.Order());
+        foreach (var (name, x, y) in a.Model.Select(kv => ("model " + kv.Key, kv.Value, b.Model[kv.Key]))
+            .Concat(a.Optimizer.Select(kv => ("momentum " + kv.Key, kv.Value, b.Optimizer[kv.Key]))))
+        {
+            if (!x.is_floating_point() || name.Contains("running_", StringComparison.Ordinal)) continue; // BN running statistics are replica 0's own
+            double scale = Math.Max(1e-6, x.abs().max().ToDouble());
+            double diff = x.sub(y).abs().max().ToDouble();
+            Assert.True(diff <= tolerance * scale, $"{name} differs by {diff} (scale {scale})");
+        }
+    }
+
+    [Fact]
+    public async Task A_distributed_run_stopped_and_resumed_ends_where_the_uninterrupted_one_does()
+    {
+        var straight = Config("straight");
+        var whole = await StageRunner.RunAsync(straight, RunDirectory.Create(straight), SilentObserver.Instance, replicas: Workers(straight, 2));
+        Assert.True(whole.Completed);
+        Assert.InRange(whole.Metrics["knn_accuracy"], 0, 1); // the kNN monitor runs on the state taken from the workers
+
+        var paused = Config("paused");
+        var run = RunDirectory.Create(paused);
+        var half = await StageRunner.RunAsync(paused, run, SilentObserver.Instance, stopAfterStep: 4, replicas: Workers(paused, 2));
+        Assert.False(half.Completed);
+        Assert.Equal(run.CheckpointPath(4), half.CheckpointPath);
+        // new worker processes would start blank: the resumed run pushes the checkpoint's weights and momentum to them
+        var resumed = await StageRunner.RunAsync(paused, RunDirectory.Open(run.Path), SilentObserver.Instance, resumeCheckpoint: half.CheckpointPath,
+            replicas: Workers(paused, 2));
+        Assert.True(resumed.Completed);
+        AssertSame(whole.CheckpointPath!, resumed.CheckpointPath!, 1e-6);
+    }
+
+    [Fact]
+    public async Task Two_workers_in_local_BN_mode_follow_the_single_process_run_with_two_chunks_in_local_mode()
+    {
+        // The same BN batches either way: two groups of 8 images with both views (local mode); so the same maths.
+        var single = Config("single") with { Batching = new BatchingOptions { Chunks = 2, BatchNorm = BatchNormGroups.Local } };
+        var one = await StageRunner.RunAsync(single, RunDirectory.Create(single), SilentObserver.Instance);
+        var split = Config("split") with { Batching = new BatchingOptions { BatchNorm = BatchNormGroups.Local } };
+        var two = await StageRunner.RunAsync(split, RunDirectory.Create(split), SilentObserver.Instance, replicas: Workers(split, 2));
+        AssertSame(one.CheckpointPath!, two.CheckpointPath!, 1e-4);
+    }
+}
