@@ -48,7 +48,7 @@ public static class WorkerPool
             ConfigJson = RunConfigLoader.Serialize(config),
             ModelHash = RunConfigLoader.ModelHash(config),
             RunId = config.RunName ?? "",
-            Data = new DataShape { Channels = train.Channels, Height = train.Height, Width = train.Width },
+            Data = new DataShape { Channels = train.Channels, Height = train.Height, Width = train.Width, Classes = train.ClassNames.Count },
         };
         request.Data.Mean.AddRange(train.Mean);
         request.Data.Std.AddRange(train.Std);

@@ -8,7 +8,7 @@ namespace SimClr.Worker;
 /// The replica a worker serves, built from the run config the coordinator sent, behind the same
 /// <see cref="LocalReplicaEndpoint"/> the single-process trainer drives. Touched only on the TorchThread.
 /// </summary>
-internal sealed class ReplicaSession(RunConfig config, int channels, int height, int width, double[] mean, double[] std, Device device) : IDisposable
+internal sealed class ReplicaSession(RunConfig config, int channels, int height, int width, double[] mean, double[] std, int classes, Device device) : IDisposable
 {
     public RunConfig Config { get; } = config;
 
@@ -18,9 +18,9 @@ internal sealed class ReplicaSession(RunConfig config, int channels, int height,
 
     public int Width { get; } = width;
 
-    public LocalReplicaEndpoint Endpoint { get; } = new(ContrastiveReplica.Build(config, channels, mean, std, device)); // identical on every worker
+    public LocalReplicaEndpoint Endpoint { get; } = new(ModelReplica.Build(config, channels, mean, std, device, classes, loadPretrained: false)); // identical on every worker; weights arrive by LoadState
 
-    public ContrastiveReplica Replica => Endpoint.Replica;
+    public ModelReplica Replica => Endpoint.Replica;
 
     public long ParameterCount => Replica.ParameterCount;
 

@@ -46,6 +46,7 @@ public sealed class WorkerHost : IAsyncDisposable
             grpc.MaxReceiveMessageSize = WireLimits.MaxMessageBytes;
             grpc.MaxSendMessageSize = WireLimits.MaxMessageBytes;
             grpc.Interceptors.Add<TokenInterceptor>();
+            grpc.Interceptors.Add<FaultInterceptor>();
         });
         // grpc.health.v1: SERVING once the server is up (coordinators and the launcher wait for it); answered live, not cached
         builder.Services.AddGrpcHealthChecks(o => o.UseHealthChecksCache = false)

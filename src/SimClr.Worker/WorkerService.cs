@@ -38,7 +38,11 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILog
         var data = request.Data ?? throw Invalid("data: missing");
         if (data.Channels < 1 || data.Height < 1 || data.Width < 1 || data.Mean.Count != data.Channels || data.Std.Count != data.Channels || data.Std.Any(s => !(s > 0)))
             throw Invalid($"data: channels {data.Channels}, {data.Height}x{data.Width}, {data.Mean.Count} means and {data.Std.Count} stds do not describe images");
-        var session = await torch.RunAsync(() => new ReplicaSession(config, data.Channels, data.Height, data.Width, data.Mean.ToArray(), data.Std.ToArray(), new Device(options.Device)));
+        if (config.Stage is not (Stage.Pretrain or Stage.Finetune or Stage.Supervised))
+            throw Invalid($"stage {config.Stage} does not run on workers (pretrain, finetune and supervised do)");
+        if (config.Stage != Stage.Pretrain && data.Classes < 2) throw Invalid($"data: {data.Classes} classes; a classifier needs at least 2");
+        var session = await torch.RunAsync(() => new ReplicaSession(config, data.Channels, data.Height, data.Width, data.Mean.ToArray(), data.Std.ToArray(),
+            data.Classes, new Device(options.Device)));
         lock (_gate)
         {
             var old = _session;

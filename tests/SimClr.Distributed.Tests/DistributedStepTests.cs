@@ -56,10 +56,10 @@ public sealed class DistributedStepTests : IAsyncLifetime
     private static readonly long[][] Batches = [[0, 3, 5, 7, 9, 11], [1, 2, 4, 6, 8, 10], [12, 13, 14, 15, 0, 1]];
 
     /// <summary>The reference: one in-process replica taking three steps by hand (forward, Core's NT-Xent, backward, step).</summary>
-    private (ContrastiveReplica Replica, List<double> Losses) Reference()
+    private (ModelReplica Replica, List<double> Losses) Reference()
     {
         var train = _data.Train;
-        var replica = ContrastiveReplica.Build(Config, train.Channels, train.Mean, train.Std, CPU);
+        var replica = ModelReplica.Build(Config, train.Channels, train.Mean, train.Std, CPU);
         var loss = new NtXentLoss(Config.Loss.Temperature);
         var losses = new List<double>();
         for (int s = 0; s < 3; s++)
@@ -76,7 +76,7 @@ public sealed class DistributedStepTests : IAsyncLifetime
         return (replica, losses);
     }
 
-    private static void AssertSameState(ContrastiveReplica expected, IReadOnlyList<NamedBytes> actualState)
+    private static void AssertSameState(ModelReplica expected, IReadOnlyList<NamedBytes> actualState)
     {
         var state = actualState.ToDictionary(t => t.Name);
         foreach (var (name, tensor) in expected.Network.state_dict())
@@ -100,7 +100,7 @@ public sealed class DistributedStepTests : IAsyncLifetime
         var (reference, expectedLosses) = Reference();
         using var _ = reference;
         var replicas = await Endpoints(workerCount);
-        var step = new ContrastiveStep(replicas, new NtXentLoss(Config.Loss.Temperature), new BatchingOptions { Chunks = chunks });
+        var step = new DataParallelStep(replicas, new ContrastiveLoss(new NtXentLoss(Config.Loss.Temperature)), new BatchingOptions { Chunks = chunks });
         for (int s = 0; s < 3; s++)
         {
             var outcome = step.Run(_data.Train, Batches[s], epoch: s, step: s, learningRate: 0.5);
@@ -117,9 +117,9 @@ public sealed class DistributedStepTests : IAsyncLifetime
         var (reference, expectedLosses) = Reference();
         using var _ = reference;
         var train = _data.Train;
-        using var replica = ContrastiveReplica.Build(Config, train.Channels, train.Mean, train.Std, CPU);
+        using var replica = ModelReplica.Build(Config, train.Channels, train.Mean, train.Std, CPU);
         var local = new LocalReplicaEndpoint(replica);
-        var step = new ContrastiveStep([local], new NtXentLoss(Config.Loss.Temperature), new BatchingOptions { Chunks = 4 });
+        var step = new DataParallelStep([local], new ContrastiveLoss(new NtXentLoss(Config.Loss.Temperature)), new BatchingOptions { Chunks = 4 });
         for (int s = 0; s < 3; s++) Assert.Equal(expectedLosses[s], step.Run(train, Batches[s], epoch: s, step: s, learningRate: 0.5).Loss, 5);
         AssertSameState(reference, await local.SaveStateAsync(default));
     }
@@ -135,7 +135,7 @@ public sealed class DistributedStepTests : IAsyncLifetime
         data[0] ^= 1;
         state[first] = state[first] with { Data = data };
         await replicas[1].LoadStateAsync(state, default);
-        var step = new ContrastiveStep(replicas, new NtXentLoss(Config.Loss.Temperature), new BatchingOptions());
+        var step = new DataParallelStep(replicas, new ContrastiveLoss(new NtXentLoss(Config.Loss.Temperature)), new BatchingOptions());
         var e = Assert.Throws<ReplicaDivergenceException>(() => step.Run(_data.Train, Batches[0], epoch: 0, step: 0, learningRate: 0.5));
         Assert.Contains("worker 1", e.Message);
         foreach (var replica in replicas) replica.Dispose();

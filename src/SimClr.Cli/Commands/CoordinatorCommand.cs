@@ -22,10 +22,13 @@ internal static class CoordinatorCommand
         var callTimeout = new Option<int>("--call-timeout") { Description = "seconds a worker call may take before the worker counts as hung", DefaultValueFactory = _ => 600 };
         var healthTimeout = new Option<int>("--health-timeout") { Description = "seconds to wait for every worker to report SERVING", DefaultValueFactory = _ => 120 };
         var tokenFile = new Option<string?>("--token-file") { Description = $"file holding the run token the workers expect (default: ${SimClr.Protocol.RunToken.EnvironmentVariable}, if set)" };
+        var stage = new Option<string>("--stage") { Description = "pretrain, finetune or supervised (data-parallel: the same step machinery, a local loss)", DefaultValueFactory = _ => "pretrain" };
+        stage.AcceptOnlyFromAmong("pretrain", "finetune", "supervised");
+        var pretrained = new Option<string?>("--pretrained") { Description = "finetune: checkpoint or exported backbone to start from (read here; workers receive the weights)" };
         var parent = new Option<int?>("--parent-pid") { Description = "stop when this process is gone (set by simclr launch)", Hidden = true };
-        var command = new Command("coordinator", "Pre-train on running workers: shard each global batch, global NT-Xent, summed gradients, checksums every step.")
+        var command = new Command("coordinator", "Train on running workers: shard each global batch, global loss (NT-Xent or cross-entropy), summed gradients, checksums every step.")
         {
-            workers, config, set, resume, plain, callTimeout, healthTimeout, tokenFile, parent,
+            workers, stage, config, set, resume, pretrained, plain, callTimeout, healthTimeout, tokenFile, parent,
         };
         command.SetAction((r, cancel) =>
         {
@@ -45,7 +48,13 @@ internal static class CoordinatorCommand
             var joined = new List<IReplicaEndpoint>();
             try
             {
-                int code = StageCommands.Run(Stage.Pretrain, r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(resume), null, r.GetValue(plain), launcherGone.Token,
+                var chosen = r.GetValue(stage) switch
+                {
+                    "finetune" => Stage.Finetune,
+                    "supervised" => Stage.Supervised,
+                    _ => Stage.Pretrain,
+                };
+                int code = StageCommands.Run(chosen, r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(resume), r.GetValue(pretrained), r.GetValue(plain), launcherGone.Token,
                     resolved => train =>
                     {
                         Console.WriteLine($"joining {addresses.Count} worker(s): {string.Join(", ", addresses)}");

@@ -21,16 +21,24 @@ internal static partial class LaunchCommand
         var workers = new Option<int>("--workers", "-n") { Description = "worker processes (default: one per device in --devices)", DefaultValueFactory = _ => 0 };
         var devices = new Option<string>("--devices", "-d") { Description = "cpu, or the workers' devices in order: cuda:0,cuda:1,...", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads-per-worker") { Description = "torch threads per CPU worker (default: cores / workers)", DefaultValueFactory = _ => 0 };
-        var command = new Command("launch", "Distributed pre-training on this machine: N worker processes + the coordinator, logs merged, stopped together.")
+        var stage = new Option<string>("--stage") { Description = "pretrain, finetune or supervised", DefaultValueFactory = _ => "pretrain" };
+        stage.AcceptOnlyFromAmong("pretrain", "finetune", "supervised");
+        var pretrained = new Option<string?>("--pretrained") { Description = "finetune: checkpoint or exported backbone to start from" };
+        var command = new Command("launch", "Distributed training on this machine: N worker processes + the coordinator, logs merged, stopped together.")
         {
-            config, set, resume, workers, devices, threads,
+            config, set, resume, workers, devices, threads, stage, pretrained,
         };
         command.SetAction(async (r, cancel) =>
         {
             try
             {
                 var placement = Placement(r.GetValue(workers), r.GetValue(devices)!);
-                return await RunAsync(placement, r.GetValue(threads), r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(resume));
+                var coordinatorArgs = new List<string> { "--stage", r.GetValue(stage)! };
+                if (r.GetValue(config) is { } c) coordinatorArgs.AddRange(["--config", c]);
+                if (r.GetValue(resume) is { } resumed) coordinatorArgs.AddRange(["--resume", resumed]);
+                if (r.GetValue(pretrained) is { } p) coordinatorArgs.AddRange(["--pretrained", p]);
+                foreach (string o in r.GetValue(set) ?? []) coordinatorArgs.AddRange(["--set", o]);
+                return await RunAsync(placement, r.GetValue(threads), coordinatorArgs);
             }
             catch (ConfigException e)
             {
@@ -61,7 +69,7 @@ internal static partial class LaunchCommand
         lock (OutputGate) (error ? Console.Error : Console.Out).WriteLine($"[{prefix}] {line}");
     }
 
-    private static async Task<int> RunAsync(IReadOnlyList<string> devices, int threadsPerWorker, string? config, string[] overrides, string? resume)
+    private static async Task<int> RunAsync(IReadOnlyList<string> devices, int threadsPerWorker, IReadOnlyList<string> passOn)
     {
         int me = Environment.ProcessId;
         if (threadsPerWorker <= 0) threadsPerWorker = Math.Max(1, Environment.ProcessorCount / devices.Count);
@@ -127,9 +135,7 @@ internal static partial class LaunchCommand
 
             // 2. the coordinator, which waits for every worker's health, joins them and runs the stage
             var coordinatorArgs = new List<string> { "coordinator", "--workers", string.Join(",", urls), "--plain", "--parent-pid", me.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-            if (config is not null) coordinatorArgs.AddRange(["--config", config]);
-            if (resume is not null) coordinatorArgs.AddRange(["--resume", resume]);
-            foreach (string o in overrides) coordinatorArgs.AddRange(["--set", o]);
+            coordinatorArgs.AddRange(passOn);
             var coordinator = ChildProcess.StartSelf("coord", coordinatorArgs, (c, line) => Write(c.Name, line));
             lock (children) children.Add(coordinator);
             Write("launch", $"coordinator: pid {coordinator.Pid}");

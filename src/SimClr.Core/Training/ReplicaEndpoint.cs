@@ -31,7 +31,7 @@ public sealed record NamedBytes(string Name, bool IsFloat, long[] Shape, byte[] 
 
 /// <summary>
 /// The coordinator's view of one model replica, wherever it lives: in this process (<see cref="LocalReplicaEndpoint"/>)
-/// or in a worker process behind gRPC (SimClr.Coordinator). <see cref="ContrastiveStep"/> drives a step through these
+/// or in a worker process behind gRPC (SimClr.Coordinator). <see cref="DataParallelStep"/> drives a step through these
 /// calls only, so the single-process run and the distributed run share one implementation of the step.
 /// Callers block on the returned tasks from their torch thread; implementations must not need that thread.
 /// </summary>
@@ -59,9 +59,9 @@ public interface IReplicaEndpoint : IDisposable
 }
 
 /// <summary>A replica in this process, driven synchronously on the caller's (torch) thread.</summary>
-public sealed class LocalReplicaEndpoint(ContrastiveReplica replica, string name = "local") : IReplicaEndpoint
+public sealed class LocalReplicaEndpoint(ModelReplica replica, string name = "local") : IReplicaEndpoint
 {
-    public ContrastiveReplica Replica { get; } = replica;
+    public ModelReplica Replica { get; } = replica;
 
     public string Name { get; } = name;
 

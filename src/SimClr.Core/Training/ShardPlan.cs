@@ -25,13 +25,15 @@ public static class ShardPlan
     public static BatchNormGroups Resolve(BatchNormGroups mode, int workers, int chunks) =>
         mode == BatchNormGroups.Auto ? (workers * chunks > 1 ? BatchNormGroups.Cross : BatchNormGroups.Local) : mode;
 
-    public static IReadOnlyList<ShardRows> Build(ReadOnlySpan<long> batch, int workers, int chunks, BatchNormGroups mode)
+    /// <param name="viewsPerImage">2 for SimCLR; 1 for a classifier (one view per image at global row b; BN grouping is moot).</param>
+    public static IReadOnlyList<ShardRows> Build(ReadOnlySpan<long> batch, int workers, int chunks, BatchNormGroups mode, int viewsPerImage = 2)
     {
+        if (viewsPerImage is not (1 or 2)) throw new ArgumentOutOfRangeException(nameof(viewsPerImage), viewsPerImage, "1 or 2 views per image");
         if (workers < 1 || chunks < 1) throw new ArgumentOutOfRangeException(nameof(workers), "workers and chunks must be >= 1");
         int groups = workers * chunks;
         if (batch.Length < groups)
             throw new ConfigException($"a batch of {batch.Length} images cannot be split over {workers} worker(s) x {chunks} chunk(s): lower batching.chunks or use fewer workers");
-        mode = Resolve(mode, workers, chunks);
+        mode = viewsPerImage == 1 ? BatchNormGroups.Local : Resolve(mode, workers, chunks);
         if (mode == BatchNormGroups.Cross && groups == 1)
             throw new ConfigException("batching.batchNorm cross needs the step split over at least 2 workers or chunks (batching.chunks >= 2)");
 
@@ -40,7 +42,11 @@ public static class ShardPlan
         {
             slots[s] = [];
             var (start, end) = Group(batch.Length, groups, s);
-            if (mode == BatchNormGroups.Local)
+            if (viewsPerImage == 1)
+            {
+                for (int b = start; b < end; b++) slots[s].Add((batch[b], 0, b));
+            }
+            else if (mode == BatchNormGroups.Local)
             {
                 for (int b = start; b < end; b++)
                 {

@@ -55,12 +55,14 @@ public static class StageRunner
                 throw new ConfigException($"batchSize {config.BatchSize} is larger than the {train.Count} training images this run has"
                     + (subset is null ? "" : $" at labelFraction {config.LabelFraction}") + "; lower batchSize");
             if (config.Stage == Stage.LinearEval)
+            {
+                if (replicas is not null) throw new ConfigException("linear-eval runs in one process (a linear layer on frozen features needs no workers)");
                 return LinearEvaluation.Run(config, train, data.Test, run, observer, config.Pretrained == RunConfig.RandomBackbone ? null : config.Pretrained);
-            if (replicas is not null && config.Stage != Stage.Pretrain)
-                throw new ConfigException($"{config.Stage} runs in one process for now; distributed runs are for pretrain");
+            }
+            var endpoints = replicas?.Invoke(train);
             using Trainer trainer = config.Stage == Stage.Pretrain
-                ? new Pretrainer(config, train, data.Test, run, observer, replicas?.Invoke(train))
-                : new ClassifierTrainer(config, train, data.Test, run, observer);
+                ? new Pretrainer(config, train, data.Test, run, observer, endpoints)
+                : new ClassifierTrainer(config, train, data.Test, run, observer, endpoints);
             using var checkpoint = resumeCheckpoint is null ? null : Checkpoint.Load(resumeCheckpoint);
             return trainer.Execute(checkpoint, stopAfterStep, cancel);
         }

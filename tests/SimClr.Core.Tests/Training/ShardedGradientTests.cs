@@ -15,12 +15,12 @@ namespace SimClr.Core.Tests.Training;
 /// </summary>
 public class ShardedGradientTests
 {
-    private static ContrastiveReplica Replica(int seed)
+    private static ModelReplica Replica(int seed)
     {
         manual_seed(seed);
         var network = new SimClrNetwork(new ResNetOptions(0.125), projectionHidden: 16, projectionDim: 8);
         var optimizer = new MomentumOptimizer(network.named_parameters().Select(p => (p.name, p.parameter)), new OptimizerOptions());
-        return new ContrastiveReplica(network, optimizer, new ViewAugmenter(new AugmentationOptions(), 5, [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]), CPU)
+        return new ModelReplica(network, optimizer, new ViewAugmenter(new AugmentationOptions(), 5, [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]), CPU)
         {
             BatchNorm = BatchNormStatistics.Frozen,
         };
@@ -29,7 +29,7 @@ public class ShardedGradientTests
     private static (long, int)[] Views(int first, int count) =>
         Enumerable.Range(first, count).SelectMany(i => new[] { ((long)i, 0), ((long)i, 1) }).ToArray();
 
-    private static Dictionary<string, Tensor> Gradients(ContrastiveReplica replica) =>
+    private static Dictionary<string, Tensor> Gradients(ModelReplica replica) =>
         replica.Network.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone());
 
     [Fact]

@@ -2,38 +2,39 @@ using System.Numerics;
 using System.Runtime.InteropServices;
 using SimClr.Core.Config;
 using SimClr.Core.Data;
-using SimClr.Core.Loss;
 using static TorchSharp.torch;
 
 namespace SimClr.Core.Training;
 
 /// <summary>What one step reports: the global loss, and the replicas' common parameter checksum (when compared).</summary>
-public sealed record StepOutcome(double Loss, string? Checksum);
+public sealed record StepOutcome(double Loss, string? Checksum, IReadOnlyDictionary<string, double> Metrics);
 
 /// <summary>The replicas disagree after a step: their parameters are no longer bit-identical.</summary>
 public sealed class ReplicaDivergenceException(string message) : Exception(message);
 
 /// <summary>
-/// One SimCLR step over N replicas (ARCHITECTURE.md, "one pre-training step"), the same code for one in-process
-/// replica and for N gRPC workers: plan the shards (<see cref="ShardPlan"/>), have every replica augment and forward
-/// its views, gather the projections into the global interleaved order, compute the global NT-Xent and dL/dz here,
-/// hand each replica its rows of dL/dz, gather the local gradients, reduce them, and have every replica apply the same
-/// step; with N > 1 the replicas' parameter checksums must agree.
+/// One data-parallel step over N replicas (ARCHITECTURE.md, "one pre-training step"), the same code for one
+/// in-process replica and for N gRPC workers, for SimCLR and for classifiers: plan the shards (<see cref="ShardPlan"/>),
+/// have every replica augment and forward its views, gather the outputs into the global row order, compute the global
+/// loss and its gradient here (<see cref="IStepLoss"/>), hand each replica its rows of the gradient, gather the local
+/// parameter gradients, reduce them, and have every replica apply the same step; with N > 1 the replicas' parameter
+/// checksums must agree.
 ///
-/// The reduction is the SUM: the loss is one mean over all 2B anchors, L(θ) = L(z_1(θ), ..., z_2B(θ)), so by the chain
-/// rule dL/dθ = Σ_rows (dL/dz_row)(dz_row/dθ), and a shard's backward of its rows of dL/dz computes exactly its part
-/// of that sum. Averaging would divide the gradient by N; the equivalence tests (1, 2, 4 workers, chunks) pin this.
+/// The reduction is the SUM: the loss is one mean over the whole global batch, L(θ) = L(z_1(θ), ..., z_2B(θ)), so by
+/// the chain rule dL/dθ = Σ_rows (dL/dz_row)(dz_row/dθ), and a shard's backward of its rows of dL/dz computes exactly
+/// its part of that sum. Averaging would divide the gradient by N; the equivalence tests (1, 2, 4 workers, chunks) pin
+/// this.
 /// </summary>
-public sealed class ContrastiveStep(IReadOnlyList<IReplicaEndpoint> replicas, NtXentLoss loss, BatchingOptions batching)
+public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, IStepLoss loss, BatchingOptions batching)
 {
     public IReadOnlyList<IReplicaEndpoint> Replicas { get; } = replicas;
 
-    public BatchNormGroups Mode => ShardPlan.Resolve(batching.BatchNorm, Replicas.Count, batching.Chunks);
+    public BatchNormGroups Mode => loss.ViewsPerImage == 1 ? BatchNormGroups.Local : ShardPlan.Resolve(batching.BatchNorm, Replicas.Count, batching.Chunks);
 
     /// <summary>Runs a step on the images <paramref name="batch"/> of <paramref name="data"/>; a non-finite loss is returned without a step.</summary>
     public StepOutcome Run(ImageDataSet data, long[] batch, long epoch, long step, double learningRate, CancellationToken cancel = default)
     {
-        var plan = ShardPlan.Build(batch, Replicas.Count, batching.Chunks, batching.BatchNorm);
+        var plan = ShardPlan.Build(batch, Replicas.Count, batching.Chunks, batching.BatchNorm, loss.ViewsPerImage);
         var projections = Wait(plan.Select((rows, w) =>
         {
             using var images = data.Batch(rows.Indices);
@@ -47,15 +48,17 @@ public sealed class ContrastiveStep(IReadOnlyList<IReplicaEndpoint> replicas, Nt
         }
 
         double value;
+        Dictionary<string, double> metrics;
         FloatBlock[] slices;
         using (var scope = NewDisposeScope())
         {
             var gathered = cat(projections.Select(ToTensor).ToList(), 0);
             var rows = tensor(plan.SelectMany(p => p.GlobalRows).Select(r => (long)r).ToArray());
-            var z = zeros_like(gathered).index_copy_(0, rows, gathered); // the global interleaved order NT-Xent expects
-            var (lossValue, gradient) = loss.LossAndGradient(z);
+            var z = zeros_like(gathered).index_copy_(0, rows, gathered); // the global row order the loss expects
+            var (lossValue, gradient, stepMetrics) = loss.LossAndGradient(z, batch);
             value = lossValue;
-            if (!double.IsFinite(value)) return new StepOutcome(value, null);
+            metrics = stepMetrics;
+            if (!double.IsFinite(value)) return new StepOutcome(value, null, metrics);
             var scattered = gradient.index_select(0, rows).to_type(ScalarType.Float32).contiguous();
             long offset = 0;
             slices = plan.Select(p =>
@@ -73,7 +76,7 @@ public sealed class ContrastiveStep(IReadOnlyList<IReplicaEndpoint> replicas, Nt
         if (!single && checksums.Distinct().Count() != 1)
             throw new ReplicaDivergenceException($"replicas diverged at step {step}: parameter checksums "
                 + string.Join(", ", checksums.Select((c, w) => $"{Replicas[w].Name} {c}")));
-        return new StepOutcome(value, checksums[0]);
+        return new StepOutcome(value, checksums[0], metrics);
     }
 
     /// <summary>Waits for every call (so none is left running), then rethrows the first failure.</summary>

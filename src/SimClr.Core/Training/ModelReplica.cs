@@ -7,12 +7,13 @@ using static TorchSharp.torch;
 namespace SimClr.Core.Training;
 
 /// <summary>
-/// The worker's half of a SimCLR step on one device: augment a shard's views, forward them to projections z
-/// (keeping the graph), back-propagate a given dL/dz, and apply an optimiser step. The coordinator's half is
-/// <see cref="Loss.NtXentLoss.LossAndGradient"/> over the projections of all shards. The single-process
-/// pre-training runs exactly this split with one in-process replica, so both paths share the maths.
+/// The worker's half of a data-parallel step on one device: augment a shard's views, forward them to outputs
+/// (projections z for SimCLR, logits for a classifier), keeping what backward needs, back-propagate a given dL/dz, and
+/// apply an optimiser step. The coordinator's half is the global loss over the outputs of all shards
+/// (<see cref="IStepLoss"/>). Single-process runs take exactly this split with one in-process replica, so both paths
+/// share the maths.
 /// </summary>
-public sealed class ContrastiveReplica : IDisposable
+public sealed class ModelReplica : IDisposable
 {
     private Tensor? _projections;
     private static readonly Lock BuildGate = new();
@@ -20,7 +21,7 @@ public sealed class ContrastiveReplica : IDisposable
     private List<(string Name, TorchSharp.Modules.Parameter Parameter)>? _parameters;
     private bool _ownsModel;
 
-    public ContrastiveReplica(SimClrNetwork network, MomentumOptimizer optimizer, ViewAugmenter augmenter, Device device)
+    public ModelReplica(nn.Module<Tensor, Tensor> network, MomentumOptimizer optimizer, ViewAugmenter augmenter, Device device)
     {
         Network = network;
         Optimizer = optimizer;
@@ -33,24 +34,55 @@ public sealed class ContrastiveReplica : IDisposable
     /// get identical replicas: seeded initialisation, the config's model, optimiser, augmentation and BN mode.
     /// The replica owns the network and optimiser it builds.
     /// </summary>
-    public static ContrastiveReplica Build(Config.RunConfig config, int channels, double[] mean, double[] std, Device device)
+    public static ModelReplica Build(Config.RunConfig config, int channels, double[] mean, double[] std, Device device, int classes = 0, bool loadPretrained = true)
     {
-        SimClrNetwork network;
+        nn.Module<Tensor, Tensor> network;
         lock (BuildGate) // torch's default generator is process-wide: seeding and initialising must not interleave with another build
         {
             manual_seed((long)config.Seed);
-            network = new SimClrNetwork(new ResNetOptions(config.Model.Width, channels), config.Model.ProjectionHidden, config.Model.ProjectionDim);
+            var backbone = new ResNetOptions(config.Model.Width, channels);
+            if (config.Stage == Config.Stage.Pretrain)
+            {
+                network = new SimClrNetwork(backbone, config.Model.ProjectionHidden, config.Model.ProjectionDim);
+            }
+            else
+            {
+                if (classes < 2) throw new Config.ConfigException($"a classifier needs at least 2 classes (got {classes})");
+                network = new ResNet18(backbone, classes);
+            }
+        }
+        if (config.Stage == Config.Stage.Finetune && loadPretrained)
+        {
+            if (config.Pretrained is null) throw new Config.ConfigException("finetune needs pretrained: a pre-training checkpoint or exported backbone");
+            var weights = Checkpoints.BackboneWeights.Load(config.Pretrained);
+            try
+            {
+                Checkpoints.BackboneWeights.LoadInto((ResNet18)network, weights, config.Pretrained);
+            }
+            finally
+            {
+                foreach (var t in weights.Values) t.Dispose();
+            }
         }
         network.to(device);
         var optimizer = new MomentumOptimizer(network.named_parameters().Select(p => (p.name, p.parameter)), config.Optimizer);
-        return new ContrastiveReplica(network, optimizer, new ViewAugmenter(config.Augment, config.Seed, mean, std), device)
+        return new ModelReplica(network, optimizer, new ViewAugmenter(config.Augment, config.Seed, mean, std), device)
         {
             BatchNorm = config.Model.BatchNorm,
             _ownsModel = true,
         };
     }
 
-    public SimClrNetwork Network { get; }
+    /// <summary>SimCLR's backbone + projection head, or a classifier (backbone + linear layer).</summary>
+    public nn.Module<Tensor, Tensor> Network { get; }
+
+    /// <summary>The ResNet-18 inside <see cref="Network"/> (features for kNN and linear probes).</summary>
+    public ResNet18 Backbone => Network switch
+    {
+        SimClrNetwork simclr => simclr.Backbone,
+        ResNet18 resnet => resnet,
+        _ => throw new InvalidOperationException($"{Network.GetType().Name} has no ResNet-18 backbone"),
+    };
 
     public MomentumOptimizer Optimizer { get; }
 

@@ -1,0 +1,81 @@
+using SimClr.Core.Config;
+using SimClr.Core.Data;
+using SimClr.Core.Optim;
+using static TorchSharp.torch;
+
+namespace SimClr.Core.Training;
+
+/// <summary>
+/// A stage whose steps run through <see cref="DataParallelStep"/>: on one in-process replica, or on the given replica
+/// endpoints (gRPC workers). This process always keeps a replica of its own: it is the replicas' starting state
+/// (pushed to them before the first step, after any resume), and before every checkpoint and evaluation it takes the
+/// state of replica 0 (all replicas are bit-identical in their parameters; replica 0's BatchNorm running statistics
+/// are kept, as PyTorch DDP broadcasts rank 0's).
+/// </summary>
+public abstract class ReplicatedTrainer : Trainer
+{
+    private readonly bool _remote;
+    private long _steps;
+    private long _pulledAt = -1;
+
+    protected ReplicatedTrainer(RunConfig config, ImageDataSet train, RunDirectory run, ITrainingObserver observer, IStepLoss loss,
+        IReadOnlyList<IReplicaEndpoint>? replicas)
+        : base(config, train, run, observer)
+    {
+        Replica = ModelReplica.Build(config, train.Channels, train.Mean, train.Std, Device, train.ClassNames.Count);
+        _remote = replicas is { Count: > 0 };
+        StepRunner = new DataParallelStep(_remote ? replicas! : [new LocalReplicaEndpoint(Replica)], loss, config.Batching);
+        // fail now, not at the first step, when the batch cannot be split this way
+        ShardPlan.Build(Enumerable.Range(0, config.BatchSize).Select(i => (long)i).ToArray(), StepRunner.Replicas.Count, config.Batching.Chunks,
+            config.Batching.BatchNorm, loss.ViewsPerImage);
+    }
+
+    /// <summary>This process's replica: the whole model in single-process runs, the reference copy in distributed ones.</summary>
+    protected ModelReplica Replica { get; }
+
+    protected DataParallelStep StepRunner { get; }
+
+    protected override nn.Module Network => Replica.Network;
+
+    protected override MomentumOptimizer Optimizer => Replica.Optimizer;
+
+    protected override void BeforeFirstStep()
+    {
+        if (Config.Batching.Chunks > 1 || StepRunner.Replicas.Count > 1)
+            Observer.Message($"each step: {StepRunner.Replicas.Count} replica(s) x {Config.Batching.Chunks} chunk(s), BatchNorm groups {StepRunner.Mode.ToString().ToLowerInvariant()}");
+        if (!_remote) return;
+        var state = Replica.State().Select(t => NamedBytes.From(t.Name, t.Tensor)).ToList();
+        var checksums = Task.WhenAll(StepRunner.Replicas.Select(r => r.LoadStateAsync(state, CancellationToken.None))).GetAwaiter().GetResult();
+        string expected = Replica.Checksum();
+        for (int w = 0; w < checksums.Length; w++)
+        {
+            if (checksums[w] != expected)
+                throw new ReplicaDivergenceException($"{StepRunner.Replicas[w].Name} loaded the starting state but reports checksum {checksums[w]}, expected {expected}");
+        }
+        _pulledAt = _steps;
+    }
+
+    /// <summary>Brings this process's replica up to date with replica 0 (a no-op in single-process runs).</summary>
+    protected override void BeforeReadingState()
+    {
+        if (!_remote || _pulledAt == _steps) return;
+        var state = StepRunner.Replicas[0].SaveStateAsync(CancellationToken.None).GetAwaiter().GetResult();
+        new LocalReplicaEndpoint(Replica).LoadStateAsync(state, CancellationToken.None).GetAwaiter().GetResult();
+        _pulledAt = _steps;
+    }
+
+    /// <summary>One data-parallel step on these images.</summary>
+    protected StepOutcome RunStep(long[] indices, int epoch, double learningRate)
+    {
+        using var scope = NewDisposeScope();
+        var outcome = StepRunner.Run(Train, indices, epoch, StepIndex, learningRate);
+        if (double.IsFinite(outcome.Loss)) _steps++;
+        return outcome;
+    }
+
+    public override void Dispose()
+    {
+        Replica.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
