@@ -138,6 +138,7 @@ public sealed partial class LaunchTests : IDisposable
         await AssertAllGoneAsync(pids, TimeSpan.FromSeconds(5));
         Assert.Contains("[coord] each step: 2 replica(s) x 1 chunk(s), BatchNorm groups cross", launcher.Output);
         Assert.Contains("[worker1] worker stopped; peak RSS", launcher.Output);
+        Assert.Contains("[coord] coordinator health on http://127.0.0.1:", launcher.Output);
 
         string run = Path.Combine(_folder, "runs", "launched");
         Assert.True(File.ReadAllLines(Path.Combine(run, "metrics.jsonl")).Length >= 4);
@@ -166,6 +167,14 @@ public sealed partial class LaunchTests : IDisposable
         Assert.True(await launcher.WaitForLineAsync(l => l.Contains("[coord] pretrain step", StringComparison.Ordinal), TimeSpan.FromMinutes(2)), launcher.Output);
         var pids = launcher.ChildPids();
         Assert.Equal(3, pids.Count);
+        // every process of the run answers the standard health check: the workers and the coordinator
+        var health = launcher.Output.Split('\n').Select(l => HealthLine().Match(l)).Where(m => m.Success).Select(m => new Uri(m.Groups[1].Value)).ToList();
+        Assert.Equal(3, health.Count);
+        foreach (var address in health)
+        {
+            using var client = new SimClr.Coordinator.WorkerClient(address, TimeSpan.FromSeconds(10));
+            await SimClr.Coordinator.WorkerPool.WaitHealthyAsync(client, TimeSpan.FromSeconds(10));
+        }
         Signal(launcher.Process.Id, "INT");
         Assert.True(launcher.Process.WaitForExit(TimeSpan.FromMinutes(2)), "the launcher did not stop after SIGINT:\n" + launcher.Output);
         launcher.Process.WaitForExit();
@@ -200,6 +209,9 @@ public sealed partial class LaunchTests : IDisposable
         Signal(launcher.Process.Id, "KILL"); // no chance to clean up: the children's own watch must end them
         await AssertAllGoneAsync(pids, TimeSpan.FromSeconds(30));
     }
+
+    [GeneratedRegex(@"^\[(?:worker\d+|coord)\] (?:worker listening on|coordinator health on) (\S+)")]
+    private static partial Regex HealthLine();
 
     [GeneratedRegex(@"^\[launch\] (?:worker\d+|coordinator): pid (\d+)")]
     private static partial Regex ChildLine();

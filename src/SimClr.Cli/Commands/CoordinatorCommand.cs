@@ -25,13 +25,16 @@ internal static class CoordinatorCommand
         var stage = new Option<string>("--stage") { Description = "pretrain, finetune or supervised (data-parallel: the same step machinery, a local loss)", DefaultValueFactory = _ => "pretrain" };
         stage.AcceptOnlyFromAmong("pretrain", "finetune", "supervised");
         var pretrained = new Option<string?>("--pretrained") { Description = "finetune: checkpoint or exported backbone to start from (read here; workers receive the weights)" };
+        var healthPort = new Option<int?>("--health-port") { Description = "serve grpc.health.v1 on this loopback port (0: any free port, printed)" };
         var parent = new Option<int?>("--parent-pid") { Description = "stop when this process is gone (set by simclr launch)", Hidden = true };
         var command = new Command("coordinator", "Train on running workers: shard each global batch, global loss (NT-Xent or cross-entropy), summed gradients, checksums every step.")
         {
-            workers, stage, config, set, resume, pretrained, plain, callTimeout, healthTimeout, tokenFile, parent,
+            workers, stage, config, set, resume, pretrained, plain, callTimeout, healthTimeout, tokenFile, healthPort, parent,
         };
-        command.SetAction((r, cancel) =>
+        command.SetAction(async (r, cancel) =>
         {
+            await using var health = r.GetValue(healthPort) is int hp ? await SimClr.Worker.HealthHost.StartAsync(hp) : null;
+            if (health is not null) Console.WriteLine($"coordinator health on {health.Address}");
             List<Uri> addresses;
             string? token;
             try
@@ -42,7 +45,7 @@ internal static class CoordinatorCommand
             catch (Exception e) when (e is ConfigException or SimClr.Protocol.ProtocolViolation)
             {
                 Console.Error.WriteLine($"simclr coordinator: {e.Message}");
-                return Task.FromResult(2);
+                return 2;
             }
             using var launcherGone = CancellationTokenSource.CreateLinkedTokenSource(cancel, ParentWatch.Watch(r.GetValue(parent), Console.Error.WriteLine));
             var joined = new List<IReplicaEndpoint>();
@@ -63,7 +66,7 @@ internal static class CoordinatorCommand
                         joined.AddRange(endpoints);
                         return endpoints;
                     });
-                return Task.FromResult(code);
+                return code;
             }
             finally
             {

@@ -134,7 +134,7 @@ internal static partial class LaunchCommand
             }
 
             // 2. the coordinator, which waits for every worker's health, joins them and runs the stage
-            var coordinatorArgs = new List<string> { "coordinator", "--workers", string.Join(",", urls), "--plain", "--parent-pid", me.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+            var coordinatorArgs = new List<string> { "coordinator", "--workers", string.Join(",", urls), "--plain", "--health-port", "0", "--parent-pid", me.ToString(System.Globalization.CultureInfo.InvariantCulture) };
             coordinatorArgs.AddRange(passOn);
             var coordinator = ChildProcess.StartSelf("coord", coordinatorArgs, (c, line) => Write(c.Name, line));
             lock (children) children.Add(coordinator);
