@@ -1,11 +1,22 @@
+using Grpc.Core;
+using Grpc.Health.V1;
+using SimClr.Core.Config;
 using SimClr.Core.Training;
 using SimClr.Protocol;
 
 namespace SimClr.Coordinator;
 
-/// <summary>A replica in a worker process: <see cref="IReplicaEndpoint"/> over the Worker service's chunked calls.</summary>
-public sealed class GrpcReplicaEndpoint(WorkerClient client, string name) : IReplicaEndpoint
+/// <summary>
+/// A replica in a worker process: <see cref="IReplicaEndpoint"/> over the Worker service's chunked calls. Every call
+/// is watched: while it runs, the worker's grpc.health.v1 service is asked every heartbeat interval; a worker that
+/// misses <see cref="FaultOptions.HeartbeatMisses"/> in a row (a hung or stopped process, a dead link) is counted
+/// lost and its call cancelled, and a call that fails because the worker is gone or broke (Unavailable, Internal,
+/// Cancelled, FailedPrecondition from a restarted worker, ...) becomes a <see cref="ReplicaLostException"/>, which
+/// the step handles by its fault policy. InvalidArgument stays what it is: a bug on this side.
+/// </summary>
+public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultOptions? faults = null) : IReplicaEndpoint
 {
+    private readonly FaultOptions _faults = faults ?? new FaultOptions();
     private byte[]? _localGradient;
 
     public WorkerClient Client { get; } = client;
@@ -18,14 +29,14 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name) : IRep
         header.Indices.AddRange(work.Rows.Indices);
         header.Views.AddRange(work.Rows.Views);
         if (work.Rows.ChunkSizes.Length > 1) header.ChunkSizes.AddRange(work.Rows.ChunkSizes);
-        var z = await Client.ForwardAsync(header, work.ImageShape, work.Images, cancel);
+        var z = await Watched("Forward", token => Client.ForwardAsync(header, work.ImageShape, work.Images, token), cancel);
         if (z.DType != DType.Float32) throw new ProtocolViolation($"{Name} answered projections as {z.DType}, not float32");
         return new FloatBlock(z.Shape, z.Data);
     }
 
     public async Task<byte[]?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel)
     {
-        var local = await Client.BackwardAsync(gradient.Shape, gradient.Data, cancel);
+        var local = await Watched("Backward", token => Client.BackwardAsync(gradient.Shape, gradient.Data, token), cancel);
         if (local.DType != DType.Float32 || local.Shape.Length != 1) throw new ProtocolViolation($"{Name} answered a gradient {local.DType} [{string.Join(", ", local.Shape)}], not a flat float32 tensor");
         _localGradient = returnGradient ? null : local.Data;
         return returnGradient ? local.Data : null;
@@ -35,12 +46,12 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name) : IRep
     {
         var send = gradient ?? _localGradient ?? throw new InvalidOperationException($"{Name}: no gradient to apply (Backward first)");
         _localGradient = null;
-        return await Client.ApplyStepAsync(step, learningRate, send, cancel);
+        return await Watched("ApplyStep", token => Client.ApplyStepAsync(step, learningRate, send, token), cancel);
     }
 
     public async Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel)
     {
-        var tensors = await Client.SaveStateAsync(cancel);
+        var tensors = await Watched("SaveState", Client.SaveStateAsync, cancel);
         return tensors.Select(t => t.DType switch
         {
             DType.Float32 => new NamedBytes(t.Name, true, t.Shape, t.Data),
@@ -51,9 +62,76 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name) : IRep
 
     public async Task<string> LoadStateAsync(IReadOnlyList<NamedBytes> state, CancellationToken cancel)
     {
-        var reply = await Client.LoadStateAsync(state.Select(s => (s.Name, s.IsFloat ? DType.Float32 : DType.Int64, s.Shape, s.Data)), cancel);
+        var reply = await Watched("LoadState", token => Client.LoadStateAsync(state.Select(s => (s.Name, s.IsFloat ? DType.Float32 : DType.Int64, s.Shape, s.Data)), token), cancel);
         if (reply.Tensors != state.Count) throw new ProtocolViolation($"{Name} loaded {reply.Tensors} of {state.Count} state tensors");
         return reply.Checksum;
+    }
+
+    /// <summary>Statuses that mean the worker (not this side's request) failed: it is gone, restarted, broken or unreachable.</summary>
+    public static bool MeansLost(StatusCode code) => code is StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown or StatusCode.Cancelled
+        or StatusCode.DeadlineExceeded or StatusCode.FailedPrecondition or StatusCode.ResourceExhausted or StatusCode.Aborted or StatusCode.DataLoss;
+
+    private async Task<T> Watched<T>(string call, Func<CancellationToken, Task<T>> work, CancellationToken cancel)
+    {
+        using var scope = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        var running = work(scope.Token);
+        var heartbeat = Heartbeat(scope.Token);
+        var first = await Task.WhenAny(running, heartbeat);
+        if (first == heartbeat && heartbeat.Result is { } silent)
+        {
+            await scope.CancelAsync(); // stop the call; its failure is not the news
+            try
+            {
+                await running;
+            }
+            catch (Exception e) when (e is RpcException or OperationCanceledException or IOException)
+            {
+            }
+            throw new ReplicaLostException($"{Name}: {silent} during {call}");
+        }
+        await scope.CancelAsync(); // the call finished: stop the heartbeat
+        try
+        {
+            return await running;
+        }
+        catch (RpcException e) when (MeansLost(e.StatusCode) && !cancel.IsCancellationRequested)
+        {
+            throw new ReplicaLostException($"{Name}: {call} failed ({e.StatusCode}: {e.Status.Detail})", e);
+        }
+        catch (IOException e) when (!cancel.IsCancellationRequested)
+        {
+            throw new ReplicaLostException($"{Name}: {call} failed ({e.Message})", e);
+        }
+    }
+
+    /// <summary>Completes with a reason when the worker has missed too many health checks in a row; with null when stopped.</summary>
+    private async Task<string?> Heartbeat(CancellationToken stop)
+    {
+        var health = new Health.HealthClient(Client.Channel);
+        var interval = TimeSpan.FromSeconds(_faults.HeartbeatSeconds);
+        int misses = 0;
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(interval, stop);
+                try
+                {
+                    var reply = await health.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow + interval, cancellationToken: stop);
+                    misses = reply.Status == HealthCheckResponse.Types.ServingStatus.Serving ? 0 : misses + 1;
+                }
+                catch (RpcException) when (!stop.IsCancellationRequested)
+                {
+                    misses++;
+                }
+                if (misses >= _faults.HeartbeatMisses)
+                    return $"no answer to {misses} health checks in a row ({misses * _faults.HeartbeatSeconds:F0} s)";
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
     }
 
     public void Dispose() => Client.Dispose();

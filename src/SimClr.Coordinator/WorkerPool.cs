@@ -69,7 +69,7 @@ public static class WorkerPool
             }));
             for (int w = 0; w < clients.Count; w++)
                 log?.Invoke($"worker {w}: {clients[w].Address} id {replies[w].WorkerId}, device {replies[w].Device}, {replies[w].Threads} threads");
-            return clients.Select((c, w) => (IReplicaEndpoint)new GrpcReplicaEndpoint(c, $"worker {w} ({c.Address.Authority})")).ToList();
+            return clients.Select((c, w) => (IReplicaEndpoint)new GrpcReplicaEndpoint(c, $"worker {w} ({c.Address.Authority})", config.Faults)).ToList();
         }
         catch
         {

@@ -62,8 +62,11 @@ public sealed class WorkerHost : IAsyncDisposable
         return new WorkerHost(app, torch, new Uri(bound));
     }
 
+    private int _disposed;
+
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await _app.StopAsync();
         _app.Services.GetRequiredService<WorkerService>().Dispose();
         await _app.DisposeAsync();

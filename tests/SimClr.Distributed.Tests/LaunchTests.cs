@@ -186,17 +186,37 @@ public sealed partial class LaunchTests : IDisposable
         Assert.True(loaded.Step > 0);
     }
 
-    [Fact]
-    public async Task A_worker_killed_mid_run_stops_the_run_with_a_clear_message_and_no_process_left()
+    [Theory]
+    [InlineData("KILL")] // the process dies: its connection breaks
+    [InlineData("STOP")] // the process hangs: only the heartbeat notices
+    public async Task A_worker_lost_mid_run_is_survived_by_the_elastic_default(string signal)
     {
-        using var launcher = new Launcher("launch", "--config", Config(epochs: 500), "--workers", "2");
+        using var launcher = new Launcher("launch", "--config", Config(epochs: 3), "--workers", "2", "--set", "faults.heartbeatSeconds=1");
+        Assert.True(await launcher.WaitForLineAsync(l => l.Contains("[coord] pretrain step", StringComparison.Ordinal), TimeSpan.FromMinutes(2)), launcher.Output);
+        var pids = launcher.ChildPids();
+        Signal(pids[1], signal); // worker1
+        Assert.True(launcher.Process.WaitForExit(TimeSpan.FromMinutes(3)), launcher.Output);
+        launcher.Process.WaitForExit();
+        Assert.True(launcher.Process.ExitCode == 0, launcher.Output);
+        Assert.Contains("redoing the step over 1 worker(s)", launcher.Output);
+        if (signal == "STOP") Assert.Contains("no answer to 3 health checks", launcher.Output);
+        using (var last = Checkpoint.Load(Directory.GetFiles(Path.Combine(_folder, "runs", "launched", "checkpoints")).Order().Last()))
+            Assert.Equal(24, last.Step); // the run finished: 3 epochs of 8 steps
+        await AssertAllGoneAsync(pids, TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task Under_fail_fast_a_killed_worker_stops_the_run_with_a_clear_message_and_no_process_left()
+    {
+        using var launcher = new Launcher("launch", "--config", Config(epochs: 500), "--workers", "2", "--set", "faults.policy=fail-fast");
         Assert.True(await launcher.WaitForLineAsync(l => l.Contains("[coord] pretrain step", StringComparison.Ordinal), TimeSpan.FromMinutes(2)), launcher.Output);
         var pids = launcher.ChildPids();
         Signal(pids[1], "KILL"); // worker1
         Assert.True(launcher.Process.WaitForExit(TimeSpan.FromMinutes(2)), launcher.Output);
         launcher.Process.WaitForExit();
-        Assert.NotEqual(0, launcher.Process.ExitCode);
+        Assert.Equal(4, launcher.Process.ExitCode);
         Assert.Contains("[launch] worker1 exited", launcher.Output);
+        Assert.Contains("lost worker 1", launcher.Output);
         await AssertAllGoneAsync(pids, TimeSpan.FromSeconds(5));
     }
 

@@ -141,23 +141,26 @@ internal static partial class LaunchCommand
             Write("launch", $"coordinator: pid {coordinator.Pid}");
 
             // 3. wait for the end, a failure, or a signal
-            var workerExits = children.Take(devices.Count).Select(c => c.Exited).ToList();
-            var done = await Task.WhenAny([coordinator.Exited, interrupted.Task, .. workerExits]);
+            var running = children.Take(devices.Count).ToList();
             int code;
-            if (done == coordinator.Exited)
+            while (true)
             {
-                code = coordinator.Exited.Result;
-            }
-            else if (done == interrupted.Task)
-            {
-                code = await coordinator.StopAsync(coordinator.Interrupt, TimeSpan.FromMinutes(5));
-            }
-            else
-            {
-                var dead = children.First(c => c.Exited == done);
-                Write("launch", $"{dead.Name} exited with code {dead.Exited.Result} during the run; stopping the coordinator (the last checkpoint stays valid)", error: true);
-                code = await coordinator.StopAsync(coordinator.Interrupt, TimeSpan.FromMinutes(1));
-                if (code == 0) code = 4;
+                var done = await Task.WhenAny([coordinator.Exited, interrupted.Task, .. running.Select(w => (Task)w.Exited)]);
+                if (done == coordinator.Exited)
+                {
+                    code = coordinator.Exited.Result;
+                    break;
+                }
+                if (done == interrupted.Task)
+                {
+                    code = await coordinator.StopAsync(coordinator.Interrupt, TimeSpan.FromMinutes(5));
+                    break;
+                }
+                // a worker died: the coordinator notices on its own and, by faults.policy, redoes the step over the
+                // others (elastic) or stops with a clear message (fail-fast); either way it decides, not the launcher
+                var dead = running.First(w => w.Exited == done);
+                running.Remove(dead);
+                Write("launch", $"{dead.Name} exited with code {dead.Exited.Result} during the run; the coordinator goes on without it (faults.policy elastic) or stops (fail-fast)", error: true);
             }
             await StopWorkersAsync(children.Take(devices.Count).ToList());
             Write("launch", code == 0 ? "done" : $"finished with exit code {code}");

@@ -62,7 +62,7 @@ internal static class StageCommands
             Console.Error.WriteLine($"simclr: {e.Message}");
             return e is TrainingDivergedException ? 3 : 2;
         }
-        catch (Exception e) when (e is WorkerUnavailableException or ReplicaDivergenceException or Grpc.Core.RpcException or SimClr.Protocol.ProtocolViolation)
+        catch (Exception e) when (e is WorkerUnavailableException or ReplicaDivergenceException or ReplicaLostException or Grpc.Core.RpcException or SimClr.Protocol.ProtocolViolation)
         {
             string what = e is Grpc.Core.RpcException rpc ? $"a worker call failed ({rpc.StatusCode}): {rpc.Status.Detail}" : e.Message;
             Console.Error.WriteLine($"simclr: {what}");

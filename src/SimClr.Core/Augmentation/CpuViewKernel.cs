@@ -14,7 +14,7 @@ internal static unsafe class CpuViewKernel
     public static Tensor Apply(Tensor images, IReadOnlyList<ViewParameters> parameters, int size, double[] mean, double[] std, int threads)
     {
         int n = (int)images.shape[0], channels = (int)images.shape[1], height = (int)images.shape[2], width = (int)images.shape[3];
-        using var source = images.dtype == ScalarType.Byte ? images.contiguous() : images.mul(255).round_().clamp_(0, 255).to_type(ScalarType.Byte).contiguous();
+        using var source = images.dtype == ScalarType.Byte ? images.contiguous() : images.mul(Runtime.Scalars.ByteMax).round_().clamp_(Runtime.Scalars.Zero, Runtime.Scalars.ByteMax).to_type(ScalarType.Byte).contiguous();
         var output = empty([n, channels, size, size], ScalarType.Float32);
         // both tensors live in native memory, so their addresses are stable for the duration of the call
         nint src, dst;

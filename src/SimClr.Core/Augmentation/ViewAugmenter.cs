@@ -81,7 +81,7 @@ public sealed class ViewAugmenter
         }
         using var scope = NewDisposeScope();
         var device = images.device;
-        var x = images.dtype == ScalarType.Byte ? images.to_type(ScalarType.Float32).div_(255.0) : images.to_type(ScalarType.Float32);
+        var x = images.dtype == ScalarType.Byte ? images.to_type(ScalarType.Float32).div_(Runtime.Scalars.ByteMax) : images.to_type(ScalarType.Float32);
         x = ResizedCropAndFlip(x, parameters);
         x = ColourJitter(x, parameters);
         x = Grayscale(x, parameters);
@@ -118,7 +118,7 @@ public sealed class ViewAugmenter
     /// </summary>
     private static Tensor Interpolation(Tensor start, Tensor length, int size, int input)
     {
-        var o = arange(size, dtype: ScalarType.Float32, device: start.device).add(0.5).unsqueeze(0);
+        var o = arange(size, dtype: ScalarType.Float32, device: start.device).add(Runtime.Scalars.Half).unsqueeze(0);
         var lo = start.unsqueeze(1);
         var hi = (start + length - 1).unsqueeze(1);
         var position = minimum(maximum(lo + o * (length / size).unsqueeze(1) - 0.5, lo), hi);

@@ -60,6 +60,30 @@ public sealed record BatchingOptions
     public BatchNormGroups BatchNorm { get; init; } = BatchNormGroups.Auto;
 }
 
+/// <summary>What a distributed run does when a worker is lost (dies, hangs, disconnects).</summary>
+public enum FaultPolicy
+{
+    /// <summary>Redo the step in flight over the surviving workers: the same global batch and views, so the same maths.</summary>
+    Elastic,
+
+    /// <summary>Stop with a clear message; the last checkpoint stays valid.</summary>
+    FailFast,
+}
+
+public sealed record FaultOptions
+{
+    public FaultPolicy Policy { get; init; } = FaultPolicy.Elastic;
+
+    /// <summary>Below this many workers the run stops (elastic policy).</summary>
+    public int MinWorkers { get; init; } = 1;
+
+    /// <summary>While a call is in flight the coordinator checks the worker's health this often ...</summary>
+    public double HeartbeatSeconds { get; init; } = 2;
+
+    /// <summary>... and counts it lost after this many missed checks in a row (a hung or stopped process answers none).</summary>
+    public int HeartbeatMisses { get; init; } = 3;
+}
+
 public sealed record LossOptions
 {
     public double Temperature { get; init; } = 0.5;
@@ -100,6 +124,8 @@ public sealed record RunConfig
     public LossOptions Loss { get; init; } = new();
 
     public BatchingOptions Batching { get; init; } = new();
+
+    public FaultOptions Faults { get; init; } = new();
 
     public OptimizerOptions Optimizer { get; init; } = new();
 
@@ -148,6 +174,9 @@ public sealed record RunConfig
         if (!(Loss.Temperature > 0) || double.IsInfinity(Loss.Temperature)) problems.Add($"loss.temperature must be > 0 (got {Loss.Temperature})");
         if (Batching.Chunks < 1) problems.Add($"batching.chunks must be >= 1 (got {Batching.Chunks})");
         if (Stage == Stage.Pretrain && BatchSize >= 1 && Batching.Chunks > BatchSize) problems.Add($"batching.chunks ({Batching.Chunks}) cannot exceed batchSize ({BatchSize})");
+        if (Faults.MinWorkers < 1) problems.Add($"faults.minWorkers must be >= 1 (got {Faults.MinWorkers})");
+        if (!(Faults.HeartbeatSeconds > 0) || Faults.HeartbeatSeconds > 600) problems.Add($"faults.heartbeatSeconds must be in (0, 600] (got {Faults.HeartbeatSeconds})");
+        if (Faults.HeartbeatMisses < 1) problems.Add($"faults.heartbeatMisses must be >= 1 (got {Faults.HeartbeatMisses})");
         if (Epochs < 1) problems.Add($"epochs must be >= 1 (got {Epochs})");
         if (BatchSize < 1) problems.Add($"batchSize must be >= 1 (got {BatchSize})");
         if (Stage == Stage.Pretrain && BatchSize == 1) problems.Add("batchSize must be >= 2 for contrastive pre-training (negatives come from the batch)");

@@ -18,13 +18,14 @@ public static class KnnClassifier
         var truth = tensor(testLabels.Select(l => (long)l).ToArray(), device: device);
         k = Math.Min(k, trainLabels.Length);
         long correct = 0;
+        using var t = Runtime.Scalars.Of(temperature); // held: see Runtime.Scalars
         for (int start = 0; start < testLabels.Length; start += chunk)
         {
             using var inner = NewDisposeScope();
             int n = Math.Min(chunk, testLabels.Length - start);
             var query = nn.functional.normalize(testFeatures.narrow(0, start, n), dim: 1);
             var (similarity, index) = query.mm(bank.t()).topk(k, dim: 1);
-            var weights = similarity.div(temperature).exp();
+            var weights = similarity.div(t).exp();
             var votes = zeros(n, classes, device: device).scatter_add_(1, bankLabels[index], weights);
             correct += votes.argmax(1).eq(truth.narrow(0, start, n)).sum().item<long>();
         }

@@ -22,7 +22,8 @@ public static class LinearProbe
         var device = trainFeatures.device;
         // standardise with training statistics: makes one learning rate work across backbones and widths
         using var mean = trainFeatures.mean([0], keepdim: true);
-        using var std = trainFeatures.std(0, keepdim: true).add_(1e-6);
+        using var epsilon = Runtime.Scalars.Of(1e-6); // held: see Runtime.Scalars
+        using var std = trainFeatures.std(0, keepdim: true).add_(epsilon);
         using var xTrain = (trainFeatures - mean) / std;
         using var xTest = (testFeatures - mean) / std;
         using var yTrain = tensor(trainLabels.Select(l => (long)l).ToArray(), device: device);

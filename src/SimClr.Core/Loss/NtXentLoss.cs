@@ -40,9 +40,11 @@ public sealed class NtXentLoss
         using var scope = NewDisposeScope();
         var unit = nn.functional.normalize(z, p: 2, dim: 1);
         var cosine = unit.mm(unit.t());
-        if (SeedSimilarityClamp) cosine = cosine.clamp_min(SeedClampMin);
+        using var clamp = Runtime.Scalars.Of(SeedClampMin);
+        using var temperature = Runtime.Scalars.Of(Temperature);
+        if (SeedSimilarityClamp) cosine = cosine.clamp_min(clamp);
         var self = eye(n2, dtype: ScalarType.Bool, device: z.device);
-        var logits = cosine.div(Temperature).masked_fill(self, double.NegativeInfinity);
+        var logits = cosine.div(temperature).masked_fill(self, Runtime.Scalars.NegativeInfinity);
         var positives = arange(n2, dtype: ScalarType.Int64, device: z.device).bitwise_xor(1);
         return nn.functional.cross_entropy(logits, positives).MoveToOuterDisposeScope();
     }

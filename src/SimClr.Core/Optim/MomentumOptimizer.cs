@@ -1,3 +1,5 @@
+using SimClr.Core.Runtime;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -31,13 +33,19 @@ public sealed class MomentumOptimizer : IDisposable
     public void Step(double learningRate)
     {
         using var noGrad = no_grad();
+        // Scalars held for the whole step (see Runtime.Scalars: implicit ones can be finalized mid-call)
+        using var lr = Scalars.Of(learningRate);
+        using var negativeLr = Scalars.Of(-learningRate);
+        using var momentum = Scalars.Of(Options.Momentum);
+        using var decay = Scalars.Of(Options.WeightDecay);
+        using var trust = Scalars.Of(Options.TrustCoefficient);
         foreach (var (name, p) in _parameters)
         {
             var grad = p.grad;
             if (grad is null) continue;
             using var scope = NewDisposeScope();
             bool excluded = IsExcluded(p);
-            var g = excluded || Options.WeightDecay == 0 ? grad : grad.add(p, alpha: Options.WeightDecay);
+            var g = excluded || Options.WeightDecay == 0 ? grad : grad.add(p, alpha: decay);
             if (!_momentum.TryGetValue(name, out var v))
             {
                 v = zeros_like(p).DetachFromDisposeScope();
@@ -45,26 +53,26 @@ public sealed class MomentumOptimizer : IDisposable
             }
             if (Options.Kind == OptimizerKind.Lars)
             {
-                var step = excluded ? g.mul(learningRate) : g.mul(TrustRatio(p, g).mul_(learningRate));
-                v.mul_(Options.Momentum).add_(step);
+                var step = excluded ? g.mul(lr) : g.mul(TrustRatio(p, g, trust).mul_(lr));
+                v.mul_(momentum).add_(step);
                 p.sub_(v);
             }
             else
             {
-                v.mul_(Options.Momentum).add_(g);
-                p.add_(v, alpha: -learningRate);
+                v.mul_(momentum).add_(g);
+                p.add_(v, alpha: negativeLr);
             }
         }
     }
 
     /// <summary>eta |w| / |g|, or 1 where either norm is zero (as SimCLR's LARS).</summary>
-    private Tensor TrustRatio(Tensor w, Tensor g)
+    private static Tensor TrustRatio(Tensor w, Tensor g, Scalar trust)
     {
         var wNorm = w.norm();
         var gNorm = g.norm();
-        var ratio = wNorm.mul(Options.TrustCoefficient).div(gNorm);
+        var ratio = wNorm.mul(trust).div(gNorm);
         var one = ones_like(ratio);
-        return where(wNorm.gt(0), where(gNorm.gt(0), ratio, one), one);
+        return where(wNorm.gt(Scalars.Zero), where(gNorm.gt(Scalars.Zero), ratio, one), one);
     }
 
     /// <summary>Momentum buffers by parameter name, for checkpoints.</summary>

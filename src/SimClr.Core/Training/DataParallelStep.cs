@@ -12,6 +12,16 @@ public sealed record StepOutcome(double Loss, string? Checksum, IReadOnlyDiction
 /// <summary>The replicas disagree after a step: their parameters are no longer bit-identical.</summary>
 public sealed class ReplicaDivergenceException(string message) : Exception(message);
 
+/// <summary>A replica can no longer be used: its process is gone, its connection broke, or it stopped answering.</summary>
+public sealed class ReplicaLostException(string message, Exception? inner = null) : Exception(message, inner)
+{
+    /// <summary>The replicas lost in the failed phase (filled in by <see cref="DataParallelStep"/>).</summary>
+    public IReadOnlyList<IReplicaEndpoint> Lost { get; init; } = [];
+
+    /// <summary>True when the survivors had already applied the step (the loss happened while applying it).</summary>
+    public bool StepApplied { get; init; }
+}
+
 /// <summary>
 /// One data-parallel step over N replicas (ARCHITECTURE.md, "one pre-training step"), the same code for one
 /// in-process replica and for N gRPC workers, for SimCLR and for classifiers: plan the shards (<see cref="ShardPlan"/>),
@@ -24,18 +34,62 @@ public sealed class ReplicaDivergenceException(string message) : Exception(messa
 /// the chain rule dL/dθ = Σ_rows (dL/dz_row)(dz_row/dθ), and a shard's backward of its rows of dL/dz computes exactly
 /// its part of that sum. Averaging would divide the gradient by N; the equivalence tests (1, 2, 4 workers, chunks) pin
 /// this.
+///
+/// Faults (<see cref="FaultOptions"/>): a replica whose call fails with <see cref="ReplicaLostException"/> is dropped;
+/// under the elastic policy a step lost before any replica applied it is redone over the survivors with the same
+/// global batch and the same views (a new shard plan for fewer replicas), so the run's maths is unchanged wherever BN
+/// statistics do not depend on the sharding; a replica lost while applying leaves the survivors, which all applied
+/// the same step, to go on. Under fail-fast, or below the minimum, the exception stops the run.
 /// </summary>
-public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, IStepLoss loss, BatchingOptions batching)
+public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, IStepLoss loss, BatchingOptions batching, FaultOptions? faults = null,
+    Action<string>? log = null)
 {
-    public IReadOnlyList<IReplicaEndpoint> Replicas { get; } = replicas;
+    private readonly List<IReplicaEndpoint> _active = [.. replicas];
+    private readonly FaultOptions _faults = faults ?? new FaultOptions();
+
+    /// <summary>The replicas still in the run, in replica order (replica 0 first).</summary>
+    public IReadOnlyList<IReplicaEndpoint> Replicas => _active;
 
     public BatchNormGroups Mode => loss.ViewsPerImage == 1 ? BatchNormGroups.Local : ShardPlan.Resolve(batching.BatchNorm, Replicas.Count, batching.Chunks);
 
     /// <summary>Runs a step on the images <paramref name="batch"/> of <paramref name="data"/>; a non-finite loss is returned without a step.</summary>
     public StepOutcome Run(ImageDataSet data, long[] batch, long epoch, long step, double learningRate, CancellationToken cancel = default)
     {
+        while (true)
+        {
+            try
+            {
+                return RunOnce(data, batch, epoch, step, learningRate, cancel);
+            }
+            catch (ReplicaLostException lost) when (lost.Lost.Count > 0)
+            {
+                foreach (var replica in lost.Lost)
+                {
+                    _active.Remove(replica);
+                    replica.Dispose();
+                }
+                string who = string.Join(", ", lost.Lost.Select(r => r.Name));
+                if (_faults.Policy == FaultPolicy.FailFast || _active.Count < _faults.MinWorkers)
+                {
+                    throw new ReplicaLostException($"lost {who} at step {step}: {lost.Message}; "
+                        + (_faults.Policy == FaultPolicy.FailFast ? "faults.policy is fail-fast" : $"{_active.Count} worker(s) left, faults.minWorkers is {_faults.MinWorkers}"), lost);
+                }
+                if (lost.StepApplied)
+                {
+                    log?.Invoke($"lost {who} while applying step {step} ({lost.Message}); the {_active.Count} other(s) applied it and go on");
+                    return _lastOutcome!;
+                }
+                log?.Invoke($"lost {who} at step {step} ({lost.Message}); redoing the step over {_active.Count} worker(s), same batch and views");
+            }
+        }
+    }
+
+    private StepOutcome? _lastOutcome;
+
+    private StepOutcome RunOnce(ImageDataSet data, long[] batch, long epoch, long step, double learningRate, CancellationToken cancel)
+    {
         var plan = ShardPlan.Build(batch, Replicas.Count, batching.Chunks, batching.BatchNorm, loss.ViewsPerImage);
-        var projections = Wait(plan.Select((rows, w) =>
+        var projections = Wait(applying: false, plan.Select((rows, w) =>
         {
             using var images = data.Batch(rows.Indices);
             return Replicas[w].ForwardAsync(new ShardWork(step, epoch, rows, images.shape, images.bytes.ToArray()), cancel);
@@ -70,17 +124,39 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
         }
 
         bool single = Replicas.Count == 1;
-        var gradients = Wait(Replicas.Select((r, w) => r.BackwardAsync(slices[w], returnGradient: !single, cancel)).ToList());
+        var gradients = Wait(applying: false, Replicas.Select((r, w) => r.BackwardAsync(slices[w], returnGradient: !single, cancel)).ToList());
         byte[]? reduced = single ? null : Sum(gradients!, Replicas);
-        var checksums = Wait(Replicas.Select(r => r.ApplyStepAsync(step, learningRate, reduced, checksum: !single, cancel)).ToList());
-        if (!single && checksums.Distinct().Count() != 1)
-            throw new ReplicaDivergenceException($"replicas diverged at step {step}: parameter checksums "
-                + string.Join(", ", checksums.Select((c, w) => $"{Replicas[w].Name} {c}")));
-        return new StepOutcome(value, checksums[0], metrics);
+        var calls = Replicas.Select(r => r.ApplyStepAsync(step, learningRate, reduced, checksum: !single, cancel)).ToList();
+        var survivors = Replicas.ToList();
+        string?[] checksums;
+        try
+        {
+            checksums = Wait(applying: true, calls);
+        }
+        catch (ReplicaLostException lost) when (lost.Lost.Count < Replicas.Count)
+        {
+            // the others applied the step: check them, remember the outcome, and let Run drop the lost ones
+            var applied = calls.Where(c => c.IsCompletedSuccessfully).Select(c => c.Result).ToList();
+            Compare(applied, survivors.Where((_, w) => calls[w].IsCompletedSuccessfully).ToList(), step);
+            _lastOutcome = new StepOutcome(value, applied[0], metrics);
+            throw;
+        }
+        if (!single) Compare(checksums, survivors, step);
+        return _lastOutcome = new StepOutcome(value, checksums[0], metrics);
     }
 
-    /// <summary>Waits for every call (so none is left running), then rethrows the first failure.</summary>
-    private static T[] Wait<T>(List<Task<T>> calls)
+    private static void Compare(IReadOnlyList<string?> checksums, IReadOnlyList<IReplicaEndpoint> from, long step)
+    {
+        if (checksums.Distinct().Count() != 1)
+            throw new ReplicaDivergenceException($"replicas diverged at step {step}: parameter checksums "
+                + string.Join(", ", checksums.Select((c, w) => $"{from[w].Name} {c}")));
+    }
+
+    /// <summary>
+    /// Waits for every call (so none is left running). Replicas whose call failed with <see cref="ReplicaLostException"/>
+    /// are reported together in one; any other failure is rethrown as it is.
+    /// </summary>
+    private T[] Wait<T>(bool applying, List<Task<T>> calls)
     {
         try
         {
@@ -88,8 +164,14 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
         }
         catch (AggregateException)
         {
-            var failed = calls.First(c => c.IsFaulted || c.IsCanceled);
-            failed.GetAwaiter().GetResult();
+            var other = calls.FirstOrDefault(c => (c.IsFaulted && c.Exception!.InnerException is not ReplicaLostException) || c.IsCanceled);
+            other?.GetAwaiter().GetResult();
+            var lost = calls.Select((c, w) => (c, w)).Where(x => x.c.IsFaulted).ToList();
+            throw new ReplicaLostException(string.Join("; ", lost.Select(x => x.c.Exception!.InnerException!.Message)))
+            {
+                Lost = lost.Select(x => Replicas[x.w]).ToList(),
+                StepApplied = applying,
+            };
         }
         return calls.Select(c => c.Result).ToArray();
     }

@@ -24,7 +24,7 @@ public abstract class ReplicatedTrainer : Trainer
     {
         Replica = ModelReplica.Build(config, train.Channels, train.Mean, train.Std, Device, train.ClassNames.Count);
         _remote = replicas is { Count: > 0 };
-        StepRunner = new DataParallelStep(_remote ? replicas! : [new LocalReplicaEndpoint(Replica)], loss, config.Batching);
+        StepRunner = new DataParallelStep(_remote ? replicas! : [new LocalReplicaEndpoint(Replica)], loss, config.Batching, config.Faults, observer.Message);
         // fail now, not at the first step, when the batch cannot be split this way
         ShardPlan.Build(Enumerable.Range(0, config.BatchSize).Select(i => (long)i).ToArray(), StepRunner.Replicas.Count, config.Batching.Chunks,
             config.Batching.BatchNorm, loss.ViewsPerImage);

@@ -1,0 +1,26 @@
+using TorchSharp;
+
+namespace SimClr.Core.Runtime;
+
+/// <summary>
+/// Scalars that stay alive while torch reads them. TorchSharp turns a number passed for a Scalar parameter into a
+/// Scalar object whose native memory only its finalizer frees; once the native handle is passed on, that object is
+/// unreachable, so under allocation pressure the garbage collector can finalize it while the native call still reads
+/// it. The symptom is random native errors (seen here: "Expected false to be true" from c10 Scalar::toFloat in the
+/// optimiser step of a worker busy with gRPC buffers; dotnet/TorchSharp#1434). Code that runs every step passes
+/// these constants (rooted for the life of the process) or a <see cref="Of"/> held in a <c>using</c> around the calls.
+/// </summary>
+public static class Scalars
+{
+    public static readonly Scalar Zero = 0.0.ToScalar();
+    public static readonly Scalar One = 1.0.ToScalar();
+    public static readonly Scalar Two = 2.0.ToScalar();
+    public static readonly Scalar Four = 4.0.ToScalar();
+    public static readonly Scalar Six = 6.0.ToScalar();
+    public static readonly Scalar Half = 0.5.ToScalar();
+    public static readonly Scalar ByteMax = 255.0.ToScalar();
+    public static readonly Scalar NegativeInfinity = double.NegativeInfinity.ToScalar();
+
+    /// <summary>A Scalar the caller owns: dispose it after the last call that uses it (which also keeps it alive until then).</summary>
+    public static Scalar Of(double value) => value.ToScalar();
+}
