@@ -40,7 +40,7 @@ public static class ColorOps
         // the mean of the luma is the luma of the channel means: one pass over the pixels
         var channelMeans = x.mean([2, 3], keepdim: true);
         var mean = x.shape[1] == 1 ? channelMeans : channelMeans.mul(LumaWeights(x)).sum(1, keepdim: true);
-        return x.sub(mean).mul_(PerImage(factor)).add_(mean).clamp_(Scalars.Zero, Scalars.One).MoveToOuterDisposeScope();
+        return x.Minus(mean).mul_(PerImage(factor)).PlusInPlace(mean).clamp_(Scalars.Zero, Scalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary>Blend with the per-pixel luma: f * img + (1 - f) * gray = gray + f * (img - gray), clamped.</summary>
@@ -49,7 +49,7 @@ public static class ColorOps
         if (x.shape[1] == 1) return x.alias();
         using var scope = NewDisposeScope();
         var gray = Grayscale(x);
-        return x.sub(gray).mul_(PerImage(factor)).add_(gray).clamp_(Scalars.Zero, Scalars.One).MoveToOuterDisposeScope();
+        return x.Minus(gray).mul_(PerImage(factor)).PlusInPlace(gray).clamp_(Scalars.Zero, Scalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -62,16 +62,16 @@ public static class ColorOps
         if (x.shape[1] == 1) return x.alias();
         using var scope = NewDisposeScope();
         var maximum = x.amax([1], keepdim: true);
-        var chroma = maximum - x.amin([1], keepdim: true);
+        var chroma = maximum.Minus(x.amin([1], keepdim: true));
         Tensor r = x.narrow(1, 0, 1), g = x.narrow(1, 1, 1), b = x.narrow(1, 2, 1);
         // 6H = (g - b) / C if r is the max, (b - r) / C + 2 if g is, (r - g) / C + 4 if b is (ties as torchvision: r, then g).
         // Where C = 0 every difference is 0, so any positive divisor gives H = 0 there. (argmax over channels is 70x slower.)
         using var tiny = Scalars.Of(1e-12);
-        var hue6 = where(r.eq(maximum), g - b, where(g.eq(maximum), (b - r).add_(chroma.mul(Scalars.Two)), (r - g).add_(chroma.mul(Scalars.Four))))
-            .div_(chroma.clamp_min(tiny)).add_(PerImage(shift).mul(Scalars.Six)).remainder_(Scalars.Six);
-        var k = hue6.add(tensor(new float[] { 5, 3, 1 }, device: x.device).view(1, 3, 1, 1)).remainder_(Scalars.Six);
+        var hue6 = where(r.eq(maximum), g.Minus(b), where(g.eq(maximum), b.Minus(r).PlusInPlace(chroma.mul(Scalars.Two)), r.Minus(g).PlusInPlace(chroma.mul(Scalars.Four))))
+            .div_(chroma.clamp_min(tiny)).PlusInPlace(PerImage(shift).mul(Scalars.Six)).remainder_(Scalars.Six);
+        var k = hue6.Plus(tensor(new float[] { 5, 3, 1 }, device: x.device).view(1, 3, 1, 1)).remainder_(Scalars.Six);
         var ramp = k.neg().add_(Scalars.Four).minimum(k).clamp_(Scalars.Zero, Scalars.One);
-        return maximum.sub(ramp.mul_(chroma)).MoveToOuterDisposeScope();
+        return maximum.Minus(ramp.mul_(chroma)).MoveToOuterDisposeScope();
     }
 
     private static Tensor PerImage(Tensor factor) => factor.view(-1, 1, 1, 1);

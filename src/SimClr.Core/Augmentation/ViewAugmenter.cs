@@ -1,3 +1,4 @@
+using SimClr.Core.Runtime;
 using static TorchSharp.torch;
 
 namespace SimClr.Core.Augmentation;
@@ -87,7 +88,7 @@ public sealed class ViewAugmenter
         x = Grayscale(x, parameters);
         var mean = tensor(_mean.Select(v => (float)v).ToArray(), device: device).view(1, -1, 1, 1);
         var std = tensor(_std.Select(v => (float)v).ToArray(), device: device).view(1, -1, 1, 1);
-        return ((x - mean) / std).MoveToOuterDisposeScope();
+        return x.Minus(mean).div_(std).MoveToOuterDisposeScope();
     }
 
     private void CheckBatch(Tensor images, int count)
@@ -120,14 +121,16 @@ public sealed class ViewAugmenter
     {
         var o = arange(size, dtype: ScalarType.Float32, device: start.device).add(Runtime.Scalars.Half).unsqueeze(0);
         var lo = start.unsqueeze(1);
-        var hi = (start + length - 1).unsqueeze(1);
-        var position = minimum(maximum(lo + o * (length / size).unsqueeze(1) - 0.5, lo), hi);
+        // (TorchSharp's + and - operators make Scalars that can be finalized mid-call: see Runtime.Scalars)
+        var hi = start.Plus(length).add_(Runtime.Scalars.MinusOne).unsqueeze(1);
+        using var sizeScalar = Runtime.Scalars.Of(size);
+        var position = minimum(maximum(lo.Plus(o.mul(length.div(sizeScalar).unsqueeze(1))).add_(Runtime.Scalars.MinusHalf), lo), hi);
         var x0 = position.floor();
-        var a = (position - x0).unsqueeze(2);
-        var x1 = minimum(x0 + 1, hi);
+        var a = position.Minus(x0).unsqueeze(2);
+        var x1 = minimum(x0.add(Runtime.Scalars.One), hi);
         var left = nn.functional.one_hot(x0.to_type(ScalarType.Int64), input).to_type(ScalarType.Float32);
         var right = nn.functional.one_hot(x1.to_type(ScalarType.Int64), input).to_type(ScalarType.Float32);
-        return left * (1 - a) + right * a;
+        return left.mul(a.neg().add_(Runtime.Scalars.One)).PlusInPlace(right.mul(a));
     }
 
     private static Tensor ColourJitter(Tensor x, IReadOnlyList<ViewParameters> p)

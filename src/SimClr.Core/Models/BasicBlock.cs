@@ -1,3 +1,4 @@
+using SimClr.Core.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -36,7 +37,7 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
         var y = nn.functional.relu(bn1.forward(conv1.forward(x)));
         y = bn2.forward(conv2.forward(y));
         var shortcut = downsample is null ? x : downsample.forward(x);
-        return nn.functional.relu(y.add_(shortcut)).MoveToOuterDisposeScope();
+        return nn.functional.relu(y.PlusInPlace(shortcut)).MoveToOuterDisposeScope();
     }
 }
 #pragma warning restore IDE1006

@@ -54,12 +54,12 @@ public sealed class MomentumOptimizer : IDisposable
             if (Options.Kind == OptimizerKind.Lars)
             {
                 var step = excluded ? g.mul(lr) : g.mul(TrustRatio(p, g, trust).mul_(lr));
-                v.mul_(momentum).add_(step);
-                p.sub_(v);
+                v.mul_(momentum).PlusInPlace(step);
+                p.MinusInPlace(v);
             }
             else
             {
-                v.mul_(momentum).add_(g);
+                v.mul_(momentum).PlusInPlace(g);
                 p.add_(v, alpha: negativeLr);
             }
         }

@@ -1,4 +1,5 @@
 using TorchSharp;
+using static TorchSharp.torch;
 
 namespace SimClr.Core.Runtime;
 
@@ -9,6 +10,8 @@ namespace SimClr.Core.Runtime;
 /// it. The symptom is random native errors (seen here: "Expected false to be true" from c10 Scalar::toFloat in the
 /// optimiser step of a worker busy with gRPC buffers; dotnet/TorchSharp#1434). Code that runs every step passes
 /// these constants (rooted for the life of the process) or a <see cref="Of"/> held in a <c>using</c> around the calls.
+/// TorchSharp's own <c>add(Tensor)</c>, <c>sub(Tensor)</c> and the + and - operators create such a Scalar (alpha = 1)
+/// on every call: every-step code uses <see cref="Plus"/>, <see cref="Minus"/> and their in-place forms instead.
 /// </summary>
 public static class Scalars
 {
@@ -18,8 +21,21 @@ public static class Scalars
     public static readonly Scalar Four = 4.0.ToScalar();
     public static readonly Scalar Six = 6.0.ToScalar();
     public static readonly Scalar Half = 0.5.ToScalar();
+    public static readonly Scalar MinusHalf = (-0.5).ToScalar();
     public static readonly Scalar ByteMax = 255.0.ToScalar();
     public static readonly Scalar NegativeInfinity = double.NegativeInfinity.ToScalar();
+
+    public static readonly Scalar MinusOne = (-1.0).ToScalar();
+
+    /// <summary>a + b, with a Scalar alpha that stays alive.</summary>
+    public static Tensor Plus(this Tensor a, Tensor b) => a.add(b, One);
+
+    public static Tensor PlusInPlace(this Tensor a, Tensor b) => a.add_(b, One);
+
+    /// <summary>a - b, with a Scalar alpha that stays alive.</summary>
+    public static Tensor Minus(this Tensor a, Tensor b) => a.add(b, MinusOne);
+
+    public static Tensor MinusInPlace(this Tensor a, Tensor b) => a.add_(b, MinusOne);
 
     /// <summary>A Scalar the caller owns: dispose it after the last call that uses it (which also keeps it alive until then).</summary>
     public static Scalar Of(double value) => value.ToScalar();
