@@ -96,7 +96,7 @@ public sealed class MomentumOptimizer : IDisposable
         {
             var p = parameters[name];
             if (_momentum.Remove(name, out var old)) old.Dispose();
-            _momentum[name] = tensor.to(p.device).to_type(p.dtype).clone();
+            _momentum[name] = tensor.to(p.device).to_type(p.dtype).clone().DetachFromDisposeScope(); // owned here, whatever scope the caller is in
         }
     }
 

@@ -230,7 +230,10 @@ public sealed class ModelReplica : IDisposable
         using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
         foreach (var (_, p) in Parameters)
         {
-            using var cpu = p.detach().cpu().contiguous();
+            // in a scope, so the intermediate of detach() stays referenced while cpu() reads it (see Runtime.Scalars:
+            // an unreferenced temporary can be finalized mid-call when another thread triggers a GC)
+            using var scope = NewDisposeScope();
+            var cpu = p.detach().cpu().contiguous();
             hash.AppendData(cpu.bytes);
         }
         return Convert.ToHexStringLower(hash.GetHashAndReset())[..16];

@@ -14,7 +14,8 @@ public sealed record NamedBytes(string Name, bool IsFloat, long[] Shape, byte[] 
     public static NamedBytes From(string name, Tensor tensor)
     {
         bool isFloat = tensor.is_floating_point();
-        using var cpu = tensor.detach().cpu().to_type(isFloat ? ScalarType.Float32 : ScalarType.Int64).contiguous();
+        using var scope = NewDisposeScope(); // keeps every intermediate referenced while the next call reads it
+        var cpu = tensor.detach().cpu().to_type(isFloat ? ScalarType.Float32 : ScalarType.Int64).contiguous();
         return new NamedBytes(name, isFloat, tensor.shape, cpu.bytes.ToArray());
     }
 
@@ -87,16 +88,21 @@ public sealed class LocalReplicaEndpoint(ModelReplica replica, string name = "lo
 
     public Task<string?> ApplyStepAsync(long step, double learningRate, byte[]? gradient, bool checksum, CancellationToken cancel)
     {
+        using var scope = NewDisposeScope();
         if (gradient is not null) Replica.SetFlatGradient(gradient);
         Replica.Step(learningRate);
         return Task.FromResult(checksum ? Replica.Checksum() : null);
     }
 
-    public Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel) =>
-        Task.FromResult<IReadOnlyList<NamedBytes>>(Replica.State().Select(t => NamedBytes.From(t.Name, t.Tensor)).ToList());
+    public Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel)
+    {
+        using var scope = NewDisposeScope();
+        return Task.FromResult<IReadOnlyList<NamedBytes>>(Replica.State().Select(t => NamedBytes.From(t.Name, t.Tensor)).ToList());
+    }
 
     public Task<string> LoadStateAsync(IReadOnlyList<NamedBytes> state, CancellationToken cancel)
     {
+        using var scope = NewDisposeScope();
         var tensors = new Dictionary<string, Tensor>();
         try
         {
