@@ -14,7 +14,8 @@ namespace SimClr.Coordinator;
 /// Cancelled, FailedPrecondition from a restarted worker, ...) becomes a <see cref="ReplicaLostException"/>, which
 /// the step handles by its fault policy. InvalidArgument stays what it is: a bug on this side.
 /// </summary>
-public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultOptions? faults = null) : IReplicaEndpoint
+public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultOptions? faults = null,
+    Func<CancellationToken, Task<IReplicaEndpoint?>>? reconnect = null) : IReplicaEndpoint
 {
     private readonly FaultOptions _faults = faults ?? new FaultOptions();
     private byte[]? _localGradient;
@@ -133,6 +134,9 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
             return null;
         }
     }
+
+    public Task<IReplicaEndpoint?> TryReconnectAsync(CancellationToken cancel) =>
+        reconnect is null ? Task.FromResult<IReplicaEndpoint?>(null) : reconnect(cancel);
 
     public void Dispose() => Client.Dispose();
 }

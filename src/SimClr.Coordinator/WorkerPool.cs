@@ -69,7 +69,25 @@ public static class WorkerPool
             }));
             for (int w = 0; w < clients.Count; w++)
                 log?.Invoke($"worker {w}: {clients[w].Address} id {replies[w].WorkerId}, device {replies[w].Device}, {replies[w].Threads} threads");
-            return clients.Select((c, w) => (IReplicaEndpoint)new GrpcReplicaEndpoint(c, $"worker {w} ({c.Address.Authority})", config.Faults)).ToList();
+            return clients.Select((c, w) => Endpoint(c, w)).ToList();
+
+            // the endpoint for replica w, which can reconnect to the same address after a loss
+            IReplicaEndpoint Endpoint(WorkerClient client, int w) =>
+                new GrpcReplicaEndpoint(client, $"worker {w} ({client.Address.Authority})", config.Faults, async stop =>
+                {
+                    var fresh = new WorkerClient(client.Address, callTimeout, token);
+                    try
+                    {
+                        await WaitHealthyAsync(fresh, TimeSpan.FromSeconds(1), cancel: stop);
+                        await fresh.JoinAsync(request, stop);
+                        return Endpoint(fresh, w);
+                    }
+                    catch (Exception e) when (e is WorkerUnavailableException or RpcException or OperationCanceledException)
+                    {
+                        fresh.Dispose();
+                        return null;
+                    }
+                });
         }
         catch
         {

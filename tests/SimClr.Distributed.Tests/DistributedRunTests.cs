@@ -126,16 +126,22 @@ public sealed class DistributedRunTests : IAsyncLifetime
         Assert.InRange(two.Metrics["train_accuracy"], 0, 1);
     }
 
-    /// <summary>Calls an action after a given step and keeps the run's messages.</summary>
-    private sealed class StepHook(long afterStep, Action action) : ITrainingObserver
+    /// <summary>Calls actions after given steps and keeps the run's messages.</summary>
+    private sealed class StepHook(params (long AfterStep, Action Action)[] actions) : ITrainingObserver
     {
+        public StepHook(long afterStep, Action action)
+            : this((afterStep, action))
+        {
+        }
+
         public List<string> Messages { get; } = [];
 
         public void Started(string what, long firstStep, long totalSteps) { }
 
         public void Step(StepReport report)
         {
-            if (report.Step == afterStep) action();
+            foreach (var (step, action) in actions)
+                if (report.Step == step) action();
         }
 
         public void Message(string text) => Messages.Add(text);
@@ -157,8 +163,10 @@ public sealed class DistributedRunTests : IAsyncLifetime
         var survived = await StageRunner.RunAsync(rough, RunDirectory.Create(rough), hook, replicas: Workers(rough, 3));
         Assert.True(survived.Completed);
         Assert.Contains(hook.Messages, m => m.Contains("lost worker 1", StringComparison.Ordinal) && m.Contains("redoing the step over 2 worker(s)", StringComparison.Ordinal));
-        // parameters to 1e-5; momentum to 1e-4 (a sum over 2 shards rounds differently from one over 3)
-        AssertSame(undisturbed.CheckpointPath!, survived.CheckpointPath!, 1e-5, momentumTolerance: 1e-4);
+        // NOT the 1e-5: after 6 LARS steps at lr 0.5, steps over 2 shards round differently from steps over 3,
+        // and BN weights and biases (gradients that are long sums) ended 1.3e-5 to 2.1e-4 (relative to the tensor's
+        // largest value) apart in the runs seen; a wrong step (lost rows, a doubled gradient) is off by far more
+        AssertSame(undisturbed.CheckpointPath!, survived.CheckpointPath!, 5e-4, momentumTolerance: 5e-3);
     }
 
     [Fact]
@@ -170,5 +178,35 @@ public sealed class DistributedRunTests : IAsyncLifetime
         var e = await Assert.ThrowsAsync<ReplicaLostException>(() => StageRunner.RunAsync(config, RunDirectory.Create(config), hook, replicas: Workers(config, 2)));
         Assert.Contains("lost worker 1", e.Message);
         Assert.Contains("fail-fast", e.Message);
+    }
+
+    [Fact]
+    public async Task A_lost_worker_that_comes_back_rejoins_and_the_parameters_equal_an_undisturbed_run()
+    {
+        RunConfig Frozen(string name) => Config(name) with
+        {
+            Model = Config(name).Model with { BatchNorm = BatchNormStatistics.Frozen },
+            KnnEveryEpochs = 0,
+            Faults = new FaultOptions { RejoinSeconds = 0.001 },
+        };
+        var calm = Frozen("calm-rejoin");
+        var undisturbed = await StageRunner.RunAsync(calm, RunDirectory.Create(calm), SilentObserver.Instance, replicas: Workers(calm, 3));
+
+        var rough = Frozen("rough-rejoin");
+        int first = _hosts.Count;
+        int port = 0;
+        var hook = new StepHook(
+            (2, () =>
+            {
+                port = _hosts[first + 1].Address.Port;
+                _hosts[first + 1].DisposeAsync().AsTask().GetAwaiter().GetResult(); // worker 1 of 3 goes away ...
+            }
+        ),
+            (3, () => _hosts.Add(WorkerHost.StartAsync(new WorkerOptions { WorkerId = "w1-again", Port = port }).GetAwaiter().GetResult()))); // ... and comes back
+        var result = await StageRunner.RunAsync(rough, RunDirectory.Create(rough), hook, replicas: Workers(rough, 3));
+        Assert.True(result.Completed);
+        Assert.Contains(hook.Messages, m => m.Contains("lost worker 1", StringComparison.Ordinal));
+        Assert.Contains(hook.Messages, m => m.Contains("worker 1", StringComparison.Ordinal) && m.Contains("rejoined at step 3: 3 worker(s)", StringComparison.Ordinal));
+        AssertSame(undisturbed.CheckpointPath!, result.CheckpointPath!, 5e-4, momentumTolerance: 5e-3); // as in the test above
     }
 }

@@ -82,6 +82,10 @@ public sealed record FaultOptions
 
     /// <summary>... and counts it lost after this many missed checks in a row (a hung or stopped process answers none).</summary>
     public int HeartbeatMisses { get; init; } = 3;
+
+    /// <summary>How often (seconds) a lost worker is probed between steps; when it is back it joins again, receives
+    /// the full state and takes shards from the next step on. 0: never.</summary>
+    public double RejoinSeconds { get; init; } = 5;
 }
 
 public sealed record LossOptions
@@ -176,6 +180,7 @@ public sealed record RunConfig
         if (Stage == Stage.Pretrain && BatchSize >= 1 && Batching.Chunks > BatchSize) problems.Add($"batching.chunks ({Batching.Chunks}) cannot exceed batchSize ({BatchSize})");
         if (Faults.MinWorkers < 1) problems.Add($"faults.minWorkers must be >= 1 (got {Faults.MinWorkers})");
         if (!(Faults.HeartbeatSeconds > 0) || Faults.HeartbeatSeconds > 600) problems.Add($"faults.heartbeatSeconds must be in (0, 600] (got {Faults.HeartbeatSeconds})");
+        if (!(Faults.RejoinSeconds >= 0)) problems.Add($"faults.rejoinSeconds must be >= 0 (got {Faults.RejoinSeconds})");
         if (Faults.HeartbeatMisses < 1) problems.Add($"faults.heartbeatMisses must be >= 1 (got {Faults.HeartbeatMisses})");
         if (Epochs < 1) problems.Add($"epochs must be >= 1 (got {Epochs})");
         if (BatchSize < 1) problems.Add($"batchSize must be >= 1 (got {BatchSize})");

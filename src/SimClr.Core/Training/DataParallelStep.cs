@@ -45,10 +45,26 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
     Action<string>? log = null)
 {
     private readonly List<IReplicaEndpoint> _active = [.. replicas];
+    private readonly List<IReplicaEndpoint> _lost = [];
+    private readonly Dictionary<IReplicaEndpoint, int> _rank = replicas.Select((r, i) => (r, i)).ToDictionary(x => x.r, x => x.i);
     private readonly FaultOptions _faults = faults ?? new FaultOptions();
 
     /// <summary>The replicas still in the run, in replica order (replica 0 first).</summary>
     public IReadOnlyList<IReplicaEndpoint> Replicas => _active;
+
+    /// <summary>Replicas lost during the run (disposed), which may come back through <see cref="Admit"/>.</summary>
+    public IReadOnlyList<IReplicaEndpoint> Lost => _lost;
+
+    /// <summary>Takes <paramref name="replacement"/> (already holding the replicas' state) in place of the lost
+    /// <paramref name="lost"/>, at its old rank (so shards and the gradient sum keep their order): it gets shards from
+    /// the next step on.</summary>
+    public void Admit(IReplicaEndpoint lost, IReplicaEndpoint replacement)
+    {
+        if (!_lost.Remove(lost)) throw new ArgumentException($"{lost.Name} is not a lost replica", nameof(lost));
+        _rank[replacement] = _rank[lost];
+        _active.Add(replacement);
+        _active.Sort((a, b) => _rank[a].CompareTo(_rank[b]));
+    }
 
     public BatchNormGroups Mode => loss.ViewsPerImage == 1 ? BatchNormGroups.Local : ShardPlan.Resolve(batching.BatchNorm, Replicas.Count, batching.Chunks);
 
@@ -67,6 +83,7 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
                 {
                     _active.Remove(replica);
                     replica.Dispose();
+                    _lost.Add(replica);
                 }
                 string who = string.Join(", ", lost.Lost.Select(r => r.Name));
                 if (_faults.Policy == FaultPolicy.FailFast || _active.Count < _faults.MinWorkers)

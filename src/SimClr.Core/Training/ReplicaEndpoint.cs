@@ -57,6 +57,10 @@ public interface IReplicaEndpoint : IDisposable
 
     /// <summary>Replaces the replica's state (names as <see cref="SaveStateAsync"/>); returns the parameter checksum.</summary>
     Task<string> LoadStateAsync(IReadOnlyList<NamedBytes> state, CancellationToken cancel);
+
+    /// <summary>After this replica was lost: a new endpoint to the same worker when it answers again and has joined the
+    /// run anew (its state still to be loaded), else null. Gives up quickly when the worker is not there.</summary>
+    Task<IReplicaEndpoint?> TryReconnectAsync(CancellationToken cancel);
 }
 
 /// <summary>A replica in this process, driven synchronously on the caller's (torch) thread.</summary>
@@ -119,6 +123,8 @@ public sealed class LocalReplicaEndpoint(ModelReplica replica, string name = "lo
         }
         return Task.FromResult(Replica.Checksum());
     }
+
+    public Task<IReplicaEndpoint?> TryReconnectAsync(CancellationToken cancel) => Task.FromResult<IReplicaEndpoint?>(null);
 
     public void Dispose()
     {

@@ -64,9 +64,40 @@ public abstract class ReplicatedTrainer : Trainer
         _pulledAt = _steps;
     }
 
+    private DateTime _lastRejoinAttempt = DateTime.MinValue;
+
+    /// <summary>Probes lost workers (every faults.rejoinSeconds); one that is back receives the full state (checked by
+    /// checksum) and takes shards from this step on.</summary>
+    private void TryRejoin()
+    {
+        if (StepRunner.Lost.Count == 0 || Config.Faults.RejoinSeconds <= 0) return;
+        if (DateTime.UtcNow - _lastRejoinAttempt < TimeSpan.FromSeconds(Config.Faults.RejoinSeconds)) return;
+        _lastRejoinAttempt = DateTime.UtcNow;
+        foreach (var lost in StepRunner.Lost.ToList())
+        {
+            var fresh = lost.TryReconnectAsync(CancellationToken.None).GetAwaiter().GetResult();
+            if (fresh is null) continue;
+            try
+            {
+                BeforeReadingState(); // this process's replica now holds the survivors' state
+                var state = Replica.State().Select(t => NamedBytes.From(t.Name, t.Tensor)).ToList();
+                string checksum = fresh.LoadStateAsync(state, CancellationToken.None).GetAwaiter().GetResult();
+                if (checksum != Replica.Checksum()) throw new ReplicaLostException($"{fresh.Name} loaded the state but reports checksum {checksum}");
+                StepRunner.Admit(lost, fresh);
+                Observer.Message($"{fresh.Name} rejoined at step {StepIndex}: {StepRunner.Replicas.Count} worker(s)");
+            }
+            catch (ReplicaLostException e)
+            {
+                Observer.Message($"{lost.Name} answered but could not rejoin: {e.Message}");
+                fresh.Dispose();
+            }
+        }
+    }
+
     /// <summary>One data-parallel step on these images.</summary>
     protected StepOutcome RunStep(long[] indices, int epoch, double learningRate)
     {
+        TryRejoin();
         using var scope = NewDisposeScope();
         var outcome = StepRunner.Run(Train, indices, epoch, StepIndex, learningRate);
         if (double.IsFinite(outcome.Loss)) _steps++;
