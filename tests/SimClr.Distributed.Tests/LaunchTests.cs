@@ -191,7 +191,8 @@ public sealed partial class LaunchTests : IDisposable
     [InlineData("STOP")] // the process hangs: only the heartbeat notices
     public async Task A_worker_lost_mid_run_is_survived_by_the_elastic_default(string signal)
     {
-        using var launcher = new Launcher("launch", "--config", Config(epochs: 3), "--workers", "2", "--set", "faults.heartbeatSeconds=1");
+        using var launcher = new Launcher("launch", "--config", Config(epochs: 12), "--workers", "2", "--set", "faults.heartbeatSeconds=1",
+            "--set", "faults.rejoinSeconds=0.5");
         Assert.True(await launcher.WaitForLineAsync(l => l.Contains("[coord] pretrain step", StringComparison.Ordinal), TimeSpan.FromMinutes(2)), launcher.Output);
         var pids = launcher.ChildPids();
         Signal(pids[1], signal); // worker1
@@ -199,10 +200,19 @@ public sealed partial class LaunchTests : IDisposable
         launcher.Process.WaitForExit();
         Assert.True(launcher.Process.ExitCode == 0, launcher.Output);
         Assert.Contains("redoing the step over 1 worker(s)", launcher.Output);
-        if (signal == "STOP") Assert.Contains("no answer to 3 health checks", launcher.Output);
+        if (signal == "STOP")
+        {
+            Assert.Contains("no answer to 3 health checks", launcher.Output);
+        }
+        else
+        {
+            // the launcher starts the dead worker again on its port, and the coordinator takes it back between steps
+            Assert.Contains("[launch] worker1: restarted on port", launcher.Output);
+            Assert.Contains("rejoined at step", launcher.Output);
+        }
         using (var last = Checkpoint.Load(Directory.GetFiles(Path.Combine(_folder, "runs", "launched", "checkpoints")).Order().Last()))
-            Assert.Equal(24, last.Step); // the run finished: 3 epochs of 8 steps
-        await AssertAllGoneAsync(pids, TimeSpan.FromSeconds(5));
+            Assert.Equal(96, last.Step); // the run finished: 12 epochs of 8 steps
+        await AssertAllGoneAsync(launcher.ChildPids(), TimeSpan.FromSeconds(5)); // the restarted worker too
     }
 
     [Fact]
@@ -233,6 +243,6 @@ public sealed partial class LaunchTests : IDisposable
     [GeneratedRegex(@"^\[(?:worker\d+|coord)\] (?:worker listening on|coordinator health on) (\S+)")]
     private static partial Regex HealthLine();
 
-    [GeneratedRegex(@"^\[launch\] (?:worker\d+|coordinator): pid (\d+)")]
+    [GeneratedRegex(@"^\[launch\] (?:worker\d+|coordinator): (?:restarted .*, )?pid (\d+)")]
     private static partial Regex ChildLine();
 }

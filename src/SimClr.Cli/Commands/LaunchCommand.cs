@@ -104,16 +104,21 @@ internal static partial class LaunchCommand
         {
             // 1. workers, each on a free port the OS picks; the port comes back in the worker's first line
             var addresses = new TaskCompletionSource<string>[devices.Count];
-            for (int w = 0; w < devices.Count; w++)
+            ChildProcess StartWorker(int w, int port, TaskCompletionSource<string>? address)
             {
-                var address = addresses[w] = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-                string[] args = ["worker", "--port", "0", "--device", devices[w], "--parent-pid", me.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+                string[] args = ["worker", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--device", devices[w],
+                    "--parent-pid", me.ToString(System.Globalization.CultureInfo.InvariantCulture)];
                 if (devices[w] == "cpu") args = [.. args, "--threads", threadsPerWorker.ToString(System.Globalization.CultureInfo.InvariantCulture)];
-                var child = ChildProcess.StartSelf($"worker{w}", args, (c, line) =>
+                return ChildProcess.StartSelf($"worker{w}", args, (c, line) =>
                 {
-                    if (!address.Task.IsCompleted && ListeningLine().Match(line) is { Success: true } m) address.TrySetResult(m.Groups[1].Value);
+                    if (address is { Task.IsCompleted: false } && ListeningLine().Match(line) is { Success: true } m) address.TrySetResult(m.Groups[1].Value);
                     Write(c.Name, line);
                 });
+            }
+            for (int w = 0; w < devices.Count; w++)
+            {
+                addresses[w] = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+                var child = StartWorker(w, 0, addresses[w]);
                 lock (children) children.Add(child);
                 Write("launch", $"worker{w}: pid {child.Pid}, device {devices[w]}" + (devices[w] == "cpu" ? $", {threadsPerWorker} threads" : ""));
             }
@@ -142,6 +147,7 @@ internal static partial class LaunchCommand
 
             // 3. wait for the end, a failure, or a signal
             var running = children.Take(devices.Count).ToList();
+            var restarts = new int[devices.Count];
             int code;
             while (true)
             {
@@ -161,8 +167,19 @@ internal static partial class LaunchCommand
                 var dead = running.First(w => w.Exited == done);
                 running.Remove(dead);
                 Write("launch", $"{dead.Name} exited with code {dead.Exited.Result} during the run; the coordinator goes on without it (faults.policy elastic) or stops (fail-fast)", error: true);
+                // start it again on the same port: the coordinator probes lost workers and takes it back between steps
+                int index = int.Parse(dead.Name["worker".Length..], System.Globalization.CultureInfo.InvariantCulture);
+                if (restarts[index] < MaxRestarts && !coordinator.HasExited)
+                {
+                    restarts[index]++;
+                    int port = new Uri(urls[index]).Port;
+                    var again = StartWorker(index, port, null);
+                    lock (children) children.Add(again);
+                    running.Add(again);
+                    Write("launch", $"{again.Name}: restarted on port {port} (restart {restarts[index]} of {MaxRestarts}), pid {again.Pid}");
+                }
             }
-            await StopWorkersAsync(children.Take(devices.Count).ToList());
+            await StopWorkersAsync(running);
             Write("launch", code == 0 ? "done" : $"finished with exit code {code}");
             return code;
         }
@@ -175,6 +192,9 @@ internal static partial class LaunchCommand
             }
         }
     }
+
+    /// <summary>Restarts of one worker within a run; a worker that keeps dying is left dead.</summary>
+    private const int MaxRestarts = 3;
 
     private static async Task StopWorkersAsync(IReadOnlyList<ChildProcess> workers) =>
         await Task.WhenAll(workers.Select(w => w.StopAsync(w.Terminate, TimeSpan.FromSeconds(15))));

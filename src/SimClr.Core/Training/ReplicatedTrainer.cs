@@ -64,19 +64,32 @@ public abstract class ReplicatedTrainer : Trainer
         _pulledAt = _steps;
     }
 
-    private DateTime _lastRejoinAttempt = DateTime.MinValue;
+    private readonly Dictionary<IReplicaEndpoint, (DateTime Started, Task<IReplicaEndpoint?> Probe)> _probes = [];
 
-    /// <summary>Probes lost workers (every faults.rejoinSeconds); one that is back receives the full state (checked by
-    /// checksum) and takes shards from this step on.</summary>
+    /// <summary>
+    /// Lost workers are probed in the background (one probe at a time each, at most every faults.rejoinSeconds), so a
+    /// hung worker never stalls a step; one that is back receives the full state (checked by checksum) and takes
+    /// shards from this step on.
+    /// </summary>
     private void TryRejoin()
     {
         if (StepRunner.Lost.Count == 0 || Config.Faults.RejoinSeconds <= 0) return;
-        if (DateTime.UtcNow - _lastRejoinAttempt < TimeSpan.FromSeconds(Config.Faults.RejoinSeconds)) return;
-        _lastRejoinAttempt = DateTime.UtcNow;
         foreach (var lost in StepRunner.Lost.ToList())
         {
-            var fresh = lost.TryReconnectAsync(CancellationToken.None).GetAwaiter().GetResult();
-            if (fresh is null) continue;
+            if (!_probes.TryGetValue(lost, out var probe))
+            {
+                _probes[lost] = (DateTime.UtcNow, lost.TryReconnectAsync(CancellationToken.None));
+                continue;
+            }
+            if (!probe.Probe.IsCompleted) continue;
+            var fresh = probe.Probe.IsCompletedSuccessfully ? probe.Probe.Result : null;
+            if (fresh is null)
+            {
+                if (DateTime.UtcNow - probe.Started >= TimeSpan.FromSeconds(Config.Faults.RejoinSeconds))
+                    _probes[lost] = (DateTime.UtcNow, lost.TryReconnectAsync(CancellationToken.None));
+                continue;
+            }
+            _probes.Remove(lost);
             try
             {
                 BeforeReadingState(); // this process's replica now holds the survivors' state
