@@ -20,6 +20,9 @@ public sealed class ReplicaLostException(string message, Exception? inner = null
 
     /// <summary>True when the survivors had already applied the step (the loss happened while applying it).</summary>
     public bool StepApplied { get; init; }
+
+    /// <summary>With <see cref="StepApplied"/>: the step's outcome on the survivors.</summary>
+    public StepOutcome? Outcome { get; init; }
 }
 
 /// <summary>
@@ -66,7 +69,7 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
         _active.Sort((a, b) => _rank[a].CompareTo(_rank[b]));
     }
 
-    public BatchNormGroups Mode => loss.ViewsPerImage == 1 ? BatchNormGroups.Local : ShardPlan.Resolve(batching.BatchNorm, Replicas.Count, batching.Chunks);
+    public BatchNormGroups Mode => ShardPlan.Resolve(batching.BatchNorm, Replicas.Count, batching.Chunks, loss.ViewsPerImage);
 
     /// <summary>Runs a step on the images <paramref name="batch"/> of <paramref name="data"/>; a non-finite loss is returned without a step.</summary>
     public StepOutcome Run(ImageDataSet data, long[] batch, long epoch, long step, double learningRate, CancellationToken cancel = default)
@@ -94,14 +97,12 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
                 if (lost.StepApplied)
                 {
                     log?.Invoke($"lost {who} while applying step {step} ({lost.Message}); the {_active.Count} other(s) applied it and go on");
-                    return _lastOutcome!;
+                    return lost.Outcome!;
                 }
                 log?.Invoke($"lost {who} at step {step} ({lost.Message}); redoing the step over {_active.Count} worker(s), same batch and views");
             }
         }
     }
-
-    private StepOutcome? _lastOutcome;
 
     private StepOutcome RunOnce(ImageDataSet data, long[] batch, long epoch, long step, double learningRate, CancellationToken cancel)
     {
@@ -152,14 +153,13 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
         }
         catch (ReplicaLostException lost) when (lost.Lost.Count < Replicas.Count)
         {
-            // the others applied the step: check them, remember the outcome, and let Run drop the lost ones
+            // the others applied the step: check them, and hand Run the outcome with the lost ones to drop
             var applied = calls.Where(c => c.IsCompletedSuccessfully).Select(c => c.Result).ToList();
             Compare(applied, survivors.Where((_, w) => calls[w].IsCompletedSuccessfully).ToList(), step);
-            _lastOutcome = new StepOutcome(value, applied[0], metrics);
-            throw;
+            throw new ReplicaLostException(lost.Message, lost) { Lost = lost.Lost, StepApplied = true, Outcome = new StepOutcome(value, applied[0], metrics) };
         }
         if (!single) Compare(checksums, survivors, step);
-        return _lastOutcome = new StepOutcome(value, checksums[0], metrics);
+        return new StepOutcome(value, checksums[0], metrics);
     }
 
     private static void Compare(IReadOnlyList<string?> checksums, IReadOnlyList<IReplicaEndpoint> from, long step)

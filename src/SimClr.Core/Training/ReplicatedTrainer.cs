@@ -15,6 +15,7 @@ namespace SimClr.Core.Training;
 public abstract class ReplicatedTrainer : Trainer
 {
     private readonly bool _remote;
+    private readonly LocalReplicaEndpoint _self; // this process's replica, read and written like any other
     private long _steps;
     private long _pulledAt = -1;
 
@@ -23,8 +24,9 @@ public abstract class ReplicatedTrainer : Trainer
         : base(config, train, run, observer)
     {
         Replica = ModelReplica.Build(config, train.Channels, train.Mean, train.Std, Device, train.ClassNames.Count);
+        _self = new LocalReplicaEndpoint(Replica);
         _remote = replicas is { Count: > 0 };
-        StepRunner = new DataParallelStep(_remote ? replicas! : [new LocalReplicaEndpoint(Replica)], loss, config.Batching, config.Faults, observer.Message);
+        StepRunner = new DataParallelStep(_remote ? replicas! : [_self], loss, config.Batching, config.Faults, observer.Message);
         // fail now, not at the first step, when the batch cannot be split this way
         ShardPlan.Build(Enumerable.Range(0, config.BatchSize).Select(i => (long)i).ToArray(), StepRunner.Replicas.Count, config.Batching.Chunks,
             config.Batching.BatchNorm, loss.ViewsPerImage);
@@ -44,15 +46,21 @@ public abstract class ReplicatedTrainer : Trainer
         if (Config.Batching.Chunks > 1 || StepRunner.Replicas.Count > 1)
             Observer.Message($"each step: {StepRunner.Replicas.Count} replica(s) x {Config.Batching.Chunks} chunk(s), BatchNorm groups {StepRunner.Mode.ToString().ToLowerInvariant()}");
         if (!_remote) return;
-        var state = Replica.State().Select(t => NamedBytes.From(t.Name, t.Tensor)).ToList();
-        var checksums = Task.WhenAll(StepRunner.Replicas.Select(r => r.LoadStateAsync(state, CancellationToken.None))).GetAwaiter().GetResult();
+        PushState(StepRunner.Replicas, "the starting state");
+        _pulledAt = _steps;
+    }
+
+    /// <summary>Loads this process's replica state into <paramref name="to"/>; each must report the same parameter checksum.</summary>
+    private void PushState(IReadOnlyList<IReplicaEndpoint> to, string what)
+    {
+        var state = _self.SaveStateAsync(CancellationToken.None).GetAwaiter().GetResult();
+        var checksums = Task.WhenAll(to.Select(r => r.LoadStateAsync(state, CancellationToken.None))).GetAwaiter().GetResult();
         string expected = Replica.Checksum();
         for (int w = 0; w < checksums.Length; w++)
         {
             if (checksums[w] != expected)
-                throw new ReplicaDivergenceException($"{StepRunner.Replicas[w].Name} loaded the starting state but reports checksum {checksums[w]}, expected {expected}");
+                throw new ReplicaDivergenceException($"{to[w].Name} loaded {what} but reports checksum {checksums[w]}, expected {expected}");
         }
-        _pulledAt = _steps;
     }
 
     /// <summary>Brings this process's replica up to date with replica 0 (a no-op in single-process runs).</summary>
@@ -60,7 +68,7 @@ public abstract class ReplicatedTrainer : Trainer
     {
         if (!_remote || _pulledAt == _steps) return;
         var state = StepRunner.Replicas[0].SaveStateAsync(CancellationToken.None).GetAwaiter().GetResult();
-        new LocalReplicaEndpoint(Replica).LoadStateAsync(state, CancellationToken.None).GetAwaiter().GetResult();
+        _self.LoadStateAsync(state, CancellationToken.None).GetAwaiter().GetResult();
         _pulledAt = _steps;
     }
 
@@ -93,13 +101,11 @@ public abstract class ReplicatedTrainer : Trainer
             try
             {
                 BeforeReadingState(); // this process's replica now holds the survivors' state
-                var state = Replica.State().Select(t => NamedBytes.From(t.Name, t.Tensor)).ToList();
-                string checksum = fresh.LoadStateAsync(state, CancellationToken.None).GetAwaiter().GetResult();
-                if (checksum != Replica.Checksum()) throw new ReplicaLostException($"{fresh.Name} loaded the state but reports checksum {checksum}");
+                PushState([fresh], "the state");
                 StepRunner.Admit(lost, fresh);
                 Observer.Message($"{fresh.Name} rejoined at step {StepIndex}: {StepRunner.Replicas.Count} worker(s)");
             }
-            catch (ReplicaLostException e)
+            catch (Exception e) when (e is ReplicaLostException or ReplicaDivergenceException)
             {
                 Observer.Message($"{lost.Name} answered but could not rejoin: {e.Message}");
                 fresh.Dispose();

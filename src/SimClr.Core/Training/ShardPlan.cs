@@ -22,8 +22,11 @@ public sealed record ShardRows(long[] Indices, int[] Views, int[] GlobalRows, in
 /// </summary>
 public static class ShardPlan
 {
-    public static BatchNormGroups Resolve(BatchNormGroups mode, int workers, int chunks) =>
-        mode == BatchNormGroups.Auto ? (workers * chunks > 1 ? BatchNormGroups.Cross : BatchNormGroups.Local) : mode;
+    /// <summary>The grouping a step actually uses: one view per image has no pairs to separate (local); auto is cross
+    /// when the step is split.</summary>
+    public static BatchNormGroups Resolve(BatchNormGroups mode, int workers, int chunks, int viewsPerImage = 2) =>
+        viewsPerImage == 1 ? BatchNormGroups.Local
+        : mode == BatchNormGroups.Auto ? (workers * chunks > 1 ? BatchNormGroups.Cross : BatchNormGroups.Local) : mode;
 
     /// <param name="viewsPerImage">2 for SimCLR; 1 for a classifier (one view per image at global row b; BN grouping is moot).</param>
     public static IReadOnlyList<ShardRows> Build(ReadOnlySpan<long> batch, int workers, int chunks, BatchNormGroups mode, int viewsPerImage = 2)
@@ -33,7 +36,7 @@ public static class ShardPlan
         int groups = workers * chunks;
         if (batch.Length < groups)
             throw new ConfigException($"a batch of {batch.Length} images cannot be split over {workers} worker(s) x {chunks} chunk(s): lower batching.chunks or use fewer workers");
-        mode = viewsPerImage == 1 ? BatchNormGroups.Local : Resolve(mode, workers, chunks);
+        mode = Resolve(mode, workers, chunks, viewsPerImage);
         if (mode == BatchNormGroups.Cross && groups == 1)
             throw new ConfigException("batching.batchNorm cross needs the step split over at least 2 workers or chunks (batching.chunks >= 2)");
 
