@@ -85,7 +85,7 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
             {
                 await running;
             }
-            catch (Exception e) when (e is RpcException or OperationCanceledException or IOException)
+            catch (Exception e) when (e is RpcException or OperationCanceledException or IOException or HttpRequestException)
             {
             }
             throw new ReplicaLostException($"{Name}: {silent} during {call}");
@@ -99,7 +99,7 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
         {
             throw new ReplicaLostException($"{Name}: {call} failed ({e.StatusCode}: {e.Status.Detail})", e);
         }
-        catch (IOException e) when (!cancel.IsCancellationRequested)
+        catch (Exception e) when (e is IOException or HttpRequestException && !cancel.IsCancellationRequested) // the connection broke mid-call
         {
             throw new ReplicaLostException($"{Name}: {call} failed ({e.Message})", e);
         }
