@@ -35,12 +35,14 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
         return new FloatBlock(z.Shape, z.Data);
     }
 
-    public async Task<byte[]?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel)
+    public async Task<GradientBytes?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel)
     {
         var local = await Watched("Backward", token => Client.BackwardAsync(gradient.Shape, gradient.Data, token), cancel);
-        if (local.DType != DType.Float32 || local.Shape.Length != 1) throw new ProtocolViolation($"{Name} answered a gradient {local.DType} [{string.Join(", ", local.Shape)}], not a flat float32 tensor");
-        _localGradient = returnGradient ? null : local.Data;
-        return returnGradient ? local.Data : null;
+        if (local.DType is not (DType.Float32 or DType.Float64) || local.Shape.Length != 1)
+            throw new ProtocolViolation($"{Name} answered a gradient {local.DType} [{string.Join(", ", local.Shape)}], not a flat float32 or float64 tensor");
+        var bytes = new GradientBytes(local.Data, local.DType == DType.Float64);
+        _localGradient = returnGradient ? null : bytes.ToFloat32();
+        return returnGradient ? bytes : null;
     }
 
     public async Task<string?> ApplyStepAsync(long step, double learningRate, byte[]? gradient, bool checksum, CancellationToken cancel)

@@ -92,7 +92,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILog
         var flat = await torch.RunAsync(() => session.Endpoint.BackwardAsync(block, returnGradient: true, CancellationToken.None).GetAwaiter().GetResult()!,
             context.CancellationToken);
         lock (_gate) _lastProjectionShape = null;
-        foreach (var chunk in TensorChunks.Split("gradient", DType.Float32, [flat.Length / 4], flat)) await responseStream.WriteAsync(chunk);
+        foreach (var chunk in TensorChunks.Split("gradient", flat.Float64 ? DType.Float64 : DType.Float32, [flat.Count], flat.Data)) await responseStream.WriteAsync(chunk);
     }
 
     public override async Task<ApplyStepReply> ApplyStep(IAsyncStreamReader<ApplyStepMessage> requestStream, ServerCallContext context)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
 using SimClr.Core.Checkpoints;
+using TorchSharp;
 
 namespace SimClr.Distributed.Tests;
 
@@ -8,9 +9,94 @@ namespace SimClr.Distributed.Tests;
 /// `simclr launch` as a user runs it: real processes (the launcher, 2 workers, the coordinator) on loopback, a tiny
 /// net on CPU. Every test checks by PID that no process is left behind.
 /// </summary>
-public sealed partial class LaunchTests : IDisposable
+public sealed partial class LaunchTests(LaunchTests.UndisturbedRun undisturbed, Xunit.Abstractions.ITestOutputHelper output)
+    : IDisposable, IClassFixture<LaunchTests.UndisturbedRun>
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("simclr-launch-").FullName;
+
+    /// <summary>Epochs of the runs with faults, and of the undisturbed run they are compared with (8 steps each).</summary>
+    private const int FaultEpochs = 10;
+
+    /// <summary>The undisturbed run with 3 workers that the runs with faults must end equal to; launched once, on first use.</summary>
+    public sealed class UndisturbedRun : IDisposable
+    {
+        private readonly string _folder = Directory.CreateTempSubdirectory("simclr-launch-calm-").FullName;
+        private readonly SemaphoreSlim _gate = new(1, 1);
+        private string? _checkpoint;
+
+        public async Task<string> CheckpointAsync()
+        {
+            await _gate.WaitAsync();
+            try
+            {
+                if (_checkpoint is not null) return _checkpoint;
+                using var launcher = new Launcher("launch", "--config", WriteConfig(_folder, FaultEpochs), "--workers", "3");
+                Assert.True(launcher.Process.WaitForExit(TimeSpan.FromMinutes(5)), launcher.Output);
+                launcher.Process.WaitForExit();
+                Assert.True(launcher.Process.ExitCode == 0, launcher.Output);
+                return _checkpoint = LastCheckpoint(_folder);
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        }
+
+        public void Dispose()
+        {
+            _gate.Dispose();
+            try
+            {
+                Directory.Delete(_folder, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    /// <summary>Waits until the launched run has logged step <paramref name="step"/> in its metrics (every 4 steps).</summary>
+    private async Task<bool> WaitForStepAsync(Launcher launcher, long step, TimeSpan timeout)
+    {
+        string metrics = Path.Combine(_folder, "runs", "launched", "metrics.jsonl");
+        string record = $"\"kind\":\"step\",\"step\":{step},";
+        var until = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < until && !launcher.Process.HasExited)
+        {
+            try
+            {
+                using var reader = new StreamReader(new FileStream(metrics, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete));
+                if ((await reader.ReadToEndAsync()).Contains(record, StringComparison.Ordinal)) return true;
+            }
+            catch (IOException)
+            {
+            }
+            await Task.Delay(50);
+        }
+        return false;
+    }
+
+    private static string LastCheckpoint(string folder) => Directory.GetFiles(Path.Combine(folder, "runs", "launched", "checkpoints"), "*.safetensors").Order().Last();
+
+    /// <summary>The parameters and momentum of two checkpoints agree to <paramref name="tolerance"/> relative to each
+    /// tensor's largest value (BN running statistics are replica 0's own and not compared).</summary>
+    private void AssertSameParameters(string expected, string actual, double tolerance)
+    {
+        using var a = Checkpoint.Load(expected);
+        using var b = Checkpoint.Load(actual);
+        Assert.Equal(a.Step, b.Step);
+        double worst = 0;
+        foreach (var (name, x, y) in a.Model.Select(kv => ("model " + kv.Key, kv.Value, b.Model[kv.Key]))
+            .Concat(a.Optimizer.Select(kv => ("momentum " + kv.Key, kv.Value, b.Optimizer[kv.Key]))))
+        {
+            if (!x.is_floating_point() || name.Contains("running_", StringComparison.Ordinal)) continue;
+            double scale = Math.Max(1e-6, x.abs().max().ToDouble());
+            double diff = x.sub(y).abs().max().ToDouble();
+            worst = Math.Max(worst, diff / scale);
+            Assert.True(diff <= tolerance * scale, $"{name} differs by {diff} (scale {scale})");
+        }
+        output.WriteLine($"largest difference from the undisturbed run, relative to each tensor's largest value: {worst:E2}");
+    }
 
     public void Dispose()
     {
@@ -23,9 +109,11 @@ public sealed partial class LaunchTests : IDisposable
         }
     }
 
-    private string Config(int epochs)
+    private string Config(int epochs) => WriteConfig(_folder, epochs);
+
+    private static string WriteConfig(string folder, int epochs)
     {
-        string path = Path.Combine(_folder, "tiny.json");
+        string path = Path.Combine(folder, "tiny.json");
         File.WriteAllText(path, $$"""
         {
           "stage": "pretrain", "seed": 3, "threads": 1,
@@ -33,7 +121,7 @@ public sealed partial class LaunchTests : IDisposable
           "model": { "width": 0.125, "projectionHidden": 32, "projectionDim": 16 },
           "optimizer": { "kind": "lars", "baseLearningRate": 0.5, "scaling": "linear", "trustCoefficient": 0.02 },
           "epochs": {{epochs}}, "batchSize": 32, "warmupEpochs": 1, "knnEveryEpochs": 0,
-          "checkpointEverySteps": 8, "logEverySteps": 4, "runsFolder": "{{Path.Combine(_folder, "runs")}}", "runName": "launched"
+          "checkpointEverySteps": 8, "logEverySteps": 4, "runsFolder": "{{Path.Combine(folder, "runs")}}", "runName": "launched"
         }
         """);
         return path;
@@ -136,7 +224,7 @@ public sealed partial class LaunchTests : IDisposable
         var pids = launcher.ChildPids();
         Assert.Equal(3, pids.Count); // 2 workers + the coordinator
         await AssertAllGoneAsync(pids, TimeSpan.FromSeconds(5));
-        Assert.Contains("[coord] each step: 2 replica(s) x 1 chunk(s), BatchNorm groups cross", launcher.Output);
+        Assert.Contains("[coord] each step: 2 BatchNorm groups (cross) over 2 replica(s), kept if workers are lost or rejoin", launcher.Output);
         Assert.Contains("[worker1] worker stopped; peak RSS", launcher.Output);
         Assert.Contains("[coord] coordinator health on http://127.0.0.1:", launcher.Output);
 
@@ -187,19 +275,22 @@ public sealed partial class LaunchTests : IDisposable
     }
 
     [Theory]
-    [InlineData("KILL")] // the process dies: its connection breaks
+    [InlineData("KILL")] // the process dies: its connection breaks; the launcher restarts it and it rejoins
     [InlineData("STOP")] // the process hangs: only the heartbeat notices
-    public async Task A_worker_lost_mid_run_is_survived_by_the_elastic_default(string signal)
+    public async Task A_worker_lost_at_a_random_step_is_survived_and_the_run_ends_equal_to_an_undisturbed_one(string signal)
     {
-        using var launcher = new Launcher("launch", "--config", Config(epochs: 12), "--workers", "2", "--set", "faults.heartbeatSeconds=1",
+        string reference = await undisturbed.CheckpointAsync();
+        using var launcher = new Launcher("launch", "--config", Config(FaultEpochs), "--workers", "3", "--set", "faults.heartbeatSeconds=1",
             "--set", "faults.rejoinSeconds=0.5");
-        Assert.True(await launcher.WaitForLineAsync(l => l.Contains("[coord] pretrain step", StringComparison.Ordinal), TimeSpan.FromMinutes(2)), launcher.Output);
+        int at = 4 * Random.Shared.Next(1, 12); // progress lines come every 4 steps
+        output.WriteLine($"worker1 gets SIG{signal} after step {at}");
+        Assert.True(await WaitForStepAsync(launcher, at, TimeSpan.FromMinutes(3)), launcher.Output);
         var pids = launcher.ChildPids();
         Signal(pids[1], signal); // worker1
-        Assert.True(launcher.Process.WaitForExit(TimeSpan.FromMinutes(3)), launcher.Output);
+        Assert.True(launcher.Process.WaitForExit(TimeSpan.FromMinutes(4)), launcher.Output);
         launcher.Process.WaitForExit();
         Assert.True(launcher.Process.ExitCode == 0, launcher.Output);
-        Assert.Contains("redoing the step over 1 worker(s)", launcher.Output);
+        Assert.Contains("redoing the step over 2 worker(s), same batch, views and BN groups", launcher.Output);
         if (signal == "STOP")
         {
             Assert.Contains("no answer to 3 health checks", launcher.Output);
@@ -210,9 +301,34 @@ public sealed partial class LaunchTests : IDisposable
             Assert.Contains("[launch] worker1: restarted on port", launcher.Output);
             Assert.Contains("rejoined at step", launcher.Output);
         }
-        using (var last = Checkpoint.Load(Directory.GetFiles(Path.Combine(_folder, "runs", "launched", "checkpoints")).Order().Last()))
-            Assert.Equal(96, last.Step); // the run finished: 12 epochs of 8 steps
+        AssertSameParameters(reference, LastCheckpoint(_folder), 1e-5); // the run finished, and nothing of it changed
         await AssertAllGoneAsync(launcher.ChildPids(), TimeSpan.FromSeconds(5)); // the restarted worker too
+    }
+
+    [Fact]
+    public async Task A_coordinator_killed_mid_run_resumes_from_its_last_checkpoint_and_ends_equal_to_an_undisturbed_run()
+    {
+        string reference = await undisturbed.CheckpointAsync();
+        using (var first = new Launcher("launch", "--config", Config(FaultEpochs), "--workers", "3"))
+        {
+            Assert.True(await WaitForStepAsync(first, 20, TimeSpan.FromMinutes(3)), first.Output);
+            var pids = first.ChildPids();
+            Signal(pids[^1], "KILL"); // the coordinator (started after the workers): no checkpoint, no goodbye
+            Assert.True(first.Process.WaitForExit(TimeSpan.FromMinutes(1)), first.Output);
+            first.Process.WaitForExit();
+            Assert.NotEqual(0, first.Process.ExitCode);
+            await AssertAllGoneAsync(pids, TimeSpan.FromSeconds(20)); // the launcher stops the workers
+        }
+        string run = Path.Combine(_folder, "runs", "launched");
+        using (var last = Checkpoint.Load(LastCheckpoint(_folder)))
+            Assert.InRange(last.Step, 16, 72); // written every 8 steps (16, unless the kill came late); the steps after it are redone
+
+        using var again = new Launcher("launch", "--resume", run, "--workers", "3");
+        Assert.True(again.Process.WaitForExit(TimeSpan.FromMinutes(5)), again.Output);
+        again.Process.WaitForExit();
+        Assert.True(again.Process.ExitCode == 0, again.Output);
+        AssertSameParameters(reference, LastCheckpoint(_folder), 1e-5);
+        await AssertAllGoneAsync(again.ChildPids(), TimeSpan.FromSeconds(5));
     }
 
     [Fact]

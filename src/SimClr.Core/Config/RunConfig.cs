@@ -57,6 +57,16 @@ public sealed record BatchingOptions
     /// re-forward each with a graph and back-propagate its slice of dL/dz), so a large batch fits fixed memory.</summary>
     public int Chunks { get; init; } = 1;
 
+    /// <summary>
+    /// The step's forward passes over ALL workers (each its own BatchNorm batch), fixed whatever the number of workers:
+    /// worker w of N takes groups wG/N .. (w+1)G/N - 1. With it set, losing, adding or restarting workers changes who
+    /// computes what but never the maths: the same views meet in the same BN batches and the gradient sum is exact
+    /// (partials summed in float64, rounded once), so the parameters are bit-identical to an undisturbed run's.
+    /// 0 (default): the starting workers x <see cref="Chunks"/>, kept for the run (set it to resume on another number
+    /// of workers with the same maths).
+    /// </summary>
+    public int Groups { get; init; }
+
     public BatchNormGroups BatchNorm { get; init; } = BatchNormGroups.Auto;
 }
 
@@ -178,6 +188,9 @@ public sealed record RunConfig
         if (!(Loss.Temperature > 0) || double.IsInfinity(Loss.Temperature)) problems.Add($"loss.temperature must be > 0 (got {Loss.Temperature})");
         if (Batching.Chunks < 1) problems.Add($"batching.chunks must be >= 1 (got {Batching.Chunks})");
         if (Stage == Stage.Pretrain && BatchSize >= 1 && Batching.Chunks > BatchSize) problems.Add($"batching.chunks ({Batching.Chunks}) cannot exceed batchSize ({BatchSize})");
+        if (Batching.Groups < 0) problems.Add($"batching.groups must be >= 0 (got {Batching.Groups}; 0 means workers x chunks)");
+        if (Batching.Groups > 0 && Batching.Chunks > 1) problems.Add($"set batching.groups ({Batching.Groups}, for all workers) or batching.chunks ({Batching.Chunks}, per worker), not both");
+        if (BatchSize >= 1 && Batching.Groups > BatchSize) problems.Add($"batching.groups ({Batching.Groups}) cannot exceed batchSize ({BatchSize})");
         if (Faults.MinWorkers < 1) problems.Add($"faults.minWorkers must be >= 1 (got {Faults.MinWorkers})");
         if (!(Faults.HeartbeatSeconds > 0) || Faults.HeartbeatSeconds > 600) problems.Add($"faults.heartbeatSeconds must be in (0, 600] (got {Faults.HeartbeatSeconds})");
         if (!(Faults.RejoinSeconds >= 0)) problems.Add($"faults.rejoinSeconds must be >= 0 (got {Faults.RejoinSeconds})");

@@ -40,8 +40,9 @@ public sealed class ReplicaLostException(string message, Exception? inner = null
 ///
 /// Faults (<see cref="FaultOptions"/>): a replica whose call fails with <see cref="ReplicaLostException"/> is dropped;
 /// under the elastic policy a step lost before any replica applied it is redone over the survivors with the same
-/// global batch and the same views (a new shard plan for fewer replicas), so the run's maths is unchanged wherever BN
-/// statistics do not depend on the sharding; a replica lost while applying leaves the survivors, which all applied
+/// global batch, the same views and the same BN groups (the groups are fixed for the run and spread over the
+/// survivors; partial gradients are summed exactly, see <see cref="Sum"/>), so the parameters come out bit-identical to
+/// an undisturbed run's; a replica lost while applying leaves the survivors, which all applied
 /// the same step, to go on. Under fail-fast, or below the minimum, the exception stops the run.
 /// </summary>
 public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, IStepLoss loss, BatchingOptions batching, FaultOptions? faults = null,
@@ -51,6 +52,10 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
     private readonly List<IReplicaEndpoint> _lost = [];
     private readonly Dictionary<IReplicaEndpoint, int> _rank = replicas.Select((r, i) => (r, i)).ToDictionary(x => x.r, x => x.i);
     private readonly FaultOptions _faults = faults ?? new FaultOptions();
+
+    // The BN groups are fixed for the run (batching.groups, else the starting workers x chunks), so a step redone over
+    // fewer workers, or taken by a rejoined one, forwards the same BN batches and sums the same gradient.
+    private readonly BatchingOptions _batching = batching.Groups > 0 ? batching : batching with { Groups = replicas.Count * batching.Chunks, Chunks = 1 };
 
     /// <summary>The replicas still in the run, in replica order (replica 0 first).</summary>
     public IReadOnlyList<IReplicaEndpoint> Replicas => _active;
@@ -69,7 +74,10 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
         _active.Sort((a, b) => _rank[a].CompareTo(_rank[b]));
     }
 
-    public BatchNormGroups Mode => ShardPlan.Resolve(batching.BatchNorm, Replicas.Count, batching.Chunks, loss.ViewsPerImage);
+    /// <summary>The step's BatchNorm groups (forward passes over all replicas), fixed for the run.</summary>
+    public int Groups => _batching.Groups;
+
+    public BatchNormGroups Mode => ShardPlan.Resolve(_batching.BatchNorm, Replicas.Count, 1, loss.ViewsPerImage, _batching.Groups);
 
     /// <summary>Runs a step on the images <paramref name="batch"/> of <paramref name="data"/>; a non-finite loss is returned without a step.</summary>
     public StepOutcome Run(ImageDataSet data, long[] batch, long epoch, long step, double learningRate, CancellationToken cancel = default)
@@ -99,14 +107,14 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
                     log?.Invoke($"lost {who} while applying step {step} ({lost.Message}); the {_active.Count} other(s) applied it and go on");
                     return lost.Outcome!;
                 }
-                log?.Invoke($"lost {who} at step {step} ({lost.Message}); redoing the step over {_active.Count} worker(s), same batch and views");
+                log?.Invoke($"lost {who} at step {step} ({lost.Message}); redoing the step over {_active.Count} worker(s), same batch, views and BN groups");
             }
         }
     }
 
     private StepOutcome RunOnce(ImageDataSet data, long[] batch, long epoch, long step, double learningRate, CancellationToken cancel)
     {
-        var plan = ShardPlan.Build(batch, Replicas.Count, batching.Chunks, batching.BatchNorm, loss.ViewsPerImage);
+        var plan = ShardPlan.Build(batch, Replicas.Count, _batching, loss.ViewsPerImage);
         var projections = Wait(applying: false, plan.Select((rows, w) =>
         {
             using var images = data.Batch(rows.Indices);
@@ -200,25 +208,46 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
         return t;
     }
 
-    /// <summary>Element-wise float32 sum of the replicas' flat gradients, in replica order (so every run sums alike).</summary>
-    public static byte[] Sum(IReadOnlyList<byte[]?> gradients, IReadOnlyList<IReplicaEndpoint> from)
+    /// <summary>
+    /// Element-wise sum of the replicas' flat gradients in float64, rounded to float32 once: float32 (or exactly summed
+    /// float64) partials add up without rounding in float64, so the result does not depend on how the step's groups
+    /// were spread over the replicas (see <see cref="GradientBytes"/>).
+    /// </summary>
+    public static byte[] Sum(IReadOnlyList<GradientBytes?> gradients, IReadOnlyList<IReplicaEndpoint> from)
     {
-        int length = gradients[0]?.Length ?? 0;
+        long count = gradients[0]?.Count ?? 0;
         for (int w = 0; w < gradients.Count; w++)
         {
-            if (gradients[w] is not { } g || g.Length != length || length % 4 != 0)
-                throw new InvalidDataException($"{from[w].Name} sent a gradient of {gradients[w]?.Length ?? 0} bytes, {from[0].Name} {length}");
+            if (gradients[w] is not { } g || g.Count != count || g.Data.Length % g.ElementSize != 0)
+                throw new InvalidDataException($"{from[w].Name} sent a gradient of {gradients[w]?.Count ?? 0} values, {from[0].Name} {count}");
         }
-        var total = new float[length / 4];
-        var sums = MemoryMarshal.Cast<float, Vector<float>>(total.AsSpan());
-        int tail = sums.Length * Vector<float>.Count;
+        var total = new double[count];
+        var sums = MemoryMarshal.Cast<double, Vector<double>>(total.AsSpan());
+        int tail = sums.Length * Vector<double>.Count;
         foreach (var g in gradients)
         {
-            var values = MemoryMarshal.Cast<byte, float>(g);
-            var vectors = MemoryMarshal.Cast<float, Vector<float>>(values);
-            for (int i = 0; i < sums.Length; i++) sums[i] += vectors[i];
-            for (int i = tail; i < total.Length; i++) total[i] += values[i];
+            if (g!.Float64)
+            {
+                var values = MemoryMarshal.Cast<byte, double>(g.Data);
+                var vectors = MemoryMarshal.Cast<double, Vector<double>>(values);
+                for (int i = 0; i < sums.Length; i++) sums[i] += vectors[i];
+                for (int i = tail; i < total.Length; i++) total[i] += values[i];
+            }
+            else
+            {
+                var values = MemoryMarshal.Cast<byte, float>(g.Data);
+                int i = 0;
+                for (; i + Vector<float>.Count <= values.Length; i += Vector<float>.Count)
+                {
+                    Vector.Widen(new Vector<float>(values.Slice(i, Vector<float>.Count)), out var low, out var high);
+                    sums[i / Vector<double>.Count] += low;
+                    sums[(i / Vector<double>.Count) + 1] += high;
+                }
+                for (; i < values.Length; i++) total[i] += values[i];
+            }
         }
-        return MemoryMarshal.AsBytes(total.AsSpan()).ToArray();
+        var rounded = new float[count];
+        for (int i = 0; i < rounded.Length; i++) rounded[i] = (float)total[i];
+        return MemoryMarshal.AsBytes(rounded.AsSpan()).ToArray();
     }
 }

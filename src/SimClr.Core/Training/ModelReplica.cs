@@ -1,3 +1,4 @@
+using SimClr.Core.Runtime;
 using SimClr.Core.Augmentation;
 using SimClr.Core.Models;
 using SimClr.Core.Optim;
@@ -18,6 +19,7 @@ public sealed class ModelReplica : IDisposable
     private Tensor? _projections;
     private static readonly Lock BuildGate = new();
     private CachedShard? _cached;
+    private List<Tensor>? _exactSums; // float64 sums of the chunks' gradients, from the last cached Backward
     private List<(string Name, TorchSharp.Modules.Parameter Parameter)>? _parameters;
     private bool _ownsModel;
 
@@ -134,6 +136,7 @@ public sealed class ModelReplica : IDisposable
     /// <summary>Accumulates the parameter gradient of the global loss through this replica's graph, given dL/dz for its views.</summary>
     public void Backward(Tensor projectionGradient)
     {
+        DropExactSums();
         if (_cached is { } cached)
         {
             BackwardCached(cached, projectionGradient);
@@ -153,6 +156,9 @@ public sealed class ModelReplica : IDisposable
             throw new ArgumentException($"dL/dz has shape [{string.Join(", ", projectionGradient.shape)}] for {cached.Views.Length} views");
         // The no-graph pass already moved the BN running statistics once per chunk; the re-forward must not again.
         var buffers = Network.named_buffers().Select(b => (b.buffer, Saved: b.buffer.clone())).ToList();
+        // Each chunk's gradient is summed in float64 and rounded once (see GradientBytes): the same groups summed by one
+        // replica or by several give the same bits.
+        var sums = Parameters.Select(p => zeros(p.Parameter.shape, ScalarType.Float64, p.Parameter.device).DetachFromDisposeScope()).ToList();
         try
         {
             int offset = 0;
@@ -162,11 +168,32 @@ public sealed class ModelReplica : IDisposable
                 var batch = Augmenter.Views(cached.Images.narrow(0, offset, size), cached.Views.AsSpan(offset, size), cached.Epoch);
                 var z = Network.forward(batch);
                 z.backward([projectionGradient.narrow(0, offset, size).to(Device).to_type(z.dtype)]);
+                using (no_grad())
+                {
+                    for (int i = 0; i < sums.Count; i++)
+                    {
+                        if (Parameters[i].Parameter.grad is not { } grad) continue;
+                        sums[i].PlusInPlace(grad);
+                        grad.zero_();
+                    }
+                }
                 offset += size;
             }
+            using (no_grad())
+            {
+                for (int i = 0; i < sums.Count; i++)
+                {
+                    var p = Parameters[i].Parameter;
+                    if (p.grad is null) p.grad = sums[i].to_type(p.dtype).DetachFromDisposeScope();
+                    else p.grad.copy_(sums[i]);
+                }
+            }
+            _exactSums = sums;
+            sums = null;
         }
         finally
         {
+            sums?.ForEach(t => t.Dispose());
             using (no_grad())
             {
                 foreach (var (buffer, saved) in buffers)
@@ -195,12 +222,14 @@ public sealed class ModelReplica : IDisposable
 
     public long ParameterCount => Parameters.Sum(p => p.Parameter.numel());
 
-    /// <summary>All parameter gradients (zeros where none), flattened in state order, as float32 bytes.</summary>
-    public byte[] FlatGradient()
+    /// <summary>All parameter gradients (zeros where none), flattened in state order: float32, or the exact float64 sums
+    /// when the last Backward summed several chunks.</summary>
+    public GradientBytes FlatGradient()
     {
         using var scope = NewDisposeScope();
+        if (_exactSums is { } sums) return new GradientBytes(cat(sums.Select(t => t.flatten().cpu()).ToList(), 0).bytes.ToArray(), Float64: true);
         var parts = Parameters.Select(p => (p.Parameter.grad ?? zeros_like(p.Parameter)).flatten().to_type(ScalarType.Float32).cpu()).ToList();
-        return cat(parts, 0).bytes.ToArray();
+        return new GradientBytes(cat(parts, 0).bytes.ToArray(), Float64: false);
     }
 
     /// <summary>Installs a flat float32 gradient (as <see cref="FlatGradient"/> lays it out) as the parameters' gradients.</summary>
@@ -268,7 +297,17 @@ public sealed class ModelReplica : IDisposable
         }
     }
 
-    public void ZeroGrad() => Optimizer.ZeroGrad();
+    public void ZeroGrad()
+    {
+        DropExactSums();
+        Optimizer.ZeroGrad();
+    }
+
+    private void DropExactSums()
+    {
+        _exactSums?.ForEach(t => t.Dispose());
+        _exactSums = null;
+    }
 
     public void Step(double learningRate) => Optimizer.Step(learningRate);
 
@@ -285,6 +324,7 @@ public sealed class ModelReplica : IDisposable
     public void Dispose()
     {
         ReleaseGraph();
+        DropExactSums();
         if (!_ownsModel) return;
         Optimizer.Dispose();
         Network.Dispose();

@@ -8,6 +8,29 @@ public sealed record ShardWork(long Step, long Epoch, ShardRows Rows, long[] Ima
 /// <summary>A float32 tensor as bytes (projections, dL/dz): what crosses a process boundary.</summary>
 public sealed record FloatBlock(long[] Shape, byte[] Data);
 
+/// <summary>
+/// A replica's local gradient, flat over the parameters in state order: float32, or float64 when the replica summed
+/// several forward passes (chunks) itself, so that the gradient sum of a step is exact whoever summed what: float32
+/// partials summed in float64 need no rounding (with rare exceptions at the last float64 bit, far below float32's),
+/// and the total is rounded to float32 once.
+/// </summary>
+public sealed record GradientBytes(byte[] Data, bool Float64)
+{
+    public int ElementSize => Float64 ? 8 : 4;
+
+    public long Count => Data.Length / ElementSize;
+
+    /// <summary>The gradient as float32 bytes (rounded when it is float64).</summary>
+    public byte[] ToFloat32()
+    {
+        if (!Float64) return Data;
+        var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(Data);
+        var rounded = new float[values.Length];
+        for (int i = 0; i < values.Length; i++) rounded[i] = (float)values[i];
+        return System.Runtime.InteropServices.MemoryMarshal.AsBytes(rounded.AsSpan()).ToArray();
+    }
+}
+
 /// <summary>One named tensor of a replica's state as bytes: float32 for floating-point tensors, int64 otherwise.</summary>
 public sealed record NamedBytes(string Name, bool IsFloat, long[] Shape, byte[] Data)
 {
@@ -43,10 +66,10 @@ public interface IReplicaEndpoint : IDisposable
     /// <summary>Augments and forwards the shard's views; returns the projections [rows, d].</summary>
     Task<FloatBlock> ForwardAsync(ShardWork work, CancellationToken cancel);
 
-    /// <summary>Back-propagates dL/dz for the last forward; returns the local flat gradient (float32, parameters in
-    /// state order), or null when <paramref name="returnGradient"/> is false (the endpoint then keeps it for
+    /// <summary>Back-propagates dL/dz for the last forward; returns the local flat gradient (parameters in state
+    /// order; see <see cref="GradientBytes"/>), or null when <paramref name="returnGradient"/> is false (the endpoint then keeps it for
     /// <see cref="ApplyStepAsync"/> with no gradient).</summary>
-    Task<byte[]?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel);
+    Task<GradientBytes?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel);
 
     /// <summary>Installs <paramref name="gradient"/> (or keeps the local one when null), takes one optimiser step, and
     /// returns the parameter checksum (null allowed when <paramref name="checksum"/> is false).</summary>
@@ -80,7 +103,7 @@ public sealed class LocalReplicaEndpoint(ModelReplica replica, string name = "lo
         return Task.FromResult(new FloatBlock(z.shape, z.bytes.ToArray()));
     }
 
-    public Task<byte[]?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel)
+    public Task<GradientBytes?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel)
     {
         using var scope = NewDisposeScope();
         var g = empty(gradient.Shape, ScalarType.Float32);

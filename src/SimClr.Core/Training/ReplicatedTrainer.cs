@@ -28,8 +28,7 @@ public abstract class ReplicatedTrainer : Trainer
         _remote = replicas is { Count: > 0 };
         StepRunner = new DataParallelStep(_remote ? replicas! : [_self], loss, config.Batching, config.Faults, observer.Message);
         // fail now, not at the first step, when the batch cannot be split this way
-        ShardPlan.Build(Enumerable.Range(0, config.BatchSize).Select(i => (long)i).ToArray(), StepRunner.Replicas.Count, config.Batching.Chunks,
-            config.Batching.BatchNorm, loss.ViewsPerImage);
+        ShardPlan.Build(Enumerable.Range(0, config.BatchSize).Select(i => (long)i).ToArray(), StepRunner.Replicas.Count, config.Batching, loss.ViewsPerImage);
     }
 
     /// <summary>This process's replica: the whole model in single-process runs, the reference copy in distributed ones.</summary>
@@ -43,8 +42,11 @@ public abstract class ReplicatedTrainer : Trainer
 
     protected override void BeforeFirstStep()
     {
-        if (Config.Batching.Chunks > 1 || StepRunner.Replicas.Count > 1)
-            Observer.Message($"each step: {StepRunner.Replicas.Count} replica(s) x {Config.Batching.Chunks} chunk(s), BatchNorm groups {StepRunner.Mode.ToString().ToLowerInvariant()}");
+        if (StepRunner.Groups > 1)
+        {
+            Observer.Message($"each step: {StepRunner.Groups} BatchNorm groups ({StepRunner.Mode.ToString().ToLowerInvariant()}) over {StepRunner.Replicas.Count} replica(s)"
+                + (_remote ? ", kept if workers are lost or rejoin" : ""));
+        }
         if (!_remote) return;
         PushState(StepRunner.Replicas, "the starting state");
         _pulledAt = _steps;

@@ -51,6 +51,73 @@ public class ShardPlanTests
     }
 
     [Theory]
+    [InlineData(16, 6, BatchNormGroups.Auto)]
+    [InlineData(33, 4, BatchNormGroups.Local)]
+    [InlineData(9, 9, BatchNormGroups.Cross)]
+    public void With_fixed_groups_any_number_of_workers_gets_the_same_BatchNorm_batches_in_the_same_order(int size, int groups, BatchNormGroups mode)
+    {
+        // what a lost worker relies on: the step redone over fewer workers forwards exactly the same batches
+        var batch = Batch(size);
+        List<(long, int, int)[]> Chunks(IReadOnlyList<ShardRows> plan) => plan.SelectMany(shard =>
+        {
+            int offset = 0;
+            return shard.ChunkSizes.Select(c =>
+            {
+                var rows = Enumerable.Range(offset, c).Select(r => (shard.Indices[r], shard.Views[r], shard.GlobalRows[r])).ToArray();
+                offset += c;
+                return rows;
+            }).ToList();
+        }).ToList();
+        var reference = Chunks(ShardPlan.Build(batch, 1, new BatchingOptions { Groups = groups, BatchNorm = mode }));
+        Assert.Equal(groups, reference.Count);
+        for (int workers = 2; workers <= groups; workers++)
+        {
+            var plan = ShardPlan.Build(batch, workers, new BatchingOptions { Groups = groups, BatchNorm = mode });
+            Assert.Equal(workers, plan.Count);
+            Assert.All(plan, shard => Assert.InRange(shard.ChunkSizes.Length, groups / workers, (groups + workers - 1) / workers));
+            var chunks = Chunks(plan);
+            Assert.Equal(reference.Count, chunks.Count);
+            for (int g = 0; g < groups; g++) Assert.Equal(reference[g], chunks[g]);
+        }
+        var e = Assert.Throws<ConfigException>(() => ShardPlan.Build(batch, groups + 1, new BatchingOptions { Groups = groups }));
+        Assert.Contains("raise batching.groups", e.Message);
+    }
+
+    [Fact]
+    public void The_gradient_sum_is_the_same_bits_however_the_groups_were_spread_over_replicas()
+    {
+        // six groups' float32 gradients of very different magnitudes, summed as 1 x 6, 2 x 3, 3 x 2 and 6 x 1
+        var random = new Random(4);
+        var groups = Enumerable.Range(0, 6).Select(g => Enumerable.Range(0, 1003)
+            .Select(_ => (float)((random.NextDouble() - 0.5) * Math.Pow(10, random.Next(-8, 3)))).ToArray()).ToArray();
+        GradientBytes Partial(IEnumerable<float[]> part)
+        {
+            var list = part.ToList();
+            if (list.Count == 1) return new GradientBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(list[0].AsSpan()).ToArray(), Float64: false);
+            var sums = new double[list[0].Length];
+            foreach (var g in list)
+                for (int i = 0; i < sums.Length; i++) sums[i] += g[i];
+            return new GradientBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(sums.AsSpan()).ToArray(), Float64: true);
+        }
+        byte[] SumOver(int replicas)
+        {
+            var partials = Enumerable.Range(0, replicas).Select(r => Partial(groups.Skip(r * 6 / replicas).Take(((r + 1) * 6 / replicas) - (r * 6 / replicas)))).ToList();
+            return DataParallelStep.Sum(partials, partials.Select((_, r) => (IReplicaEndpoint)new LocalReplicaEndpoint(null!, $"r{r}")).ToList());
+        }
+        var one = SumOver(1);
+        foreach (int replicas in new[] { 2, 3, 6 }) Assert.Equal(one, SumOver(replicas));
+        // and it is the correctly rounded sum, not a float32 running sum
+        var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(one);
+        for (int i = 0; i < values.Length; i++) Assert.Equal((float)groups.Sum(g => (double)g[i]), values[i]);
+        int differs = 0;
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (groups.Aggregate(0f, (a, g) => a + g[i]) != values[i]) differs++;
+        }
+        Assert.True(differs > 0, "the data should be hard enough that float32 running sums round differently somewhere");
+    }
+
+    [Theory]
     [MemberData(nameof(Splits))]
     public void In_cross_mode_no_BatchNorm_batch_holds_both_views_of_an_image(int size, int workers, int chunks)
     {
