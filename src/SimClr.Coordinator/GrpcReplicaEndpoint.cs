@@ -49,6 +49,8 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
     {
         var send = gradient ?? _localGradient ?? throw new InvalidOperationException($"{Name}: no gradient to apply (Backward first)");
         _localGradient = null;
+        if (gradient is null && DataParallelStep.CountNonFinite(send) is > 0 and var bad)
+            throw new NonFiniteGradientException($"the gradient has {bad} non-finite value(s)"); // its own, sent back: checked here
         return await Watched("ApplyStep", token => Client.ApplyStepAsync(step, learningRate, send, token), cancel);
     }
 

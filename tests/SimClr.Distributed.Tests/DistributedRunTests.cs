@@ -179,9 +179,56 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
         var config = Config("fragile") with { Faults = new FaultOptions { Policy = FaultPolicy.FailFast }, KnnEveryEpochs = 0 };
         int first = _hosts.Count;
         var hook = new StepHook(afterStep: 2, () => _hosts[first + 1].DisposeAsync().AsTask().GetAwaiter().GetResult());
-        var e = await Assert.ThrowsAsync<ReplicaLostException>(() => StageRunner.RunAsync(config, RunDirectory.Create(config), hook, replicas: Workers(config, 2)));
+        var run = RunDirectory.Create(config);
+        var e = await Assert.ThrowsAsync<ReplicaLostException>(() => StageRunner.RunAsync(config, run, hook, replicas: Workers(config, 2)));
         Assert.Contains("lost worker 1", e.Message);
         Assert.Contains("fail-fast", e.Message);
+        // nothing lost: the survivor's state after the 2 steps done is checkpointed, and the message says where
+        Assert.Contains($"checkpoint {run.CheckpointPath(2)} (continue with --resume)", e.Message);
+        using var saved = Checkpoint.Load(run.CheckpointPath(2));
+        Assert.Equal(2, saved.Step);
+    }
+
+    [Fact]
+    public async Task Below_min_workers_the_run_waits_for_a_joiner_and_goes_on_or_stops_with_a_checkpoint_when_none_comes()
+    {
+        RunConfig Strict(string name, double wait) => Config(name) with
+        {
+            KnnEveryEpochs = 0,
+            Faults = new FaultOptions { MinWorkers = 2, JoinWaitSeconds = wait, RejoinSeconds = 0.001 },
+        };
+        var calm = Strict("calm-wait", 30);
+        var undisturbed = await StageRunner.RunAsync(calm, RunDirectory.Create(calm), SilentObserver.Instance, replicas: Workers(calm, 2));
+
+        // worker 1 goes away after step 2 and is back a second later: the run waits for it, then goes on as if nothing happened
+        var patient = Strict("patient", 30);
+        int first = _hosts.Count;
+        var hook = new StepHook(2, () =>
+        {
+            int port = _hosts[first + 1].Address.Port;
+            _hosts[first + 1].DisposeAsync().AsTask().GetAwaiter().GetResult();
+            _ = Task.Run(async () =>
+            {
+                await Task.Delay(1000);
+                var again = await WorkerHost.StartAsync(new WorkerOptions { WorkerId = "w1-later", Port = port });
+                lock (_hosts) _hosts.Add(again);
+            });
+        });
+        var result = await StageRunner.RunAsync(patient, RunDirectory.Create(patient), hook, replicas: Workers(patient, 2));
+        Assert.True(result.Completed);
+        Assert.Contains(hook.Messages, m => m.Contains("below faults.minWorkers (2): waiting up to 30 s", StringComparison.Ordinal));
+        Assert.Contains(hook.Messages, m => m.Contains("rejoined at step 2: 2 worker(s)", StringComparison.Ordinal));
+        AssertSame(undisturbed.CheckpointPath!, result.CheckpointPath!, 1e-5);
+
+        // nobody comes back: the run stops after the wait with the survivor's state checkpointed
+        var impatient = Strict("impatient", 1);
+        first = _hosts.Count;
+        var quiet = new StepHook(2, () => _hosts[first + 1].DisposeAsync().AsTask().GetAwaiter().GetResult());
+        var run = RunDirectory.Create(impatient);
+        var e = await Assert.ThrowsAsync<ReplicaLostException>(() => StageRunner.RunAsync(impatient, run, quiet, replicas: Workers(impatient, 2)));
+        Assert.Contains(quiet.Messages, m => m.Contains("no worker came back within 1 s", StringComparison.Ordinal));
+        Assert.Contains("faults.minWorkers is 2", e.Message);
+        Assert.Contains($"checkpoint {run.CheckpointPath(2)}", e.Message);
     }
 
     [Fact]

@@ -80,12 +80,32 @@ public enum FaultPolicy
     FailFast,
 }
 
+/// <summary>What a step with a non-finite loss or gradient does (it is never applied either way).</summary>
+public enum NonFinitePolicy
+{
+    /// <summary>Skip the step (the batch is passed over, the weights stay as they were), count it, and stop once
+    /// <see cref="FaultOptions.MaxSkippedSteps"/> is exceeded.</summary>
+    Skip,
+
+    /// <summary>Stop at the first one.</summary>
+    Stop,
+}
+
 public sealed record FaultOptions
 {
     public FaultPolicy Policy { get; init; } = FaultPolicy.Elastic;
 
-    /// <summary>Below this many workers the run stops (elastic policy).</summary>
+    /// <summary>Below this many workers the run waits up to <see cref="JoinWaitSeconds"/> for lost workers to come
+    /// back (or `simclr launch` to restart them), then stops with a checkpoint (elastic policy).</summary>
     public int MinWorkers { get; init; } = 1;
+
+    /// <summary>How long a run below <see cref="MinWorkers"/> waits for joiners before it stops.</summary>
+    public double JoinWaitSeconds { get; init; } = 60;
+
+    public NonFinitePolicy NonFinite { get; init; } = NonFinitePolicy.Skip;
+
+    /// <summary>With <see cref="NonFinitePolicy.Skip"/>: skipped steps allowed over the run; one more stops it.</summary>
+    public int MaxSkippedSteps { get; init; } = 10;
 
     /// <summary>While a call is in flight the coordinator checks the worker's health this often ...</summary>
     public double HeartbeatSeconds { get; init; } = 2;
@@ -194,6 +214,8 @@ public sealed record RunConfig
         if (Faults.MinWorkers < 1) problems.Add($"faults.minWorkers must be >= 1 (got {Faults.MinWorkers})");
         if (!(Faults.HeartbeatSeconds > 0) || Faults.HeartbeatSeconds > 600) problems.Add($"faults.heartbeatSeconds must be in (0, 600] (got {Faults.HeartbeatSeconds})");
         if (!(Faults.RejoinSeconds >= 0)) problems.Add($"faults.rejoinSeconds must be >= 0 (got {Faults.RejoinSeconds})");
+        if (!(Faults.JoinWaitSeconds >= 0) || double.IsInfinity(Faults.JoinWaitSeconds)) problems.Add($"faults.joinWaitSeconds must be >= 0 (got {Faults.JoinWaitSeconds})");
+        if (Faults.MaxSkippedSteps < 0) problems.Add($"faults.maxSkippedSteps must be >= 0 (got {Faults.MaxSkippedSteps})");
         if (Faults.HeartbeatMisses < 1) problems.Add($"faults.heartbeatMisses must be >= 1 (got {Faults.HeartbeatMisses})");
         if (Epochs < 1) problems.Add($"epochs must be >= 1 (got {Epochs})");
         if (BatchSize < 1) problems.Add($"batchSize must be >= 1 (got {BatchSize})");

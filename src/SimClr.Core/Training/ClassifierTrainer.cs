@@ -32,13 +32,13 @@ public sealed class ClassifierTrainer : ReplicatedTrainer
 
     protected override string StageName => Config.Stage == Stage.Finetune ? "finetune" : "supervised";
 
-    protected override (double Loss, Dictionary<string, double> Metrics) TrainStep(long[] indices, int epoch, double learningRate)
+    protected override (double Loss, Dictionary<string, double> Metrics, string? NotApplied) TrainStep(long[] indices, int epoch, double learningRate)
     {
         var outcome = RunStep(indices, epoch, learningRate);
-        if (!double.IsFinite(outcome.Loss)) return (outcome.Loss, []);
+        if (outcome.NotApplied is not null) return (outcome.Loss, [], outcome.NotApplied);
         _correct += (long)outcome.Metrics["correct"];
         _seen += (long)outcome.Metrics["seen"];
-        return (outcome.Loss, []);
+        return (outcome.Loss, [], null);
     }
 
     protected override Dictionary<string, double> EndOfEpoch(int epoch, bool last)

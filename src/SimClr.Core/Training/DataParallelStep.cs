@@ -7,7 +7,14 @@ using static TorchSharp.torch;
 namespace SimClr.Core.Training;
 
 /// <summary>What one step reports: the global loss, and the replicas' common parameter checksum (when compared).</summary>
-public sealed record StepOutcome(double Loss, string? Checksum, IReadOnlyDictionary<string, double> Metrics);
+public sealed record StepOutcome(double Loss, string? Checksum, IReadOnlyDictionary<string, double> Metrics)
+{
+    /// <summary>Why the step was NOT applied (a non-finite loss or gradient), or null when it was.</summary>
+    public string? NotApplied { get; init; }
+}
+
+/// <summary>A gradient with NaN or infinite values reached a replica's step: the step is refused, nothing changes.</summary>
+public sealed class NonFiniteGradientException(string message) : Exception(message);
 
 /// <summary>The replicas disagree after a step: their parameters are no longer bit-identical.</summary>
 public sealed class ReplicaDivergenceException(string message) : Exception(message);
@@ -23,6 +30,9 @@ public sealed class ReplicaLostException(string message, Exception? inner = null
 
     /// <summary>With <see cref="StepApplied"/>: the step's outcome on the survivors.</summary>
     public StepOutcome? Outcome { get; init; }
+
+    /// <summary>The elastic policy gave up because fewer than faults.minWorkers are left (joiners may still come).</summary>
+    public bool BelowMinimum { get; init; }
 }
 
 /// <summary>
@@ -100,7 +110,12 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
                 if (_faults.Policy == FaultPolicy.FailFast || _active.Count < _faults.MinWorkers)
                 {
                     throw new ReplicaLostException($"lost {who} at step {step}: {lost.Message}; "
-                        + (_faults.Policy == FaultPolicy.FailFast ? "faults.policy is fail-fast" : $"{_active.Count} worker(s) left, faults.minWorkers is {_faults.MinWorkers}"), lost);
+                        + (_faults.Policy == FaultPolicy.FailFast ? "faults.policy is fail-fast" : $"{_active.Count} worker(s) left, faults.minWorkers is {_faults.MinWorkers}"), lost)
+                    {
+                        StepApplied = lost.StepApplied,
+                        Outcome = lost.Outcome,
+                        BelowMinimum = _faults.Policy == FaultPolicy.Elastic,
+                    };
                 }
                 if (lost.StepApplied)
                 {
@@ -138,7 +153,7 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
             var (lossValue, gradient, stepMetrics) = loss.LossAndGradient(z, batch);
             value = lossValue;
             metrics = stepMetrics;
-            if (!double.IsFinite(value)) return new StepOutcome(value, null, metrics);
+            if (!double.IsFinite(value)) return new StepOutcome(value, null, metrics) { NotApplied = $"the loss is {value}" };
             var scattered = gradient.index_select(0, rows).to_type(ScalarType.Float32).contiguous();
             long offset = 0;
             slices = plan.Select(p =>
@@ -152,12 +167,19 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
         bool single = Replicas.Count == 1;
         var gradients = Wait(applying: false, Replicas.Select((r, w) => r.BackwardAsync(slices[w], returnGradient: !single, cancel)).ToList());
         byte[]? reduced = single ? null : Sum(gradients!, Replicas);
-        var calls = Replicas.Select(r => r.ApplyStepAsync(step, learningRate, reduced, checksum: !single, cancel)).ToList();
+        if (reduced is not null && CountNonFinite(reduced) is > 0 and var bad)
+            return new StepOutcome(value, null, metrics) { NotApplied = $"the summed gradient has {bad} non-finite value(s)" };
+        var calls = Replicas.Select(r => Start(() => r.ApplyStepAsync(step, learningRate, reduced, checksum: !single, cancel))).ToList();
         var survivors = Replicas.ToList();
         string?[] checksums;
         try
         {
             checksums = Wait(applying: true, calls);
+        }
+        catch (NonFiniteGradientException e) when (single)
+        {
+            // a single replica's gradient never leaves it: the replica checked it and refused the step
+            return new StepOutcome(value, null, metrics) { NotApplied = e.Message };
         }
         catch (ReplicaLostException lost) when (lost.Lost.Count < Replicas.Count)
         {
@@ -168,6 +190,19 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
         }
         if (!single) Compare(checksums, survivors, step);
         return new StepOutcome(value, checksums[0], metrics);
+    }
+
+    /// <summary>The call's task, also when it throws before returning one (in-process replicas run synchronously).</summary>
+    private static Task<T> Start<T>(Func<Task<T>> call)
+    {
+        try
+        {
+            return call();
+        }
+        catch (Exception e)
+        {
+            return Task.FromException<T>(e);
+        }
     }
 
     private static void Compare(IReadOnlyList<string?> checksums, IReadOnlyList<IReplicaEndpoint> from, long step)
@@ -206,6 +241,15 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
         var t = empty(block.Shape, ScalarType.Float32);
         block.Data.CopyTo(t.bytes);
         return t;
+    }
+
+    /// <summary>NaN and infinite values among float32 bytes.</summary>
+    public static long CountNonFinite(ReadOnlySpan<byte> float32)
+    {
+        long bad = 0;
+        foreach (float v in MemoryMarshal.Cast<byte, float>(float32))
+            if (!float.IsFinite(v)) bad++;
+        return bad;
     }
 
     /// <summary>

@@ -309,7 +309,17 @@ public sealed class ModelReplica : IDisposable
         _exactSums = null;
     }
 
-    public void Step(double learningRate) => Optimizer.Step(learningRate);
+    /// <summary>One optimiser step, refused (<see cref="NonFiniteGradientException"/>, nothing changed) when a gradient
+    /// holds NaN or infinity.</summary>
+    public void Step(double learningRate)
+    {
+        using (var scope = NewDisposeScope())
+        {
+            var bad = Parameters.FirstOrDefault(p => p.Parameter.grad is { } g && !isfinite(g).all().item<bool>());
+            if (bad.Parameter is not null) throw new NonFiniteGradientException($"the gradient of {bad.Name} has non-finite values");
+        }
+        Optimizer.Step(learningRate);
+    }
 
     private void ReleaseGraph()
     {

@@ -14,8 +14,11 @@ public sealed class Pretrainer(RunConfig config, ImageDataSet train, ImageDataSe
 
     protected override int ViewsPerImage => 2;
 
-    protected override (double Loss, Dictionary<string, double> Metrics) TrainStep(long[] indices, int epoch, double learningRate) =>
-        (RunStep(indices, epoch, learningRate).Loss, []);
+    protected override (double Loss, Dictionary<string, double> Metrics, string? NotApplied) TrainStep(long[] indices, int epoch, double learningRate)
+    {
+        var outcome = RunStep(indices, epoch, learningRate);
+        return (outcome.Loss, [], outcome.NotApplied);
+    }
 
     protected override Dictionary<string, double> EndOfEpoch(int epoch, bool last)
     {

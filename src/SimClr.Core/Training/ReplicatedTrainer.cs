@@ -120,10 +120,44 @@ public abstract class ReplicatedTrainer : Trainer
     {
         TryRejoin();
         using var scope = NewDisposeScope();
-        var outcome = StepRunner.Run(Train, indices, epoch, StepIndex, learningRate);
-        if (double.IsFinite(outcome.Loss)) _steps++;
+        StepOutcome outcome;
+        while (true)
+        {
+            try
+            {
+                outcome = StepRunner.Run(Train, indices, epoch, StepIndex, learningRate);
+                break;
+            }
+            catch (ReplicaLostException lost) when (lost.BelowMinimum && StepRunner.Replicas.Count > 0 && WaitForJoiners())
+            {
+                if (!lost.StepApplied) continue; // redo it over the workers there are now
+                outcome = lost.Outcome!;
+                break;
+            }
+        }
+        if (outcome.NotApplied is null) _steps++;
         return outcome;
     }
+
+    /// <summary>Below faults.minWorkers: probes the lost workers for up to faults.joinWaitSeconds; true once enough are back.</summary>
+    private bool WaitForJoiners()
+    {
+        var faults = Config.Faults;
+        if (faults.JoinWaitSeconds <= 0 || faults.RejoinSeconds <= 0) return false;
+        Observer.Message($"{StepRunner.Replicas.Count} worker(s) left, below faults.minWorkers ({faults.MinWorkers}): waiting up to {faults.JoinWaitSeconds:0.#} s for workers to rejoin");
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(faults.JoinWaitSeconds);
+        while (DateTime.UtcNow < until)
+        {
+            TryRejoin();
+            if (StepRunner.Replicas.Count >= faults.MinWorkers) return true;
+            Thread.Sleep(100);
+        }
+        Observer.Message($"no worker came back within {faults.JoinWaitSeconds:0.#} s (faults.joinWaitSeconds): stopping");
+        return false;
+    }
+
+    /// <summary>Survivors hold the run's state: a checkpoint can be taken from them after a lost worker stops the run.</summary>
+    protected override bool CanCheckpointAfterLoss => StepRunner.Replicas.Count > 0;
 
     public override void Dispose()
     {

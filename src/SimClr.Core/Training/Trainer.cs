@@ -61,8 +61,9 @@ public abstract class Trainer : IDisposable
 
     protected abstract MomentumOptimizer Optimizer { get; }
 
-    /// <summary>One optimiser step on these images; returns the loss and any per-step metrics.</summary>
-    protected abstract (double Loss, Dictionary<string, double> Metrics) TrainStep(long[] indices, int epoch, double learningRate);
+    /// <summary>One optimiser step on these images; returns the loss, any per-step metrics, and why the step was not
+    /// applied (a non-finite loss or gradient), or null when it was.</summary>
+    protected abstract (double Loss, Dictionary<string, double> Metrics, string? NotApplied) TrainStep(long[] indices, int epoch, double learningRate);
 
     /// <summary>Evaluation after an epoch (kNN, test accuracy); empty when nothing is due.</summary>
     protected abstract Dictionary<string, double> EndOfEpoch(int epoch, bool last);
@@ -86,6 +87,7 @@ public abstract class Trainer : IDisposable
         string? lastCheckpoint = null;
         long viewsPerStep = ViewsPerImage * (long)Config.BatchSize;
         long step = start;
+        long skipped = 0;
         for (; step < TotalSteps; step++)
         {
             if (cancel.IsCancellationRequested || (stopAfterStep is long stop && step >= stop))
@@ -103,18 +105,51 @@ public abstract class Trainer : IDisposable
             }
             double lr = Schedule.At(step);
             StepIndex = step;
-            var (loss, stepMetrics) = TrainStep(order.AsSpan(batch * Config.BatchSize, Config.BatchSize).ToArray(), epoch, lr);
-            if (!double.IsFinite(loss))
-                throw new TrainingDivergedException($"{StageName}: loss is {loss} at step {step} (epoch {epoch}); the step was not applied. "
-                    + $"Last checkpoint: {Run.LatestCheckpoint() ?? "none"}. Lower the learning rate or check the data.");
-            double rate = viewsPerStep * (step - start + 1) / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
-            Observer.Step(new StepReport(step + 1, TotalSteps, epoch, loss, lr, rate, clock.Elapsed));
-            if ((step + 1) % Config.LogEverySteps == 0 || step == start)
+            double loss;
+            Dictionary<string, double> stepMetrics;
+            string? notApplied;
+            try
             {
-                stepMetrics["loss"] = loss;
-                stepMetrics["lr"] = lr;
-                stepMetrics["views_per_second"] = rate;
-                metrics.Write("step", step + 1, stepMetrics, new Dictionary<string, string> { ["stage"] = StageName });
+                (loss, stepMetrics, notApplied) = TrainStep(order.AsSpan(batch * Config.BatchSize, Config.BatchSize).ToArray(), epoch, lr);
+            }
+            catch (ReplicaLostException lost) when (CanCheckpointAfterLoss)
+            {
+                // the run stops (fail-fast, or too few workers): the survivors' state is the run's, keep it
+                string saved;
+                try
+                {
+                    saved = SaveCheckpoint(lost.StepApplied ? step + 1 : step);
+                }
+                catch (Exception e) when (e is ReplicaLostException or IOException)
+                {
+                    throw new ReplicaLostException($"{lost.Message}; no checkpoint could be taken from the survivors ({e.Message}); last checkpoint: {Run.LatestCheckpoint() ?? "none"}", lost);
+                }
+                throw new ReplicaLostException($"{lost.Message}; checkpoint {saved} (continue with --resume)", lost) { StepApplied = lost.StepApplied };
+            }
+            if (notApplied is not null)
+            {
+                skipped++;
+                if (Config.Faults.NonFinite == NonFinitePolicy.Stop || skipped > Config.Faults.MaxSkippedSteps)
+                {
+                    throw new TrainingDivergedException($"{StageName}: {notApplied} at step {step} (epoch {epoch}); the step was not applied"
+                        + (Config.Faults.NonFinite == NonFinitePolicy.Stop ? " (faults.nonFinite is stop). " : $"; {skipped} skipped steps, over faults.maxSkippedSteps ({Config.Faults.MaxSkippedSteps}). ")
+                        + $"Last checkpoint: {Run.LatestCheckpoint() ?? "none"}. Lower the learning rate or check the data.");
+                }
+                Observer.Message($"step {step} skipped: {notApplied}; the weights are unchanged ({skipped} of at most {Config.Faults.MaxSkippedSteps} skipped steps)");
+                metrics.Write("skip", step + 1, new Dictionary<string, double> { ["skipped_steps"] = skipped }, new Dictionary<string, string> { ["stage"] = StageName, ["reason"] = notApplied });
+            }
+            else
+            {
+                double rate = viewsPerStep * (step - start + 1) / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
+                Observer.Step(new StepReport(step + 1, TotalSteps, epoch, loss, lr, rate, clock.Elapsed));
+                if ((step + 1) % Config.LogEverySteps == 0 || step == start)
+                {
+                    stepMetrics["loss"] = loss;
+                    stepMetrics["lr"] = lr;
+                    stepMetrics["views_per_second"] = rate;
+                    stepMetrics["skipped_steps"] = skipped;
+                    metrics.Write("step", step + 1, stepMetrics, new Dictionary<string, string> { ["stage"] = StageName });
+                }
             }
             if (Config.CheckpointEverySteps > 0 && (step + 1) % Config.CheckpointEverySteps == 0 && step + 1 < TotalSteps)
                 lastCheckpoint = SaveCheckpoint(step + 1);
@@ -132,6 +167,9 @@ public abstract class Trainer : IDisposable
         Observer.Finished();
         return new StageResult(Run.Path, lastCheckpoint, finals, Completed: true);
     }
+
+    /// <summary>Whether a checkpoint can still be written when a lost replica stops the run.</summary>
+    protected virtual bool CanCheckpointAfterLoss => false;
 
     /// <summary>2 for contrastive stages (two views per image), 1 for classifiers.</summary>
     protected virtual int ViewsPerImage => 1;
