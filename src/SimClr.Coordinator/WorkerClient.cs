@@ -12,15 +12,20 @@ public sealed class WorkerClient : IDisposable
 
     private readonly Metadata? _headers;
 
-    public WorkerClient(Uri address, TimeSpan callTimeout, string? token = null)
+    /// <param name="trusted">For https addresses: a certificate to trust besides the system's roots (see <see cref="Tls"/>).</param>
+    public WorkerClient(Uri address, TimeSpan callTimeout, string? token = null, System.Security.Cryptography.X509Certificates.X509Certificate2? trusted = null)
     {
         if (token is not null) _headers = new Metadata { { RunToken.Header, RunToken.BearerValue(token) } };
         Address = address;
         CallTimeout = callTimeout;
+        var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = false };
+        if (address.Scheme == Uri.UriSchemeHttps) handler.SslOptions.RemoteCertificateValidationCallback = Tls.Validator(trusted);
         _channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
         {
             MaxReceiveMessageSize = WireLimits.MaxMessageBytes,
             MaxSendMessageSize = WireLimits.MaxMessageBytes,
+            HttpHandler = handler,
+            DisposeHttpClient = true,
         });
         _client = new Protocol.Worker.WorkerClient(_channel);
     }

@@ -39,7 +39,8 @@ public static class WorkerPool
 
     /// <summary>Connects to every worker (in the given order: replica 0 is the first), and joins them all to this run.</summary>
     public static async Task<IReadOnlyList<IReplicaEndpoint>> JoinAsync(IReadOnlyList<Uri> addresses, RunConfig config, ImageDataSet train,
-        TimeSpan callTimeout, TimeSpan healthTimeout, Action<string>? log = null, string? token = null, CancellationToken cancel = default)
+        TimeSpan callTimeout, TimeSpan healthTimeout, Action<string>? log = null, string? token = null, CancellationToken cancel = default,
+        System.Security.Cryptography.X509Certificates.X509Certificate2? trusted = null)
     {
         if (addresses.Count == 0) throw new ConfigException("no workers given");
         var request = new JoinRequest
@@ -52,7 +53,7 @@ public static class WorkerPool
         };
         request.Data.Mean.AddRange(train.Mean);
         request.Data.Std.AddRange(train.Std);
-        var clients = addresses.Select(a => new WorkerClient(a, callTimeout, token)).ToList();
+        var clients = addresses.Select(a => new WorkerClient(a, callTimeout, token, trusted)).ToList();
         try
         {
             await Task.WhenAll(clients.Select(c => WaitHealthyAsync(c, healthTimeout, cancel)));
@@ -75,7 +76,7 @@ public static class WorkerPool
             IReplicaEndpoint Endpoint(WorkerClient client, int w) =>
                 new GrpcReplicaEndpoint(client, $"worker {w} ({client.Address.Authority})", config.Faults, async stop =>
                 {
-                    var fresh = new WorkerClient(client.Address, callTimeout, token);
+                    var fresh = new WorkerClient(client.Address, callTimeout, token, trusted);
                     try
                     {
                         await WaitHealthyAsync(fresh, TimeSpan.FromSeconds(1), cancel: stop);

@@ -13,4 +13,7 @@ public static class WireLimits
     public const long MaxTensorBytes = 2L * 1024 * 1024 * 1024;
 
     public const int MaxDimensions = 8;
+
+    /// <summary>Connections a worker accepts at once (a coordinator uses one; rejoins and health checks a few more).</summary>
+    public const int MaxConnections = 16;
 }

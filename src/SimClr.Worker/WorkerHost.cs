@@ -32,20 +32,31 @@ public sealed class WorkerHost : IAsyncDisposable
     {
         if (!options.IsLoopback && options.Token is null)
             throw new ProtocolViolation($"listening on {options.Host} needs a run token (--token-file or {RunToken.EnvironmentVariable}): anyone who can reach the port could drive this worker");
+        var certificate = options.TlsCertificatePath is { } cert ? Tls.LoadServerCertificate(cert, options.TlsKeyPath) : null;
         var torch = new TorchThread($"torch-{options.WorkerId}");
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         logging?.Invoke(builder.Logging);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            kestrel.Listen(System.Net.IPAddress.Parse(options.Host), options.Port, listen => listen.Protocols = HttpProtocols.Http2);
+            kestrel.Listen(System.Net.IPAddress.Parse(options.Host), options.Port, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                if (certificate is not null) listen.UseHttps(certificate);
+            });
             kestrel.Limits.MaxRequestBodySize = null; // streams are bounded per message below
+            // a coordinator needs one connection and one call at a time (plus health checks). Memory a stray client can
+            // pin is bounded: connections x HTTP/2's per-connection flow-control window for calls waiting, and one
+            // message being assembled (Worker calls run one at a time: CallGate). Kestrel's stream limit (100) stays:
+            // lowering it made Kestrel answer bursts of cancelled calls with ENHANCE_YOUR_CALM.
+            kestrel.Limits.MaxConcurrentConnections = WireLimits.MaxConnections;
         });
         builder.Services.AddGrpc(grpc =>
         {
             grpc.MaxReceiveMessageSize = WireLimits.MaxMessageBytes;
             grpc.MaxSendMessageSize = WireLimits.MaxMessageBytes;
             grpc.Interceptors.Add<TokenInterceptor>();
+            grpc.Interceptors.Add<CallGate>();
             grpc.Interceptors.Add<FaultInterceptor>();
         });
         // grpc.health.v1: SERVING once the server is up (coordinators and the launcher wait for it); answered live, not cached
@@ -53,6 +64,7 @@ public sealed class WorkerHost : IAsyncDisposable
             .AddCheck("worker", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
         builder.Services.AddSingleton(torch);
         builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton<CallGate>();
         builder.Services.AddSingleton<WorkerService>();
         var app = builder.Build();
         app.MapGrpcService<WorkerService>();

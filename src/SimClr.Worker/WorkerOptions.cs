@@ -17,5 +17,14 @@ public sealed record WorkerOptions
     /// <summary>The run token every Worker call must carry; required to listen beyond loopback.</summary>
     public string? Token { get; init; }
 
+    /// <summary>PEM certificate to serve TLS with (https); null: plain HTTP/2.</summary>
+    public string? TlsCertificatePath { get; init; }
+
+    /// <summary>PEM private key of <see cref="TlsCertificatePath"/> (null when the certificate file holds it).</summary>
+    public string? TlsKeyPath { get; init; }
+
+    /// <summary>How long a Worker call waits for the one before it to finish before it is refused (ResourceExhausted).</summary>
+    public double BusySeconds { get; init; } = 60;
+
     public bool IsLoopback => System.Net.IPAddress.TryParse(Host, out var ip) && System.Net.IPAddress.IsLoopback(ip);
 }

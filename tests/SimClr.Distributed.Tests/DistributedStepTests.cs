@@ -211,6 +211,89 @@ public sealed class DistributedStepTests : IAsyncLifetime
         joined[0].Dispose();
     }
 
+    /// <summary>A self-signed certificate for 127.0.0.1 and localhost, written as PEM files; returns (certificate, key) paths.</summary>
+    private static (string Certificate, string Key) SelfSigned(string folder)
+    {
+        using var key = System.Security.Cryptography.RSA.Create(2048);
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=simclr-test-worker", key,
+            System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1);
+        var names = new System.Security.Cryptography.X509Certificates.SubjectAlternativeNameBuilder();
+        names.AddIpAddress(System.Net.IPAddress.Loopback);
+        names.AddDnsName("localhost");
+        request.CertificateExtensions.Add(names.Build());
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        string cert = Path.Combine(folder, "worker.pem"), keyPath = Path.Combine(folder, "worker.key");
+        File.WriteAllText(cert, certificate.ExportCertificatePem());
+        File.WriteAllText(keyPath, key.ExportPkcs8PrivateKeyPem());
+        return (cert, keyPath);
+    }
+
+    [Fact]
+    public async Task Beyond_loopback_with_TLS_and_a_token_only_a_coordinator_that_trusts_the_certificate_and_has_the_token_gets_in()
+    {
+        const string token = "fedcba9876543210fedcba9876543210";
+        var folder = Directory.CreateTempSubdirectory("simclr-tls-").FullName;
+        try
+        {
+            var (cert, key) = SelfSigned(folder);
+            var host = await WorkerHost.StartAsync(new WorkerOptions { Host = "0.0.0.0", Token = token, TlsCertificatePath = cert, TlsKeyPath = key });
+            _hosts.Add(host);
+            Assert.Equal("https", host.Address.Scheme);
+            var address = new Uri($"https://127.0.0.1:{host.Address.Port}");
+            using var trusted = Tls.LoadTrusted(cert);
+
+            // the right certificate trust and the right token: joined, and a state comes back over TLS
+            var joined = await WorkerPool.JoinAsync([address], Config, _data.Train, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(30), token: token, trusted: trusted);
+            Assert.NotEmpty(await joined[0].SaveStateAsync(default));
+            joined[0].Dispose();
+            // trusted but no token, or a wrong one: Unauthenticated
+            using (var stranger = new WorkerClient(address, TimeSpan.FromSeconds(30), trusted: trusted))
+                Assert.Equal(StatusCode.Unauthenticated, (await Assert.ThrowsAsync<RpcException>(() => stranger.SaveStateAsync())).StatusCode);
+            using (var wrong = new WorkerClient(address, TimeSpan.FromSeconds(30), token.Replace('f', '0'), trusted))
+                Assert.Equal(StatusCode.Unauthenticated, (await Assert.ThrowsAsync<RpcException>(() => wrong.SaveStateAsync())).StatusCode);
+            // the right token but the certificate not trusted: the TLS handshake fails, nothing is sent
+            using (var untrusting = new WorkerClient(address, TimeSpan.FromSeconds(30), token))
+            {
+                var e = await Assert.ThrowsAsync<RpcException>(() => untrusting.SaveStateAsync());
+                Assert.Contains("SSL", e.Status.DebugException?.ToString() ?? e.Status.Detail, StringComparison.Ordinal);
+                Assert.True(GrpcReplicaEndpoint.MeansLost(e.StatusCode)); // a coordinator would report the worker unreachable
+            }
+            // plain HTTP/2 to the TLS port: refused
+            using (var plain = new WorkerClient(new Uri($"http://127.0.0.1:{host.Address.Port}"), TimeSpan.FromSeconds(30), token))
+                Assert.NotEqual(StatusCode.OK, (await Assert.ThrowsAsync<RpcException>(() => plain.SaveStateAsync())).StatusCode);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Worker_calls_run_one_at_a_time_and_a_call_that_waits_too_long_is_refused()
+    {
+        var host = await WorkerHost.StartAsync(new WorkerOptions { BusySeconds = 1 });
+        _hosts.Add(host);
+        var joined = await WorkerPool.JoinAsync([host.Address], Config, _data.Train, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(30));
+        using var client = new WorkerClient(host.Address, TimeSpan.FromSeconds(30));
+        var raw = new SimClr.Protocol.Worker.WorkerClient(client.Channel);
+        // a stray caller opens a stream and never finishes it: it holds the worker's one call slot ...
+        using var hold = raw.LoadState();
+        var header = new TensorHeader { Name = "model.x", Dtype = DType.Float32, Chunks = 2 };
+        header.Shape.Add(2);
+        await hold.RequestStream.WriteAsync(new TensorChunk { Header = header, Index = 0, Data = Google.Protobuf.ByteString.CopyFrom(new byte[4]) }); // 1 of 2 chunks
+        await Task.Delay(300);
+        // ... so the next call waits, and after BusySeconds is refused with a clear status; health still answers
+        var e = await Assert.ThrowsAsync<RpcException>(() => client.SaveStateAsync());
+        Assert.Equal(StatusCode.ResourceExhausted, e.StatusCode);
+        Assert.Contains("one Worker call runs at a time", e.Status.Detail);
+        await WorkerPool.WaitHealthyAsync(client, TimeSpan.FromSeconds(5));
+        // once the stray call ends (its stream was malformed: refused), the slot is free again
+        await hold.RequestStream.CompleteAsync();
+        Assert.Equal(StatusCode.InvalidArgument, (await Assert.ThrowsAsync<RpcException>(() => hold.ResponseAsync)).StatusCode);
+        Assert.NotEmpty(await joined[0].SaveStateAsync(default));
+        joined[0].Dispose();
+    }
+
     [Fact]
     public async Task Listening_beyond_loopback_without_a_token_is_refused()
     {

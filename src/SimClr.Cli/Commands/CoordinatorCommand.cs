@@ -26,10 +26,11 @@ internal static class CoordinatorCommand
         stage.AcceptOnlyFromAmong("pretrain", "finetune", "supervised");
         var pretrained = new Option<string?>("--pretrained") { Description = "finetune: checkpoint or exported backbone to start from (read here; workers receive the weights)" };
         var healthPort = new Option<int?>("--health-port") { Description = "serve grpc.health.v1 on this loopback port (0: any free port, printed)" };
+        var tlsCa = new Option<string?>("--tls-ca") { Description = "for https:// workers: a certificate to trust besides the system's (your private CA, or the workers' self-signed certificate)" };
         var parent = new Option<int?>("--parent-pid") { Description = "stop when this process is gone (set by simclr launch)", Hidden = true };
         var command = new Command("coordinator", "Train on running workers: shard each global batch, global loss (NT-Xent or cross-entropy), summed gradients, checksums every step.")
         {
-            workers, stage, config, set, resume, pretrained, plain, callTimeout, healthTimeout, tokenFile, healthPort, parent,
+            workers, stage, config, set, resume, pretrained, plain, callTimeout, healthTimeout, tokenFile, tlsCa, healthPort, parent,
         };
         command.SetAction(async (r, cancel) =>
         {
@@ -37,10 +38,12 @@ internal static class CoordinatorCommand
             if (health is not null) Console.WriteLine($"coordinator health on {health.Address}");
             List<Uri> addresses;
             string? token;
+            System.Security.Cryptography.X509Certificates.X509Certificate2? trusted;
             try
             {
                 addresses = Addresses(r.GetValue(workers)!);
                 token = SimClr.Protocol.RunToken.Read(r.GetValue(tokenFile));
+                trusted = r.GetValue(tlsCa) is { } ca ? SimClr.Protocol.Tls.LoadTrusted(ca) : null;
             }
             catch (Exception e) when (e is ConfigException or SimClr.Protocol.ProtocolViolation)
             {
@@ -62,7 +65,7 @@ internal static class CoordinatorCommand
                     {
                         Console.WriteLine($"joining {addresses.Count} worker(s): {string.Join(", ", addresses)}");
                         var endpoints = WorkerPool.JoinAsync(addresses, resolved, train, TimeSpan.FromSeconds(r.GetValue(callTimeout)),
-                            TimeSpan.FromSeconds(r.GetValue(healthTimeout)), Console.WriteLine, token, launcherGone.Token).GetAwaiter().GetResult();
+                            TimeSpan.FromSeconds(r.GetValue(healthTimeout)), Console.WriteLine, token, launcherGone.Token, trusted).GetAwaiter().GetResult();
                         joined.AddRange(endpoints);
                         return endpoints;
                     });

@@ -14,26 +14,31 @@ internal static class WorkerCommand
         var port = new Option<int>("--port") { Description = "port to listen on (0: any free port, printed)", DefaultValueFactory = _ => 0 };
         var threads = new Option<int>("--threads") { Description = "torch intra-op threads (0: torch's default)", DefaultValueFactory = _ => 0 };
         var tokenFile = new Option<string?>("--token-file") { Description = $"file holding the run token every call must carry (default: ${SimClr.Protocol.RunToken.EnvironmentVariable}, if set); required beyond loopback" };
+        var tlsCert = new Option<string?>("--tls-cert") { Description = "serve TLS (https) with this PEM certificate; the coordinator then needs https:// addresses (and --tls-ca for a private CA)" };
+        var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert (when the certificate file does not hold it)" };
         var parent = new Option<int?>("--parent-pid") { Description = "stop when this process is gone (set by simclr launch)", Hidden = true };
-        var command = new Command("worker", "Run a worker: one device, one model replica, the gRPC Worker service of protos/simclr.proto.") { device, host, port, threads, tokenFile, parent };
+        var command = new Command("worker", "Run a worker: one device, one model replica, the gRPC Worker service of protos/simclr.proto.") { device, host, port, threads, tokenFile, tlsCert, tlsKey, parent };
         command.SetAction(async (r, cancel) =>
         {
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel, ParentWatch.Watch(r.GetValue(parent), Console.Error.WriteLine));
-            return await Run(r.GetValue(device)!, r.GetValue(host)!, r.GetValue(port), r.GetValue(threads), r.GetValue(tokenFile), stop.Token);
+            return await Run(r.GetValue(device)!, r.GetValue(host)!, r.GetValue(port), r.GetValue(threads), r.GetValue(tokenFile), r.GetValue(tlsCert), r.GetValue(tlsKey), stop.Token);
         });
         return command;
     }
 
-    private static async Task<int> Run(string device, string host, int port, int threads, string? tokenFile, CancellationToken cancel)
+    private static async Task<int> Run(string device, string host, int port, int threads, string? tokenFile, string? tlsCert, string? tlsKey, CancellationToken cancel)
     {
         string? token;
+        WorkerOptions options;
         try
         {
             SimClr.Core.Training.StageRunner.CheckDevice(device);
             token = SimClr.Protocol.RunToken.Read(tokenFile);
             if (host != "localhost" && !System.Net.IPAddress.TryParse(host, out _))
                 throw new SimClr.Core.Config.ConfigException($"--host {host} is not an IP address; give the address of the interface to listen on (0.0.0.0 for all)");
-            var options = new WorkerOptions { Device = device, Host = host == "localhost" ? "127.0.0.1" : host, Port = port, Token = token };
+            if (tlsKey is not null && tlsCert is null) throw new SimClr.Core.Config.ConfigException("--tls-key needs --tls-cert");
+            options = new WorkerOptions { Device = device, Host = host == "localhost" ? "127.0.0.1" : host, Port = port, Token = token, TlsCertificatePath = tlsCert, TlsKeyPath = tlsKey };
+            if (tlsCert is not null) SimClr.Protocol.Tls.LoadServerCertificate(tlsCert, tlsKey).Dispose(); // a bad file is named now, not as a Kestrel error
             if (!options.IsLoopback && token is null)
                 throw new SimClr.Core.Config.ConfigException($"listening on {host} needs a run token: put one in a file (openssl rand -hex 32 > token) and pass --token-file, or set {SimClr.Protocol.RunToken.EnvironmentVariable}; the coordinator needs the same");
         }
@@ -43,7 +48,7 @@ internal static class WorkerCommand
             return 2;
         }
         if (threads > 0) TorchSharp.torch.set_num_threads(threads);
-        await using var worker = await WorkerHost.StartAsync(new WorkerOptions { Device = device, Host = host == "localhost" ? "127.0.0.1" : host, Port = port, Token = token });
+        await using var worker = await WorkerHost.StartAsync(options);
         Console.WriteLine($"worker listening on {worker.Address} (device {device}); Ctrl-C to stop");
         try
         {
