@@ -58,7 +58,7 @@ internal static class QuickstartCommand
             Console.WriteLine($"runs, metrics, plots and checkpoints: {Path.GetFullPath(runs)}  ({clock.Elapsed:mm\\:ss})");
             return 0;
         }
-        catch (Exception e) when (e is ConfigException or DataSetException or InvalidDataException or FileNotFoundException or TrainingDivergedException)
+        catch (Exception e) when (e is ConfigException or DataSetException or InvalidDataException or FileNotFoundException or TrainingDivergedException or CheckpointWriteException)
         {
             Console.Error.WriteLine($"simclr quickstart: {e.Message}");
             return 2;

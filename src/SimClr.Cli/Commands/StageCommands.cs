@@ -57,10 +57,10 @@ internal static class StageCommands
             Console.WriteLine(Summary(result));
             return result.Completed ? 0 : 130;
         }
-        catch (Exception e) when (e is ConfigException or DataSetException or InvalidDataException or FileNotFoundException or TrainingDivergedException)
+        catch (Exception e) when (e is ConfigException or DataSetException or InvalidDataException or FileNotFoundException or TrainingDivergedException or CheckpointWriteException)
         {
             Console.Error.WriteLine($"simclr: {e.Message}");
-            return e is TrainingDivergedException ? 3 : 2;
+            return e switch { TrainingDivergedException => 3, CheckpointWriteException => 5, _ => 2 };
         }
         catch (Exception e) when (e is WorkerUnavailableException or ReplicaDivergenceException or ReplicaLostException or Grpc.Core.RpcException or SimClr.Protocol.ProtocolViolation)
         {

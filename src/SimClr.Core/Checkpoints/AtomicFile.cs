@@ -23,6 +23,12 @@ public static class AtomicFile
             File.Move(temp, full, overwrite: true);
             SyncDirectory(folder);
         }
+        catch (ArgumentOutOfRangeException e) when (e.ParamName == "value")
+        {
+            // .NET reports EFBIG from growing a file (a file-size limit, or the file system's largest file) this way
+            TryDelete(temp);
+            throw new IOException($"the file system refused to grow the file ({e.Message.Replace(" (Parameter 'value')", "", StringComparison.Ordinal)})", e);
+        }
         catch
         {
             TryDelete(temp);

@@ -10,6 +10,9 @@ namespace SimClr.Core.Training;
 /// <summary>The loss turned non-finite; the run stops before the bad step reaches the weights.</summary>
 public sealed class TrainingDivergedException(string message) : Exception(message);
 
+/// <summary>A checkpoint could not be written (disk full, no permission, ...); the previous one is intact.</summary>
+public sealed class CheckpointWriteException(string message, Exception inner) : IOException(message, inner);
+
 /// <summary>What a finished (or interrupted) stage reports.</summary>
 public sealed record StageResult(string RunPath, string? CheckpointPath, IReadOnlyDictionary<string, double> Metrics, bool Completed);
 
@@ -152,7 +155,17 @@ public abstract class Trainer : IDisposable
                 }
             }
             if (Config.CheckpointEverySteps > 0 && (step + 1) % Config.CheckpointEverySteps == 0 && step + 1 < TotalSteps)
-                lastCheckpoint = SaveCheckpoint(step + 1);
+            {
+                try
+                {
+                    lastCheckpoint = SaveCheckpoint(step + 1);
+                }
+                catch (CheckpointWriteException e)
+                {
+                    // the run's state is safe in memory: go on, and try again at the next checkpoint
+                    Observer.Message($"warning: {e.Message}; training goes on and tries again at step {step + 1 + Config.CheckpointEverySteps}");
+                }
+            }
             if (batch == StepsPerEpoch - 1)
             {
                 var evaluation = EndOfEpoch(epoch, last: step + 1 == TotalSteps);
@@ -188,9 +201,17 @@ public abstract class Trainer : IDisposable
     {
         BeforeReadingState();
         string path = Run.CheckpointPath(step);
-        Checkpoint.Save(path, step, StageName, RunConfigLoader.Serialize(Config),
-            Network.state_dict().Select(kv => (kv.Key, kv.Value)), Optimizer.State());
-        Run.PruneCheckpoints(Config.KeepCheckpoints);
+        try
+        {
+            Checkpoint.Save(path, step, StageName, RunConfigLoader.Serialize(Config),
+                Network.state_dict().Select(kv => (kv.Key, kv.Value)), Optimizer.State());
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CheckpointWriteException($"could not write checkpoint {path}: {e.Message} (disk full? no permission?); "
+                + $"the previous checkpoint is intact: {Run.LatestCheckpoint() ?? "none yet"}", e);
+        }
+        Run.PruneCheckpoints(Config.KeepCheckpoints); // only once the new one is safely written
         return path;
     }
 
