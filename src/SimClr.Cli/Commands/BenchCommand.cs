@@ -5,6 +5,7 @@ using SimClr.Core.Config;
 using SimClr.Core.Optim;
 using SimClr.Core.Training;
 using SimClr.Core.Data;
+using SimClr.Core.Loss;
 using static TorchSharp.torch;
 
 namespace SimClr.Cli.Commands;
@@ -17,6 +18,7 @@ internal static class BenchCommand
         var command = new Command("bench", "Measure performance; prints figures for BENCHMARKS.md.");
         command.Subcommands.Add(Augment());
         command.Subcommands.Add(Memory());
+        command.Subcommands.Add(Step());
         return command;
     }
 
@@ -61,6 +63,109 @@ internal static class BenchCommand
         foreach (var (step, rss, live) in probe.Samples) Console.WriteLine($"step {step,5}: RSS {rss / 1048576.0,7:F1} MB, live tensors {live}");
         Console.WriteLine($"RSS growth from step {afterWarmUp[0].Step} to {afterWarmUp[^1].Step}: {growth:P1}; live tensors {afterWarmUp[0].LiveTensors} -> {afterWarmUp[^1].LiveTensors}");
         return 0;
+    }
+
+    private static Command Step()
+    {
+        var threads = new Option<int>("--threads") { Description = "torch intra-op threads (bench/step_reference.py takes the same)", DefaultValueFactory = _ => 2 };
+        var steps = new Option<int>("--steps") { Description = "timed steps per repeat", DefaultValueFactory = _ => 5 };
+        var warmup = new Option<int>("--warmup") { Description = "untimed steps first", DefaultValueFactory = _ => 2 };
+        var repeats = new Option<int>("--repeats") { Description = "timed repeats (median and spread are reported)", DefaultValueFactory = _ => 3 };
+        var quick = new Option<bool>("--quick") { Description = "1 warm-up step, 1 repeat of 2 steps (overrides the three above)" };
+        var command = new Command("step", "One SimCLR training step (full-width CIFAR-stem ResNet-18 + 512-2048-128 head, 2x64 views, fp32, "
+            + "NT-Xent, LARS) on pre-augmented views: ms/step and process CPU time per step.")
+        {
+            threads, steps, warmup, repeats, quick,
+        };
+        command.SetAction(r => r.GetValue(quick)
+            ? RunStep(r.GetValue(threads), steps: 2, warmup: 1, repeats: 1)
+            : RunStep(r.GetValue(threads), r.GetValue(steps), r.GetValue(warmup), r.GetValue(repeats)));
+        return command;
+    }
+
+    /// <summary>The batch of bench/step_reference.py: 64 images, two views each.</summary>
+    private const int StepImages = 64;
+
+    private static int RunStep(int threads, int steps, int warmup, int repeats)
+    {
+        if (threads < 1 || steps < 1 || warmup < 0 || repeats < 1)
+        {
+            Console.Error.WriteLine("simclr bench step: --threads, --steps, --repeats must be >= 1 and --warmup >= 0");
+            return 2;
+        }
+        set_num_threads(threads);
+        // the quickstart's pre-training optimiser and loss, at full width with the seed's 2048-128 head (configs/cifar10-simclr-b256.json)
+        var config = new RunConfig
+        {
+            Stage = Stage.Pretrain,
+            Threads = threads,
+            Model = new ModelOptions { Width = 1.0, ProjectionHidden = 2048, ProjectionDim = 128 },
+            Optimizer = new OptimizerOptions
+            {
+                Kind = OptimizerKind.Lars,
+                BaseLearningRate = 1.0,
+                Scaling = LearningRateScaling.Linear,
+                Momentum = 0.9,
+                WeightDecay = 1e-6,
+                TrustCoefficient = 0.02,
+            },
+            BatchSize = StepImages,
+        };
+        using var replica = ModelReplica.Build(config, channels: 3, Cifar10.Mean, Cifar10.Std, CPU);
+        var loss = new NtXentLoss(config.Loss.Temperature, config.Loss.SeedSimilarityClamp);
+        double learningRate = config.Optimizer.PeakLearningRate(StepImages);
+        manual_seed(1);
+        using var views = randn(2 * StepImages, 3, 32, 32); // normalised views, made once: augmentation is not timed
+        replica.Network.train();
+
+        // the split step of DataParallelStep with one in-process replica (the single-process path), minus its byte
+        // copies of z and dL/dz (128 x 128 floats): forward, NT-Xent and dL/dz on detached z, backward, LARS
+        double OneStep()
+        {
+            using var scope = NewDisposeScope();
+            replica.ZeroGrad();
+            var z = replica.Network.forward(views);
+            var (value, gradient) = loss.LossAndGradient(z);
+            z.backward([gradient]);
+            replica.Step(learningRate);
+            return value;
+        }
+
+        for (int w = 0; w < warmup; w++) OneStep();
+        var rows = new List<(double Ms, double User, double Sys, double Faults)>();
+        using var self = Process.GetCurrentProcess();
+        double lastLoss = double.NaN;
+        for (int r = 0; r < repeats; r++)
+        {
+            self.Refresh();
+            var (user0, sys0, faults0) = (self.UserProcessorTime, self.PrivilegedProcessorTime, MinorFaults());
+            var clock = Stopwatch.StartNew();
+            for (int s = 0; s < steps; s++) lastLoss = OneStep();
+            clock.Stop();
+            self.Refresh();
+            var row = (clock.Elapsed.TotalMilliseconds / steps, (self.UserProcessorTime - user0).TotalSeconds / steps,
+                (self.PrivilegedProcessorTime - sys0).TotalSeconds / steps, (double)(MinorFaults() - faults0) / steps);
+            rows.Add(row);
+            Console.WriteLine($"repeat {r + 1}: {row.Item1:F1} ms/step, user {row.Item2:F3} s/step, sys {row.Item3:F3} s/step, minor faults {row.Item4:F0}/step");
+        }
+        static double Median(IEnumerable<double> values)
+        {
+            var sorted = values.Order().ToList();
+            return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+        }
+        Console.WriteLine($"simclr step ({threads} thread(s), {2 * StepImages} views, loss {lastLoss:F4}): median {Median(rows.Select(x => x.Ms)):F1} ms/step, "
+            + $"min {rows.Min(x => x.Ms):F1}, max {rows.Max(x => x.Ms):F1}; user {Median(rows.Select(x => x.User)):F3} s/step, "
+            + $"sys {Median(rows.Select(x => x.Sys)):F3} s/step, minor faults {Median(rows.Select(x => x.Faults)):F0}/step ({repeats} repeats of {steps} steps after {warmup} warm-up)");
+        return 0;
+    }
+
+    /// <summary>Minor page faults of this process so far (/proc/self/stat field 10), or 0 where there is no /proc.</summary>
+    private static long MinorFaults()
+    {
+        if (!File.Exists("/proc/self/stat")) return 0;
+        string stat = File.ReadAllText("/proc/self/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return long.Parse(fields[7], System.Globalization.CultureInfo.InvariantCulture); // fields from 3 (state) on
     }
 
     private static Command Augment()
