@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Distributed efficiency on one box (issue 7 row 4): throughput of 2 worker processes x 1 torch thread (simclr launch)
+# against 1 process x 2 threads (simclr pretrain), same config, same global batch, same total cores. Alternates the two
+# REPEATS times; throughput is measured from metrics.jsonl timestamps after WARMUP steps (start-up and JIT excluded).
+# QUICK=1: 2 rounds of 12 steps (about 3 minutes here). Config: the quickstart's pre-training (width 0.25, batch 128).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repeats=${REPEATS:-3}; steps=${STEPS:-30}; warmup=${WARMUP:-4}
+if [ "${QUICK:-0}" = 1 ]; then repeats=2; steps=12; warmup=3; fi
+batch=${BATCH:-128}
+dotnet build src/SimClr.Cli -c Release -v quiet -nologo >/dev/null
+simclr=src/SimClr.Cli/bin/Release/net10.0/simclr
+runs=$(mktemp -d)
+trap 'rm -rf "$runs"' EXIT
+common=(--config configs/quickstart-pretrain.json --set data.syntheticTrain=$((batch * steps)) --set epochs=1 --set batchSize="$batch"
+  --set knnEveryEpochs=0 --set checkpointEverySteps=0 --set logEverySteps=1 --set warmupEpochs=0 --set runsFolder="$runs")
+rate() { # metrics.jsonl -> views/s between step $warmup and the last step
+  python3 - "$1" "$warmup" "$batch" <<'PY'
+import json, sys, datetime
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"kind":"step"' in l]
+w, b = int(sys.argv[2]), int(sys.argv[3])
+t = {r["step"]: datetime.datetime.fromisoformat(r["time"]) for r in rows}
+last = max(t)
+print(f"{2 * b * (last - w) / (t[last] - t[w]).total_seconds():.1f}")
+PY
+}
+single=(); launched=()
+for r in $(seq 1 "$repeats"); do
+  "$simclr" pretrain --plain "${common[@]}" --set threads=2 --set runName="single-$r" >/dev/null
+  s=$(rate "$runs/single-$r/metrics.jsonl")
+  "$simclr" launch --workers 2 --threads-per-worker 1 "${common[@]}" --set runName="launched-$r" >/dev/null
+  l=$(rate "$runs/launched-$r/metrics.jsonl")
+  echo "round $r: 1 process x 2 threads $s views/s; 2 workers x 1 thread $l views/s; efficiency $(python3 -c "print(f'{$l / $s:.2f}')")"
+  single+=("$s"); launched+=("$l")
+done
+python3 - "${single[*]}" "${launched[*]}" <<'PY'
+import statistics, sys
+s = [float(x) for x in sys.argv[1].split()]; l = [float(x) for x in sys.argv[2].split()]
+e = [b / a for a, b in zip(s, l)]
+print(f"median views/s: 1 process x 2 threads {statistics.median(s):.1f} ({min(s):.1f}-{max(s):.1f}); "
+      f"2 workers x 1 thread {statistics.median(l):.1f} ({min(l):.1f}-{max(l):.1f}); "
+      f"efficiency median {statistics.median(e):.2f} ({min(e):.2f}-{max(e):.2f}), target >= 0.9")
+PY
