@@ -19,6 +19,8 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
 {
     private readonly FaultOptions _faults = faults ?? new FaultOptions();
     private byte[]? _localGradient;
+    private readonly Lock _timesGate = new();
+    private ReplicaTimes _times = ReplicaTimes.None; // the worker's own time in its calls since the last TakeTimes
 
     public WorkerClient Client { get; } = client;
 
@@ -30,14 +32,14 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
         header.Indices.AddRange(work.Rows.Indices);
         header.Views.AddRange(work.Rows.Views);
         if (work.Rows.ChunkSizes.Length > 1) header.ChunkSizes.AddRange(work.Rows.ChunkSizes);
-        var z = await Watched("Forward", token => Client.ForwardAsync(header, work.ImageShape, work.Images, token), cancel);
+        var z = await Watched("Forward", token => Client.ForwardAsync(header, work.ImageShape, work.Images, token, AddTimes), cancel);
         if (z.DType != DType.Float32) throw new ProtocolViolation($"{Name} answered projections as {z.DType}, not float32");
         return new FloatBlock(z.Shape, z.Data);
     }
 
     public async Task<GradientBytes?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel)
     {
-        var local = await Watched("Backward", token => Client.BackwardAsync(gradient.Shape, gradient.Data, token), cancel);
+        var local = await Watched("Backward", token => Client.BackwardAsync(gradient.Shape, gradient.Data, token, AddTimes), cancel);
         if (local.DType is not (DType.Float32 or DType.Float64) || local.Shape.Length != 1)
             throw new ProtocolViolation($"{Name} answered a gradient {local.DType} [{string.Join(", ", local.Shape)}], not a flat float32 or float64 tensor");
         var bytes = new GradientBytes(local.Data, local.DType == DType.Float64);
@@ -51,7 +53,24 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
         _localGradient = null;
         if (gradient is null && DataParallelStep.CountNonFinite(send) is > 0 and var bad)
             throw new NonFiniteGradientException($"the gradient has {bad} non-finite value(s)"); // its own, sent back: checked here
-        return await Watched("ApplyStep", token => Client.ApplyStepAsync(step, learningRate, send, token), cancel);
+        return await Watched("ApplyStep", token => Client.ApplyStepAsync(step, learningRate, send, token, AddTimes), cancel);
+    }
+
+    public ReplicaTimes TakeTimes()
+    {
+        lock (_timesGate)
+        {
+            var times = _times;
+            _times = ReplicaTimes.None;
+            return times;
+        }
+    }
+
+    /// <summary>Adds a call's <see cref="StepTimesTrailer"/> (none, or a malformed one, adds nothing: the call then counts as transfer).</summary>
+    private void AddTimes(string? trailer)
+    {
+        if (ReplicaTimes.Parse(trailer) is not { } times) return;
+        lock (_timesGate) _times += times;
     }
 
     public async Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel)

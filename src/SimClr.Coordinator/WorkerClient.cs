@@ -40,27 +40,35 @@ public sealed class WorkerClient : IDisposable
         await _client.JoinAsync(request, Options(cancel));
 
     /// <summary>Sends a shard's images (uint8 [n, C, H, W]) with their (index, view) and returns the projections.</summary>
-    public async Task<TensorChunks.Received> ForwardAsync(ShardHeader shard, long[] imageShape, byte[] images, CancellationToken cancel = default)
+    /// <param name="times">Given the worker's own time in the call (<see cref="StepTimesTrailer"/>), or null when it sent none.</param>
+    public async Task<TensorChunks.Received> ForwardAsync(ShardHeader shard, long[] imageShape, byte[] images, CancellationToken cancel = default,
+        Action<string?>? times = null)
     {
         using var call = _client.Forward(Options(cancel));
         await call.RequestStream.WriteAsync(new ForwardMessage { Shard = shard }, cancel);
         foreach (var chunk in TensorChunks.Split("images", DType.Uint8, imageShape, images))
             await call.RequestStream.WriteAsync(new ForwardMessage { Images = chunk }, cancel);
         await call.RequestStream.CompleteAsync();
-        return await TensorChunks.ReadOneAsync(call.ResponseStream, cancel);
+        var z = await TensorChunks.ReadOneAsync(call.ResponseStream, cancel);
+        times?.Invoke(Times(call.GetTrailers()));
+        return z;
     }
 
+    private static string? Times(Metadata trailers) => trailers.GetValue(StepTimesTrailer.Key);
+
     /// <summary>Sends dL/dz for the last forward and returns the worker's flat local gradient.</summary>
-    public async Task<TensorChunks.Received> BackwardAsync(long[] shape, byte[] gradient, CancellationToken cancel = default)
+    public async Task<TensorChunks.Received> BackwardAsync(long[] shape, byte[] gradient, CancellationToken cancel = default, Action<string?>? times = null)
     {
         using var call = _client.Backward(Options(cancel));
         foreach (var chunk in TensorChunks.Split("dz", DType.Float32, shape, gradient)) await call.RequestStream.WriteAsync(chunk, cancel);
         await call.RequestStream.CompleteAsync();
-        return await TensorChunks.ReadOneAsync(call.ResponseStream, cancel);
+        var local = await TensorChunks.ReadOneAsync(call.ResponseStream, cancel);
+        times?.Invoke(Times(call.GetTrailers()));
+        return local;
     }
 
     /// <summary>Sends the reduced gradient; returns the replica's parameter checksum after the step.</summary>
-    public async Task<string> ApplyStepAsync(long step, double learningRate, byte[] gradient, CancellationToken cancel = default)
+    public async Task<string> ApplyStepAsync(long step, double learningRate, byte[] gradient, CancellationToken cancel = default, Action<string?>? times = null)
     {
         using var call = _client.ApplyStep(Options(cancel));
         await call.RequestStream.WriteAsync(new ApplyStepMessage { Step = new StepHeader { Step = step, LearningRate = learningRate } }, cancel);
@@ -68,6 +76,7 @@ public sealed class WorkerClient : IDisposable
             await call.RequestStream.WriteAsync(new ApplyStepMessage { Gradient = chunk }, cancel);
         await call.RequestStream.CompleteAsync();
         var reply = await call.ResponseAsync;
+        times?.Invoke(Times(call.GetTrailers()));
         if (reply.Step != step) throw new InvalidOperationException($"worker {Address} answered step {reply.Step} for step {step}");
         return reply.Checksum;
     }

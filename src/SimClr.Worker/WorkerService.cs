@@ -70,12 +70,13 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILog
             throw Invalid($"chunk_sizes [{string.Join(", ", shard.ChunkSizes)}] do not split {rows} rows");
         var rowsOfShard = new ShardRows([.. shard.Indices], [.. shard.Views], [], [.. shard.ChunkSizes]);
         var work = new ShardWork(shard.Step, shard.Epoch, rowsOfShard, images.Shape, images.Data);
-        var (shape, bytes) = await torch.RunAsync(() =>
+        var (shape, bytes, times) = await torch.RunAsync(() =>
         {
             var z = session.Endpoint.ForwardAsync(work, CancellationToken.None).GetAwaiter().GetResult(); // synchronous on this thread
-            return (z.Shape, z.Data);
+            return (z.Shape, z.Data, session.Endpoint.TakeTimes());
         }, context.CancellationToken);
         lock (_gate) _lastProjectionShape = shape;
+        ReportTimes(context, times);
         foreach (var chunk in TensorChunks.Split("z", DType.Float32, shape, bytes)) await responseStream.WriteAsync(chunk);
     }
 
@@ -89,9 +90,11 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILog
         if (gradient.DType != DType.Float32 || !gradient.Shape.SequenceEqual(expected))
             throw Invalid($"dL/dz: {gradient.DType} [{string.Join(", ", gradient.Shape)}], expected float32 [{string.Join(", ", expected)}]");
         var block = new FloatBlock(gradient.Shape, gradient.Data);
-        var flat = await torch.RunAsync(() => session.Endpoint.BackwardAsync(block, returnGradient: true, CancellationToken.None).GetAwaiter().GetResult()!,
+        var (flat, times) = await torch.RunAsync(() =>
+            (session.Endpoint.BackwardAsync(block, returnGradient: true, CancellationToken.None).GetAwaiter().GetResult()!, session.Endpoint.TakeTimes()),
             context.CancellationToken);
         lock (_gate) _lastProjectionShape = null;
+        ReportTimes(context, times);
         foreach (var chunk in TensorChunks.Split("gradient", flat.Float64 ? DType.Float64 : DType.Float32, [flat.Count], flat.Data)) await responseStream.WriteAsync(chunk);
     }
 
@@ -103,9 +106,11 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILog
         if (!double.IsFinite(step.LearningRate) || step.LearningRate < 0) throw Invalid($"learning rate {step.LearningRate}");
         if (gradient.DType != DType.Float32 || gradient.Shape.Length != 1 || gradient.Shape[0] != session.ParameterCount)
             throw Invalid($"gradient: {gradient.DType} [{string.Join(", ", gradient.Shape)}], expected float32 [{session.ParameterCount}]");
-        string checksum = await torch.RunAsync(() =>
-            session.Endpoint.ApplyStepAsync(step.Step, step.LearningRate, gradient.Data, checksum: true, CancellationToken.None).GetAwaiter().GetResult()!,
+        var (checksum, times) = await torch.RunAsync(() =>
+            (session.Endpoint.ApplyStepAsync(step.Step, step.LearningRate, gradient.Data, checksum: true, CancellationToken.None).GetAwaiter().GetResult()!,
+                session.Endpoint.TakeTimes()),
             context.CancellationToken);
+        ReportTimes(context, times);
         return new ApplyStepReply { Step = step.Step, Checksum = checksum };
     }
 
@@ -144,6 +149,9 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILog
         log.LogInformation("loaded state: {Tensors} tensors, checksum {Checksum}", state.Count, checksum);
         return new LoadStateReply { Tensors = (uint)state.Count, Checksum = checksum };
     }
+
+    /// <summary>The replica's own time in this call, by phase, for the coordinator's step breakdown (<see cref="StepTimesTrailer"/>).</summary>
+    private static void ReportTimes(ServerCallContext context, ReplicaTimes times) => context.ResponseTrailers.Add(StepTimesTrailer.Key, times.Format());
 
     private ReplicaSession Session()
     {

@@ -103,6 +103,39 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
     }
 
     [Fact]
+    public async Task A_run_on_two_workers_writes_its_step_time_breakdown_with_the_workers_own_phases()
+    {
+        var config = Config("times") with { Epochs = 1, KnnEveryEpochs = 0, LogEverySteps = 1 };
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var result = await StageRunner.RunAsync(config, RunDirectory.Create(config), SilentObserver.Instance, replicas: Workers(config, 2));
+        double wall = clock.Elapsed.TotalMilliseconds;
+        Assert.True(result.Completed);
+        var steps = File.ReadAllLines(Path.Combine(result.RunPath, "metrics.jsonl")).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
+            .Where(l => l.GetProperty("kind").GetString() == "step").ToList();
+        Assert.Equal(3, steps.Count); // 48 images / 16
+        double timed = 0;
+        foreach (var record in steps)
+        {
+            output.WriteLine(record.ToString());
+            double Get(string key) => record.GetProperty(key).GetDouble();
+            double step = Get("time_step_ms"), sum = 0;
+            foreach (string phase in StepTimes.CoordinatorPhases.Concat(StepTimes.ReplicaPhases))
+            {
+                Assert.True(Get($"time_{phase}_ms") >= 0, $"time_{phase}_ms");
+                sum += Get($"time_{phase}_ms");
+            }
+            Assert.InRange(sum, step * 0.999 - 0.01, step * 1.001 + 0.01); // disjoint parts of the step, adding up to it
+            // the workers' own phases came back over the wire (without them all of a call would count as transfer)
+            foreach (string phase in new[] { "augment", "forward", "backward", "optimizer" }) Assert.True(Get($"time_{phase}_ms") > 0, $"time_{phase}_ms is 0");
+            Assert.True(Get("time_transfer_ms") > 0, "gRPC calls cost something beyond the workers' own work");
+            Assert.True(Get("time_reduce_ms") > 0, "two gradients are summed");
+            Assert.InRange(Get("slowest_replica"), 0, 1);
+            timed += step * Get("timed_steps");
+        }
+        Assert.True(timed <= wall, $"steps {timed} ms, run {wall} ms");
+    }
+
+    [Fact]
     public async Task Two_workers_in_local_BN_mode_follow_the_single_process_run_with_two_chunks_in_local_mode()
     {
         // The same BN batches either way: two groups of 8 images with both views (local mode); so the same maths.

@@ -38,7 +38,7 @@ public sealed class ClassifierTrainer : ReplicatedTrainer
         if (outcome.NotApplied is not null) return (outcome.Loss, [], outcome.NotApplied);
         _correct += (long)outcome.Metrics["correct"];
         _seen += (long)outcome.Metrics["seen"];
-        return (outcome.Loss, [], null);
+        return (outcome.Loss, outcome.Times?.ToMetrics() ?? [], null);
     }
 
     protected override Dictionary<string, double> EndOfEpoch(int epoch, bool last)

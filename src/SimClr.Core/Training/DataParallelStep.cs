@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.InteropServices;
 using SimClr.Core.Config;
@@ -11,6 +12,9 @@ public sealed record StepOutcome(double Loss, string? Checksum, IReadOnlyDiction
 {
     /// <summary>Why the step was NOT applied (a non-finite loss or gradient), or null when it was.</summary>
     public string? NotApplied { get; init; }
+
+    /// <summary>Where the step's time went (of the attempt that produced this outcome).</summary>
+    public StepTimes? Times { get; init; }
 }
 
 /// <summary>A gradient with NaN or infinite values reached a replica's step: the step is refused, nothing changes.</summary>
@@ -129,12 +133,14 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
 
     private StepOutcome RunOnce(ImageDataSet data, long[] batch, long epoch, long step, double learningRate, CancellationToken cancel)
     {
+        var clock = new StepClock(Replicas);
         var plan = ShardPlan.Build(batch, Replicas.Count, _batching, loss.ViewsPerImage);
-        var projections = Wait(applying: false, plan.Select((rows, w) =>
+        var shards = plan.Select(rows =>
         {
             using var images = data.Batch(rows.Indices);
-            return Replicas[w].ForwardAsync(new ShardWork(step, epoch, rows, images.shape, images.bytes.ToArray()), cancel);
-        }).ToList());
+            return new ShardWork(step, epoch, rows, images.shape, images.bytes.ToArray());
+        }).ToList();
+        var projections = Wait(applying: false, clock.Phase(Replicas.Select((r, w) => (Func<Task<FloatBlock>>)(() => r.ForwardAsync(shards[w], cancel)))));
         for (int w = 0; w < plan.Count; w++)
         {
             var shape = projections[w].Shape;
@@ -145,6 +151,7 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
         double value;
         Dictionary<string, double> metrics;
         FloatBlock[] slices;
+        long lossStart = Stopwatch.GetTimestamp();
         using (var scope = NewDisposeScope())
         {
             var gathered = cat(projections.Select(ToTensor).ToList(), 0);
@@ -153,7 +160,7 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
             var (lossValue, gradient, stepMetrics) = loss.LossAndGradient(z, batch);
             value = lossValue;
             metrics = stepMetrics;
-            if (!double.IsFinite(value)) return new StepOutcome(value, null, metrics) { NotApplied = $"the loss is {value}" };
+            if (!double.IsFinite(value)) return new StepOutcome(value, null, metrics) { NotApplied = $"the loss is {value}", Times = clock.Stop(Replicas) };
             var scattered = gradient.index_select(0, rows).to_type(ScalarType.Float32).contiguous();
             long offset = 0;
             slices = plan.Select(p =>
@@ -163,13 +170,17 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
                 return new FloatBlock(slice.shape, slice.bytes.ToArray());
             }).ToArray();
         }
+        clock.LossMs = Stopwatch.GetElapsedTime(lossStart).TotalMilliseconds;
 
         bool single = Replicas.Count == 1;
-        var gradients = Wait(applying: false, Replicas.Select((r, w) => r.BackwardAsync(slices[w], returnGradient: !single, cancel)).ToList());
+        var gradients = Wait(applying: false, clock.Phase(Replicas.Select((r, w) => (Func<Task<GradientBytes?>>)(() => r.BackwardAsync(slices[w], returnGradient: !single, cancel)))));
+        long reduceStart = Stopwatch.GetTimestamp();
         byte[]? reduced = single ? null : Sum(gradients!, Replicas);
-        if (reduced is not null && CountNonFinite(reduced) is > 0 and var bad)
-            return new StepOutcome(value, null, metrics) { NotApplied = $"the summed gradient has {bad} non-finite value(s)" };
-        var calls = Replicas.Select(r => Start(() => r.ApplyStepAsync(step, learningRate, reduced, checksum: !single, cancel))).ToList();
+        long bad = reduced is null ? 0 : CountNonFinite(reduced);
+        clock.ReduceMs = Stopwatch.GetElapsedTime(reduceStart).TotalMilliseconds;
+        if (bad > 0)
+            return new StepOutcome(value, null, metrics) { NotApplied = $"the summed gradient has {bad} non-finite value(s)", Times = clock.Stop(Replicas) };
+        var calls = clock.Phase(Replicas.Select(r => (Func<Task<string?>>)(() => r.ApplyStepAsync(step, learningRate, reduced, checksum: !single, cancel))));
         var survivors = Replicas.ToList();
         string?[] checksums;
         try
@@ -179,7 +190,7 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
         catch (NonFiniteGradientException e) when (single)
         {
             // a single replica's gradient never leaves it: the replica checked it and refused the step
-            return new StepOutcome(value, null, metrics) { NotApplied = e.Message };
+            return new StepOutcome(value, null, metrics) { NotApplied = e.Message, Times = clock.Stop(Replicas) };
         }
         catch (ReplicaLostException lost) when (lost.Lost.Count < Replicas.Count)
         {
@@ -189,7 +200,68 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
             throw new ReplicaLostException(lost.Message, lost) { Lost = lost.Lost, StepApplied = true, Outcome = new StepOutcome(value, applied[0], metrics) };
         }
         if (!single) Compare(checksums, survivors, step);
-        return new StepOutcome(value, checksums[0], metrics);
+        return new StepOutcome(value, checksums[0], metrics) { Times = clock.Stop(Replicas) };
+    }
+
+    /// <summary>
+    /// Times a step (<see cref="StepTimes"/>): each replica phase (forward, backward, apply) from its first call's start
+    /// to its last call's end, each replica's calls within it, and the replicas' own accounts of their work; what the
+    /// replica phases and the loss and reduction leave of the step's wall time is the coordinator's preparation.
+    /// </summary>
+    private sealed class StepClock
+    {
+        private readonly long _start = Stopwatch.GetTimestamp();
+        private readonly double[] _callsMs;
+        private double _phasesMs;
+
+        public StepClock(IReadOnlyList<IReplicaEndpoint> replicas)
+        {
+            _callsMs = new double[replicas.Count];
+            foreach (var r in replicas) r.TakeTimes(); // drop what calls outside a step (state transfers, a failed attempt) left
+        }
+
+        public double LossMs { get; set; }
+
+        public double ReduceMs { get; set; }
+
+        /// <summary>Starts every replica's call (in replica order), timing each; the phase's time is added when the last ends.</summary>
+        public List<Task<T>> Phase<T>(IEnumerable<Func<Task<T>>> calls)
+        {
+            long start = Stopwatch.GetTimestamp();
+            var tasks = calls.Select((call, w) => Timed(call, w)).ToList();
+            try
+            {
+                Task.WaitAll(tasks);
+            }
+            catch (AggregateException)
+            {
+                // the caller's Wait sorts the failures out
+            }
+            _phasesMs += Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            return tasks;
+        }
+
+        private async Task<T> Timed<T>(Func<Task<T>> call, int w)
+        {
+            long start = Stopwatch.GetTimestamp();
+            try
+            {
+                return await Start(call);
+            }
+            finally
+            {
+                _callsMs[w] += Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            }
+        }
+
+        public StepTimes Stop(IReadOnlyList<IReplicaEndpoint> replicas)
+        {
+            double stepMs = Stopwatch.GetElapsedTime(_start).TotalMilliseconds;
+            var own = replicas.Select(r => r.TakeTimes()).ToList();
+            return new StepTimes(stepMs, Math.Max(0, stepMs - _phasesMs - LossMs - ReduceMs), LossMs, ReduceMs, own,
+                own.Select((t, w) => Math.Max(0, _callsMs[w] - t.TotalMs)).ToList(),
+                _callsMs.Select(c => Math.Max(0, _phasesMs - c)).ToList());
+        }
     }
 
     /// <summary>The call's task, also when it throws before returning one (in-process replicas run synchronously).</summary>

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using SimClr.Core.Runtime;
 using SimClr.Core.Augmentation;
 using SimClr.Core.Models;
@@ -22,6 +23,7 @@ public sealed class ModelReplica : IDisposable
     private List<Tensor>? _exactSums; // float64 sums of the chunks' gradients, from the last cached Backward
     private List<(string Name, TorchSharp.Modules.Parameter Parameter)>? _parameters;
     private bool _ownsModel;
+    private double _augmentMs, _forwardMs, _reforwardMs, _backwardMs, _optimizerMs; // since the last TakeTimes
 
     public ModelReplica(nn.Module<Tensor, Tensor> network, MomentumOptimizer optimizer, ViewAugmenter augmenter, Device device)
     {
@@ -115,8 +117,13 @@ public sealed class ModelReplica : IDisposable
         var onDevice = images.to(Device);
         if (chunks.Length == 1)
         {
+            long start = Mark();
             var batch = Augmenter.Views(onDevice, views, epoch);
+            long augmented = Mark();
             _projections = Network.forward(batch).DetachFromDisposeScope(); // owned here until Backward: the caller's scope may end first
+            long forwarded = Mark();
+            _augmentMs += Ms(start, augmented);
+            _forwardMs += Ms(augmented, forwarded);
             return _projections.detach().clone().MoveToOuterDisposeScope();
         }
         var parts = new List<Tensor>(chunks.Length);
@@ -125,7 +132,13 @@ public sealed class ModelReplica : IDisposable
             int offset = 0;
             foreach (int size in chunks)
             {
-                parts.Add(Network.forward(Augmenter.Views(onDevice.narrow(0, offset, size), views.Slice(offset, size), epoch)));
+                long start = Mark();
+                var batch = Augmenter.Views(onDevice.narrow(0, offset, size), views.Slice(offset, size), epoch);
+                long augmented = Mark();
+                parts.Add(Network.forward(batch));
+                long forwarded = Mark();
+                _augmentMs += Ms(start, augmented);
+                _forwardMs += Ms(augmented, forwarded);
                 offset += size;
             }
         }
@@ -137,18 +150,48 @@ public sealed class ModelReplica : IDisposable
     public void Backward(Tensor projectionGradient)
     {
         DropExactSums();
-        if (_cached is { } cached)
+        double reforwardBefore = _reforwardMs;
+        long start = Mark();
+        try
         {
-            BackwardCached(cached, projectionGradient);
-            return;
+            if (_cached is { } cached)
+            {
+                BackwardCached(cached, projectionGradient);
+                return;
+            }
+            var z = _projections ?? throw new InvalidOperationException("Backward needs a Forward first");
+            if (!z.shape.SequenceEqual(projectionGradient.shape))
+                throw new ArgumentException($"dL/dz has shape [{string.Join(", ", projectionGradient.shape)}], the projections [{string.Join(", ", z.shape)}]");
+            using var scope = NewDisposeScope();
+            z.backward([projectionGradient.to(Device).to_type(z.dtype)]);
+            ReleaseGraph();
         }
-        var z = _projections ?? throw new InvalidOperationException("Backward needs a Forward first");
-        if (!z.shape.SequenceEqual(projectionGradient.shape))
-            throw new ArgumentException($"dL/dz has shape [{string.Join(", ", projectionGradient.shape)}], the projections [{string.Join(", ", z.shape)}]");
-        using var scope = NewDisposeScope();
-        z.backward([projectionGradient.to(Device).to_type(z.dtype)]);
-        ReleaseGraph();
+        finally
+        {
+            _backwardMs += Math.Max(0, Ms(start, Mark()) - (_reforwardMs - reforwardBefore)); // the re-forward is counted on its own
+        }
     }
+
+    /// <summary>
+    /// Milliseconds spent since the last call in augmentation, forward, the gradient-caching re-forward, backward
+    /// (without the re-forward) and the optimiser step (serialise is the caller's: 0 here); the counters restart.
+    /// Torch on CPU is synchronous; on CUDA the device is synchronised at each phase boundary, so the times are the
+    /// kernels' too (at the cost of those few synchronisations per step).
+    /// </summary>
+    public ReplicaTimes TakeTimes()
+    {
+        var times = new ReplicaTimes(_augmentMs, _forwardMs, _reforwardMs, _backwardMs, _optimizerMs, 0);
+        _augmentMs = _forwardMs = _reforwardMs = _backwardMs = _optimizerMs = 0;
+        return times;
+    }
+
+    private long Mark()
+    {
+        if (Device.type == DeviceType.CUDA) cuda.synchronize(Device);
+        return Stopwatch.GetTimestamp();
+    }
+
+    private static double Ms(long from, long to) => Stopwatch.GetElapsedTime(from, to).TotalMilliseconds;
 
     private void BackwardCached(CachedShard cached, Tensor projectionGradient)
     {
@@ -165,8 +208,10 @@ public sealed class ModelReplica : IDisposable
             foreach (int size in cached.Chunks)
             {
                 using var scope = NewDisposeScope();
+                long start = Mark();
                 var batch = Augmenter.Views(cached.Images.narrow(0, offset, size), cached.Views.AsSpan(offset, size), cached.Epoch);
                 var z = Network.forward(batch);
+                _reforwardMs += Ms(start, Mark());
                 z.backward([projectionGradient.narrow(0, offset, size).to(Device).to_type(z.dtype)]);
                 using (no_grad())
                 {
@@ -313,12 +358,20 @@ public sealed class ModelReplica : IDisposable
     /// holds NaN or infinity.</summary>
     public void Step(double learningRate)
     {
-        using (var scope = NewDisposeScope())
+        long start = Mark();
+        try
         {
-            var bad = Parameters.FirstOrDefault(p => p.Parameter.grad is { } g && !isfinite(g).all().item<bool>());
-            if (bad.Parameter is not null) throw new NonFiniteGradientException($"the gradient of {bad.Name} has non-finite values");
+            using (var scope = NewDisposeScope())
+            {
+                var bad = Parameters.FirstOrDefault(p => p.Parameter.grad is { } g && !isfinite(g).all().item<bool>());
+                if (bad.Parameter is not null) throw new NonFiniteGradientException($"the gradient of {bad.Name} has non-finite values");
+            }
+            Optimizer.Step(learningRate);
         }
-        Optimizer.Step(learningRate);
+        finally
+        {
+            _optimizerMs += Ms(start, Mark());
+        }
     }
 
     private void ReleaseGraph()

@@ -17,7 +17,7 @@ public sealed class Pretrainer(RunConfig config, ImageDataSet train, ImageDataSe
     protected override (double Loss, Dictionary<string, double> Metrics, string? NotApplied) TrainStep(long[] indices, int epoch, double learningRate)
     {
         var outcome = RunStep(indices, epoch, learningRate);
-        return (outcome.Loss, [], outcome.NotApplied);
+        return (outcome.Loss, outcome.Times?.ToMetrics() ?? [], outcome.NotApplied);
     }
 
     protected override Dictionary<string, double> EndOfEpoch(int epoch, bool last)

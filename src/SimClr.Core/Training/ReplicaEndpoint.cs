@@ -81,6 +81,11 @@ public interface IReplicaEndpoint : IDisposable
     /// <summary>Replaces the replica's state (names as <see cref="SaveStateAsync"/>); returns the parameter checksum.</summary>
     Task<string> LoadStateAsync(IReadOnlyList<NamedBytes> state, CancellationToken cancel);
 
+    /// <summary>What the replica spent on its own work (<see cref="ReplicaTimes"/>) in the Forward, Backward and
+    /// ApplyStep calls since the last call of this; the counters restart. <see cref="ReplicaTimes.None"/> when the
+    /// endpoint cannot tell (the step then counts those calls' whole time as transfer).</summary>
+    ReplicaTimes TakeTimes() => ReplicaTimes.None;
+
     /// <summary>After this replica was lost: a new endpoint to the same worker when it answers again and has joined the
     /// run anew (its state still to be loaded), else null. Gives up quickly when the worker is not there.</summary>
     Task<IReplicaEndpoint?> TryReconnectAsync(CancellationToken cancel);
@@ -93,8 +98,29 @@ public sealed class LocalReplicaEndpoint(ModelReplica replica, string name = "lo
 
     public string Name { get; } = name;
 
+    private double _callsMs; // Forward, Backward and ApplyStep since the last TakeTimes
+
+    public ReplicaTimes TakeTimes()
+    {
+        var phases = Replica.TakeTimes();
+        var times = phases with { SerializeMs = Math.Max(0, _callsMs - phases.TotalMs) };
+        _callsMs = 0;
+        return times;
+    }
+
+    private Timed Time() => new(this);
+
+    /// <summary>Adds a call's wall time to the endpoint's (what its replica's phases do not account for is serialisation).</summary>
+    private readonly struct Timed(LocalReplicaEndpoint endpoint) : IDisposable
+    {
+        private readonly long _start = System.Diagnostics.Stopwatch.GetTimestamp();
+
+        public void Dispose() => endpoint._callsMs += System.Diagnostics.Stopwatch.GetElapsedTime(_start).TotalMilliseconds;
+    }
+
     public Task<FloatBlock> ForwardAsync(ShardWork work, CancellationToken cancel)
     {
+        using var timed = Time();
         using var scope = NewDisposeScope();
         var images = empty(work.ImageShape, ScalarType.Byte);
         work.Images.CopyTo(images.bytes);
@@ -105,6 +131,7 @@ public sealed class LocalReplicaEndpoint(ModelReplica replica, string name = "lo
 
     public Task<GradientBytes?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel)
     {
+        using var timed = Time();
         using var scope = NewDisposeScope();
         var g = empty(gradient.Shape, ScalarType.Float32);
         gradient.Data.CopyTo(g.bytes);
@@ -115,6 +142,7 @@ public sealed class LocalReplicaEndpoint(ModelReplica replica, string name = "lo
 
     public Task<string?> ApplyStepAsync(long step, double learningRate, byte[]? gradient, bool checksum, CancellationToken cancel)
     {
+        using var timed = Time();
         using var scope = NewDisposeScope();
         if (gradient is not null) Replica.SetFlatGradient(gradient);
         Replica.Step(learningRate);

@@ -65,7 +65,8 @@ public abstract class Trainer : IDisposable
     protected abstract MomentumOptimizer Optimizer { get; }
 
     /// <summary>One optimiser step on these images; returns the loss, any per-step metrics, and why the step was not
-    /// applied (a non-finite loss or gradient), or null when it was.</summary>
+    /// applied (a non-finite loss or gradient), or null when it was. Metrics named time_* (the step's time breakdown,
+    /// <see cref="StepTimes.ToMetrics"/>) are averaged over the steps since the last "step" record.</summary>
     protected abstract (double Loss, Dictionary<string, double> Metrics, string? NotApplied) TrainStep(long[] indices, int epoch, double learningRate);
 
     /// <summary>Evaluation after an epoch (kNN, test accuracy); empty when nothing is due.</summary>
@@ -91,6 +92,8 @@ public abstract class Trainer : IDisposable
         long viewsPerStep = ViewsPerImage * (long)Config.BatchSize;
         long step = start;
         long skipped = 0;
+        var times = new Dictionary<string, double>(); // time_* summed over the applied steps since the last "step" record
+        long timedSteps = 0;
         for (; step < TotalSteps; step++)
         {
             if (cancel.IsCancellationRequested || (stopAfterStep is long stop && step >= stop))
@@ -145,8 +148,15 @@ public abstract class Trainer : IDisposable
             {
                 double rate = viewsPerStep * (step - start + 1) / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
                 Observer.Step(new StepReport(step + 1, TotalSteps, epoch, loss, lr, rate, clock.Elapsed));
+                foreach (var (k, v) in stepMetrics)
+                    if (k.StartsWith("time_", StringComparison.Ordinal)) times[k] = times.GetValueOrDefault(k) + v;
+                timedSteps++;
                 if ((step + 1) % Config.LogEverySteps == 0 || step == start)
                 {
+                    foreach (var (k, v) in times) stepMetrics[k] = v / timedSteps;
+                    if (times.Count > 0) stepMetrics["timed_steps"] = timedSteps;
+                    times.Clear();
+                    timedSteps = 0;
                     stepMetrics["loss"] = loss;
                     stepMetrics["lr"] = lr;
                     stepMetrics["views_per_second"] = rate;

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Where the time of a training step goes (issue 7): augmentation, forward, re-forward (gradient caching), backward,
+# optimiser, serialisation, transfer and idle per replica, and the coordinator's preparation, loss and gradient sum.
+# Every run writes these (time_* in its metrics.jsonl "step" records); this runs the same small pre-training
+# single-process and with 2 CPU worker processes (`simclr launch`), then prints each run's table with
+# `simclr bench breakdown`. Usage: bash bench/breakdown.sh [--quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dotnet build src/SimClr.Cli -c Release -v quiet -nologo >/dev/null
+simclr=src/SimClr.Cli/bin/Release/net10.0/simclr
+runs=$(mktemp -d)
+trap 'rm -rf "$runs"' EXIT
+# the default: a width-0.25 ResNet-18 with a 256-64 head, batch 128 (2 x 128 views), 10 steps (the first, warm-up, is left out);
+# --quick: width 0.125, batch 64, 4 steps (under 2 minutes on 2 busy cores)
+width=0.25 batch=128 steps=10
+if [[ "${1:-}" == "--quick" ]]; then width=0.125 batch=64 steps=4; fi
+common=(--set stage=pretrain --set data.name=synthetic-shapes --set data.syntheticTrain=$((steps * batch)) --set data.syntheticTest=64
+  --set model.width=$width --set model.projectionHidden=256 --set model.projectionDim=64 --set epochs=1 --set batchSize=$batch
+  --set knnEveryEpochs=0 --set warmupEpochs=0 --set checkpointEverySteps=0 --set logEverySteps=1 --set runsFolder="$runs")
+cores=$(nproc)
+echo "== single process ($cores torch threads), batch $batch, width $width, $steps steps"
+"$simclr" pretrain --plain "${common[@]}" --set runName=single --set threads="$cores" >/dev/null
+"$simclr" bench breakdown "$runs"/single*
+echo
+echo "== simclr launch: 2 CPU worker processes (cores / 2 torch threads each), same run"
+"$simclr" launch --workers 2 --devices cpu "${common[@]}" --set runName=workers --set threads=1 >/dev/null
+"$simclr" bench breakdown "$runs"/workers*
