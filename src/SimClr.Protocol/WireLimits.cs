@@ -16,4 +16,7 @@ public static class WireLimits
 
     /// <summary>Connections a worker accepts at once (a coordinator uses one; rejoins and health checks a few more).</summary>
     public const int MaxConnections = 16;
+
+    /// <summary>HTTP/2 flow-control window, per stream and per connection, both sides (16 MiB, the .NET client's largest): about 4 tensor chunks in flight.</summary>
+    public const int WindowBytes = 16 * 1024 * 1024;
 }

@@ -50,6 +50,9 @@ public sealed class WorkerHost : IAsyncDisposable
             // message being assembled (Worker calls run one at a time: CallGate). Kestrel's stream limit (100) stays:
             // lowering it made Kestrel answer bursts of cancelled calls with ENHANCE_YOUR_CALM.
             kestrel.Limits.MaxConcurrentConnections = WireLimits.MaxConnections;
+            // tensors stream in MBs: HTTP/2's small default windows (768 KiB per stream) stall a sender every few chunks
+            kestrel.Limits.Http2.InitialConnectionWindowSize = WireLimits.WindowBytes;
+            kestrel.Limits.Http2.InitialStreamWindowSize = WireLimits.WindowBytes;
         });
         builder.Services.AddGrpc(grpc =>
         {

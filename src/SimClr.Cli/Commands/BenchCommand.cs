@@ -20,7 +20,105 @@ internal static class BenchCommand
         command.Subcommands.Add(Memory());
         command.Subcommands.Add(Step());
         command.Subcommands.Add(Breakdown());
+        command.Subcommands.Add(Reduce());
         return command;
+    }
+
+    private static Command Reduce()
+    {
+        var workers = new Option<string>("--workers") { Description = "worker counts to measure, comma-separated", DefaultValueFactory = _ => "1,2,4" };
+        var repeats = new Option<int>("--repeats") { Description = "timed repeats per count (median and spread)", DefaultValueFactory = _ => 5 };
+        var quick = new Option<bool>("--quick") { Description = "2 repeats, 1 and 2 workers" };
+        var command = new Command("reduce", "Gradient-reduction traffic of the star the coordinator runs today: N workers (loopback gRPC, in this "
+            + "process) each send a full-width ResNet-18's parameters up and get them back down, next to this machine's memcpy bandwidth and "
+            + "the ring all-reduce bound 2(N-1)/N x size.")
+        {
+            workers, repeats, quick,
+        };
+        command.SetAction(async r => r.GetValue(quick)
+            ? await RunReduce([1, 2], 2)
+            : await RunReduce(r.GetValue(workers)!.Split(',').Select(w => int.Parse(w, System.Globalization.CultureInfo.InvariantCulture)).ToArray(), r.GetValue(repeats)));
+        return command;
+    }
+
+    private static async Task<int> RunReduce(int[] counts, int repeats)
+    {
+        if (counts.Length == 0 || counts.Any(c => c < 1) || repeats < 1)
+        {
+            Console.Error.WriteLine("simclr bench reduce: --workers must list counts >= 1 and --repeats must be >= 1");
+            return 2;
+        }
+        set_num_threads(1);
+        var config = new RunConfig
+        {
+            Stage = Stage.Pretrain,
+            Threads = 1,
+            Model = new ModelOptions { Width = 1.0, ProjectionHidden = 2048, ProjectionDim = 128 },
+            Data = new DataOptions(DataOptions.SyntheticShapes, SyntheticTrain: 16, SyntheticTest: 16),
+            BatchSize = 16,
+        };
+        using var data = await config.Data.LoadAsync();
+        long parameters;
+        using (var model = ModelReplica.Build(config, 3, data.Train.Mean, data.Train.Std, CPU)) parameters = model.ParameterCount;
+        long gradientBytes = 4 * parameters;
+
+        // the physical ceiling: one copy of a gradient in memory
+        var source = new byte[gradientBytes];
+        var target = new byte[gradientBytes];
+        Random.Shared.NextBytes(source);
+        var copies = new List<double>();
+        for (int i = 0; i < 7; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            source.AsSpan().CopyTo(target);
+            copies.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
+        }
+        double memcpy = gradientBytes / copies.Skip(2).Order().ElementAt(2) / 1e9;
+        Console.WriteLine($"gradient: {parameters:N0} parameters, {gradientBytes / 1e6:F1} MB in float32; memcpy {memcpy:F2} GB/s (median of 5, one thread)");
+
+        double linkBandwidth = double.NaN;
+        foreach (int n in counts)
+        {
+            var hosts = new List<SimClr.Worker.WorkerHost>();
+            IReadOnlyList<IReplicaEndpoint> endpoints = [];
+            try
+            {
+                for (int w = 0; w < n; w++) hosts.Add(await SimClr.Worker.WorkerHost.StartAsync(new SimClr.Worker.WorkerOptions { WorkerId = $"bench{w}" }));
+                endpoints = await SimClr.Coordinator.WorkerPool.JoinAsync(hosts.Select(h => h.Address).ToList(), config, data.Train, TimeSpan.FromMinutes(10), TimeSpan.FromSeconds(60));
+                var state = await endpoints[0].SaveStateAsync(CancellationToken.None);
+                long stateBytes = state.Sum(t => (long)t.Data.Length);
+                var up = new List<double>();
+                var down = new List<double>();
+                for (int r = 0; r <= repeats; r++)
+                {
+                    long start = Stopwatch.GetTimestamp();
+                    await Task.WhenAll(endpoints.Select(e => e.SaveStateAsync(CancellationToken.None))); // every worker -> here
+                    double upSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                    start = Stopwatch.GetTimestamp();
+                    await Task.WhenAll(endpoints.Select(e => e.LoadStateAsync(state, CancellationToken.None))); // here -> every worker
+                    double downSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                    if (r == 0) continue; // warm-up
+                    up.Add(upSeconds * gradientBytes / stateBytes); // per gradient-sized transfer
+                    down.Add(downSeconds * gradientBytes / stateBytes);
+                }
+                var total = up.Zip(down, (a, b) => a + b).Order().ToList();
+                double median = total[total.Count / 2];
+                double coordinatorBytes = 2.0 * n * gradientBytes;
+                double bandwidth = coordinatorBytes / median / 1e9;
+                if (n == 1) linkBandwidth = bandwidth;
+                double ring = n == 1 ? 0 : 2.0 * (n - 1) / n * gradientBytes / (linkBandwidth * 1e9);
+                Console.WriteLine($"star over {n} worker(s): {median:F3} s per reduction (min {total[0]:F3}, max {total[^1]:F3}); each worker moves "
+                    + $"{2 * gradientBytes / 1e6:F0} MB, the coordinator {coordinatorBytes / 1e6:F0} MB; {bandwidth:F2} GB/s through the coordinator"
+                    + (n == 1 || double.IsNaN(linkBandwidth) ? "" : $"; ring bound 2(N-1)/N x size at the 1-worker link rate: {ring:F3} s, star / ring = {median / ring:F1}x"));
+            }
+            finally
+            {
+                foreach (var e in endpoints) e.Dispose();
+                foreach (var h in hosts) await h.DisposeAsync();
+            }
+        }
+        Console.WriteLine("(each transfer includes the worker's (de)serialisation of the tensors; figures scaled from a whole state to one gradient's size)");
+        return 0;
     }
 
     private static Command Breakdown()
