@@ -42,6 +42,25 @@ public sealed class AllocatorTests
     }
 
     [Fact]
+    public void OnlyTrainingCommandsReexecuteThemselvesAndOnlyOnce()
+    {
+        string? Reexec(string[] args, params (string Key, string Value)[] pairs) =>
+            Allocator.PreloadForReexec(args, Env(pairs), [Tcmalloc], p => p == Tcmalloc);
+        Assert.Equal(Tcmalloc, Reexec(["pretrain", "--config", "c.json"]));
+        Assert.Equal(Tcmalloc, Reexec(["quickstart"]));
+        Assert.Null(Reexec(["pretrain", "--config", "c.json"], (Allocator.ReexecMarker, "1"))); // already did: no loop
+        Assert.Null(Reexec(["pretrain", "--help"]));
+        Assert.Null(Reexec(["launch", "--config", "c.json"])); // preloads into its children instead
+        Assert.Null(Reexec(["worker"]));
+        Assert.Null(Reexec(["bench", "step"])); // measures the allocator it is given
+        Assert.Null(Reexec([]));
+        Assert.Null(Reexec(["finetune"], ("SIMCLR_MALLOC", "system")));
+        Assert.Null(Reexec(["finetune"], ("SIMCLR_MALLOC", "glibc")));
+        Assert.Null(Reexec(["finetune"], ("LD_PRELOAD", "/opt/libjemalloc.so.2")));
+        Assert.Null(Allocator.PreloadForReexec(["pretrain"], Env(), [Tcmalloc], _ => false)); // not installed
+    }
+
+    [Fact]
     public void TcmallocCandidatesAreAbsoluteSharedObjects() =>
         Assert.All(Allocator.TcmallocCandidates(), p => Assert.True(Path.IsPathRooted(p) && p.EndsWith("libtcmalloc_minimal.so.4", StringComparison.Ordinal), p));
 }

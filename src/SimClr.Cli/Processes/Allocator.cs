@@ -150,6 +150,80 @@ public static partial class Allocator
             : "glibc, mallopt refused a setting (defaults in part)";
     }
 
+    /// <summary>Set in the environment of this process when it has re-executed itself with tcmalloc: never twice.</summary>
+    public const string ReexecMarker = "SIMCLR_MALLOC_REEXEC";
+
+    /// <summary>The commands that train in this process, and that re-execute themselves with tcmalloc where it is installed.</summary>
+    public static readonly IReadOnlySet<string> TrainingCommands = new HashSet<string>(StringComparer.Ordinal) { "pretrain", "linear-eval", "finetune", "supervised", "quickstart" };
+
+    /// <summary>
+    /// The library this process should re-execute itself with in LD_PRELOAD, or null: only for a training command (not
+    /// its help), not twice (<see cref="ReexecMarker"/>), and as <see cref="PreloadForChildren"/> decides.
+    /// </summary>
+    public static string? PreloadForReexec(IReadOnlyList<string> args, IReadOnlyDictionary<string, string> environment, IEnumerable<string> candidates, Func<string, bool> exists)
+    {
+        if (args.Count == 0 || !TrainingCommands.Contains(args[0])) return null;
+        if (args.Any(a => a is "--help" or "-h" or "-?" or "/?" or "/h")) return null;
+        if (environment.ContainsKey(ReexecMarker)) return null;
+        return PreloadForChildren(environment, candidates, exists);
+    }
+
+    /// <summary>
+    /// First thing in Main: for a training command on Linux with tcmalloc installed (and neither SIMCLR_MALLOC nor
+    /// LD_PRELOAD saying otherwise), replaces this process with the same program, arguments and environment plus
+    /// LD_PRELOAD=tcmalloc, by execve(2): the same process id, terminal, standard streams, signals and exit code, since
+    /// it is the same process; a program cannot change its malloc once it runs. Returns only where it did not (then
+    /// <see cref="TuneThisProcess"/> tunes glibc's malloc instead).
+    /// </summary>
+    public static void ReexecWithTcmalloc(string[] args)
+    {
+        if (!OperatingSystem.IsLinux() || System.Diagnostics.Debugger.IsAttached) return;
+        var environment = CurrentEnvironment();
+        if (PreloadForReexec(args, environment, TcmallocCandidates(), File.Exists) is not { } tcmalloc) return;
+        if (!File.Exists("/proc/self/exe") || !File.Exists("/proc/self/cmdline")) return;
+        // argv exactly as this process got it (the apphost, or dotnet [host options] simclr.dll), from the kernel
+        var argv = File.ReadAllBytes("/proc/self/cmdline").AsSpan().TrimEnd((byte)0).ToArray()
+            .Aggregate(new List<List<byte>> { new() }, (all, b) =>
+            {
+                if (b == 0) all.Add([]);
+                else all[^1].Add(b);
+                return all;
+            })
+            .Select(a => a.ToArray()).ToList();
+        if (argv.Count == 0) return;
+        var variables = environment.Where(e => e.Key != "LD_PRELOAD")
+            .Select(e => $"{e.Key}={e.Value}")
+            .Append($"LD_PRELOAD={tcmalloc}")
+            .Append($"{ReexecMarker}=1")
+            .Select(System.Text.Encoding.UTF8.GetBytes).ToList();
+        var memory = new List<IntPtr>();
+        IntPtr[] Block(List<byte[]> strings)
+        {
+            var pointers = new IntPtr[strings.Count + 1]; // null-terminated
+            for (int i = 0; i < strings.Count; i++)
+            {
+                pointers[i] = Marshal.AllocHGlobal(strings[i].Length + 1);
+                memory.Add(pointers[i]);
+                Marshal.Copy(strings[i], 0, pointers[i], strings[i].Length);
+                Marshal.WriteByte(pointers[i], strings[i].Length, 0);
+            }
+            return pointers;
+        }
+        try
+        {
+            Console.Out.Flush();
+            _ = Execve("/proc/self/exe", Block(argv), Block(variables)); // returns only on failure
+            Description = $"execve with tcmalloc failed (errno {Marshal.GetLastPInvokeError()})";
+        }
+        finally
+        {
+            foreach (var m in memory) Marshal.FreeHGlobal(m);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "execve", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int Execve(string path, IntPtr[] argv, IntPtr[] envp);
+
     [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int Mallopt(int parameter, int value);
 
