@@ -24,6 +24,8 @@ public sealed class AllocatorTests
         Assert.Null(Preload(Env(("SIMCLR_MALLOC", "system")), Tcmalloc)); // opted out
         Assert.Null(Preload(Env(("SIMCLR_MALLOC", "glibc")), Tcmalloc));
         Assert.Null(Preload(Env(("SIMCLR_MALLOC", "bogus")), Tcmalloc));
+        Assert.Null(Preload(Env(("MALLOC_MMAP_THRESHOLD_", "131072")), Tcmalloc)); // the user tunes glibc's malloc
+        Assert.Null(Preload(Env(("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")), Tcmalloc));
     }
 
     [Fact]

@@ -74,13 +74,15 @@ public static partial class Allocator
 
     /// <summary>
     /// The library to put in LD_PRELOAD of the processes `simclr launch` starts, or null: tcmalloc where SIMCLR_MALLOC
-    /// is auto, LD_PRELOAD is unset or empty, and one of <paramref name="candidates"/> exists.
+    /// is auto, LD_PRELOAD is unset or empty, no MALLOC_* variable or glibc.malloc tunable says the user tunes glibc's
+    /// malloc, and one of <paramref name="candidates"/> exists.
     /// </summary>
     public static string? PreloadForChildren(IReadOnlyDictionary<string, string> environment, IEnumerable<string> candidates, Func<string, bool> exists)
     {
         environment.TryGetValue(Variable, out string? chosen);
         if (ParseMode(chosen) != Mode.Auto) return null;
         if (environment.TryGetValue("LD_PRELOAD", out string? preload) && !string.IsNullOrWhiteSpace(preload)) return null;
+        if (ReasonToLeaveAlone(environment) is not null) return null;
         return candidates.FirstOrDefault(exists);
     }
 
