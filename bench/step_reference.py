@@ -129,7 +129,8 @@ def main():
     print(f"pytorch step ({args.threads} thread(s), {2 * IMAGES} views, loss {last_loss:.4f}): median {statistics.median(ms):.1f} ms/step, "
           f"min {min(ms):.1f}, max {max(ms):.1f}; user {statistics.median(x[1] for x in rows):.3f} s/step, "
           f"sys {statistics.median(x[2] for x in rows):.3f} s/step, minor faults {statistics.median(x[3] for x in rows):.0f}/step "
-          f"({args.repeats} repeats of {args.steps} steps after {args.warmup} warm-up)")
+          f"({args.repeats} repeats of {args.steps} steps after {args.warmup} warm-up), "
+          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,12 @@
 using System.CommandLine;
 using SimClr.Cli.Commands;
+using SimClr.Cli.Processes;
+
+// First, before any tensor exists: a training command runs again in this process with tcmalloc preloaded where it is
+// installed; otherwise glibc's malloc is tuned so a training step's large blocks are reused, not mapped and faulted in
+// again every step (SIMCLR_MALLOC=system leaves malloc alone; see Allocator).
+Allocator.ReexecWithTcmalloc(args);
+Allocator.TuneThisProcess();
 
 var root = new RootCommand("simclr: SimCLR contrastive pre-training of a CIFAR-stem ResNet-18, then fine-tuning, in C# with TorchSharp.");
 root.Subcommands.Add(QuickstartCommand.Create());

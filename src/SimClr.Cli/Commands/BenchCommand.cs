@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using SimClr.Cli.Processes;
 using SimClr.Core.Augmentation;
 using SimClr.Core.Config;
 using SimClr.Core.Optim;
@@ -248,6 +249,7 @@ internal static class BenchCommand
             return 2;
         }
         set_num_threads(threads);
+        Console.WriteLine($"malloc: {Allocator.Description}");
         // the quickstart's pre-training optimiser and loss, at full width with the seed's 2048-128 head (configs/cifar10-simclr-b256.json)
         var config = new RunConfig
         {
@@ -309,8 +311,17 @@ internal static class BenchCommand
         }
         Console.WriteLine($"simclr step ({threads} thread(s), {2 * StepImages} views, loss {lastLoss:F4}): median {Median(rows.Select(x => x.Ms)):F1} ms/step, "
             + $"min {rows.Min(x => x.Ms):F1}, max {rows.Max(x => x.Ms):F1}; user {Median(rows.Select(x => x.User)):F3} s/step, "
-            + $"sys {Median(rows.Select(x => x.Sys)):F3} s/step, minor faults {Median(rows.Select(x => x.Faults)):F0}/step ({repeats} repeats of {steps} steps after {warmup} warm-up)");
+            + $"sys {Median(rows.Select(x => x.Sys)):F3} s/step, minor faults {Median(rows.Select(x => x.Faults)):F0}/step ({repeats} repeats of {steps} steps after {warmup} warm-up), "
+            + $"peak RSS {PeakRssKiB() / 1024.0:F0} MiB");
         return 0;
+    }
+
+    /// <summary>The largest resident set of this process so far, KiB (VmHWM in /proc/self/status), or 0 where there is no /proc.</summary>
+    private static long PeakRssKiB()
+    {
+        if (!File.Exists("/proc/self/status")) return 0;
+        string? line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        return line is null ? 0 : long.Parse(line["VmHWM:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
     }
 
     /// <summary>Minor page faults of this process so far (/proc/self/stat field 10), or 0 where there is no /proc.</summary>

@@ -95,6 +95,8 @@ internal static partial class LaunchCommand
             OnSignal();
         };
         Console.CancelKeyPress += onCancel;
+        var childEnvironment = ChildAllocator(out string allocator);
+        Write("launch", $"allocator of the workers and the coordinator: {allocator}");
         using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
         {
             c.Cancel = true;
@@ -113,7 +115,7 @@ internal static partial class LaunchCommand
                 {
                     if (address is { Task.IsCompleted: false } && ListeningLine().Match(line) is { Success: true } m) address.TrySetResult(m.Groups[1].Value);
                     Write(c.Name, line);
-                });
+                }, childEnvironment);
             }
             for (int w = 0; w < devices.Count; w++)
             {
@@ -141,7 +143,7 @@ internal static partial class LaunchCommand
             // 2. the coordinator, which waits for every worker's health, joins them and runs the stage
             var coordinatorArgs = new List<string> { "coordinator", "--workers", string.Join(",", urls), "--plain", "--health-port", "0", "--parent-pid", me.ToString(System.Globalization.CultureInfo.InvariantCulture) };
             coordinatorArgs.AddRange(passOn);
-            var coordinator = ChildProcess.StartSelf("coord", coordinatorArgs, (c, line) => Write(c.Name, line));
+            var coordinator = ChildProcess.StartSelf("coord", coordinatorArgs, (c, line) => Write(c.Name, line), childEnvironment);
             lock (children) children.Add(coordinator);
             Write("launch", $"coordinator: pid {coordinator.Pid}");
 
@@ -191,6 +193,29 @@ internal static partial class LaunchCommand
                 foreach (var c in children) c.Dispose(); // kills whatever is still running: no orphans
             }
         }
+    }
+
+    /// <summary>
+    /// The environment the launched processes get for their malloc: LD_PRELOAD of tcmalloc where it is installed and
+    /// neither SIMCLR_MALLOC nor LD_PRELOAD says otherwise (with glibc's malloc each full-width step maps and faults in
+    /// its large blocks anew; see Allocator); else nothing, and each process tunes glibc's malloc itself at start-up.
+    /// </summary>
+    private static Dictionary<string, string> ChildAllocator(out string description)
+    {
+        var environment = Allocator.CurrentEnvironment();
+        if (OperatingSystem.IsLinux() && Allocator.PreloadForChildren(environment, Allocator.TcmallocCandidates(), File.Exists) is { } tcmalloc)
+        {
+            description = $"tcmalloc (LD_PRELOAD={tcmalloc}; {Allocator.Variable}=glibc or system to use glibc's)";
+            return new Dictionary<string, string> { ["LD_PRELOAD"] = tcmalloc };
+        }
+        environment.TryGetValue(Allocator.Variable, out string? chosen);
+        environment.TryGetValue("LD_PRELOAD", out string? preload);
+        description = !OperatingSystem.IsLinux() ? "the system's"
+            : Allocator.ReasonToLeaveAlone(environment) is { } reason ? $"as this environment makes it ({reason})"
+            : Allocator.ParseMode(chosen) == Allocator.Mode.Glibc ? $"glibc's, tuned at start-up ({Allocator.Variable}={chosen})"
+            : !string.IsNullOrWhiteSpace(preload) ? $"glibc's, tuned at start-up (LD_PRELOAD={preload} is kept, so no tcmalloc)"
+            : $"glibc's, tuned at start-up (no tcmalloc found: apt-get install libtcmalloc-minimal4 for it; {Allocator.Variable}=system for glibc's defaults)";
+        return [];
     }
 
     /// <summary>Restarts of one worker within a run; a worker that keeps dying is left dead.</summary>

@@ -29,8 +29,12 @@ internal sealed partial class ChildProcess : IDisposable
 
     public bool HasExited => _exited.Task.IsCompleted;
 
-    /// <summary>Starts `simclr &lt;arguments&gt;` (this same program); each line of its stdout and stderr goes to <paramref name="onLine"/>.</summary>
-    public static ChildProcess StartSelf(string name, IEnumerable<string> arguments, Action<ChildProcess, string> onLine)
+    /// <summary>
+    /// Starts `simclr &lt;arguments&gt;` (this same program); each line of its stdout and stderr goes to <paramref name="onLine"/>.
+    /// <paramref name="environment"/>: variables set for it on top of this process's environment.
+    /// </summary>
+    public static ChildProcess StartSelf(string name, IEnumerable<string> arguments, Action<ChildProcess, string> onLine,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var (program, prefix) = Self();
         var info = new ProcessStartInfo { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -46,6 +50,7 @@ internal sealed partial class ChildProcess : IDisposable
         }
         foreach (string a in all) info.ArgumentList.Add(a);
         info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) info.Environment[key] = value;
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };
         var child = new ChildProcess(name, process);
         process.OutputDataReceived += (_, e) =>
