@@ -4,12 +4,7 @@
 # Every run writes these (time_* in its metrics.jsonl "step" records); this runs the same small pre-training
 # single-process and with 2 CPU worker processes (`simclr launch`), then prints each run's table with
 # `simclr bench breakdown`. Usage: bash bench/breakdown.sh [--quick]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-dotnet build src/SimClr.Cli -c Release -v quiet -nologo >/dev/null
-simclr=src/SimClr.Cli/bin/Release/net10.0/simclr
-runs=$(mktemp -d)
-trap 'rm -rf "$runs"' EXIT
+source "$(dirname "$0")/common.sh"
 # the default: a width-0.25 ResNet-18 with a 256-64 head, batch 128 (2 x 128 views), 10 steps (the first, warm-up, is left out);
 # --quick: width 0.125, batch 64, 4 steps (under 2 minutes on 2 busy cores)
 width=0.25 batch=128 steps=10

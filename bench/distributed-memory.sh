@@ -9,12 +9,7 @@
 #           actually needs; a MALLOC_* variable also keeps simclr from tuning malloc or preloading tcmalloc)
 #   default what `simclr launch` does by itself: tcmalloc preloaded where installed, else glibc tuned by mallopt
 #   glibc   SIMCLR_MALLOC=glibc: glibc tuned by mallopt at start-up, no tcmalloc
-set -euo pipefail
-cd "$(dirname "$0")/.."
-dotnet build src/SimClr.Cli -c Release -v quiet -nologo >/dev/null
-simclr=src/SimClr.Cli/bin/Release/net10.0/simclr
-runs=$(mktemp -d)
-trap 'rm -rf "$runs"' EXIT
+source "$(dirname "$0")/common.sh"
 views_per_chunk=${VIEWS_PER_CHUNK:-256}
 run() { # batch chunks
   local batch=$1 chunks=$2 start end

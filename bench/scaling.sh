@@ -3,15 +3,10 @@
 # against 1 process x 2 threads (simclr pretrain), same config, same global batch, same total cores. Alternates the two
 # REPEATS times; throughput is measured from metrics.jsonl timestamps after WARMUP steps (start-up and JIT excluded).
 # QUICK=1: 2 rounds of 12 steps (about 3 minutes here). Config: the quickstart's pre-training (width 0.25, batch 128).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 repeats=${REPEATS:-3}; steps=${STEPS:-30}; warmup=${WARMUP:-4}
 if [ "${QUICK:-0}" = 1 ]; then repeats=2; steps=12; warmup=3; fi
 batch=${BATCH:-128}
-dotnet build src/SimClr.Cli -c Release -v quiet -nologo >/dev/null
-simclr=src/SimClr.Cli/bin/Release/net10.0/simclr
-runs=$(mktemp -d)
-trap 'rm -rf "$runs"' EXIT
 common=(--config configs/quickstart-pretrain.json --set data.syntheticTrain=$((batch * steps)) --set epochs=1 --set batchSize="$batch"
   --set knnEveryEpochs=0 --set checkpointEverySteps=0 --set logEverySteps=1 --set warmupEpochs=0 --set runsFolder="$runs")
 rate() { # metrics.jsonl -> views/s between step $warmup and the last step
