@@ -1,5 +1,4 @@
 using Grpc.Core;
-using Grpc.Core.Interceptors;
 
 namespace SimClr.Worker;
 
@@ -8,13 +7,13 @@ namespace SimClr.Worker;
 /// however many calls a stray client opens, at most one message is being assembled. A call that cannot start within
 /// <see cref="WorkerOptions.BusySeconds"/> is answered ResourceExhausted. Health checks are not gated.
 /// </summary>
-public sealed class CallGate(WorkerOptions options) : Interceptor, IDisposable
+public sealed class CallGate(WorkerOptions options) : AroundInterceptor, IDisposable
 {
     private readonly SemaphoreSlim _one = new(1, 1);
 
-    private async Task<IDisposable?> EnterAsync(ServerCallContext context)
+    protected override async Task<T> AroundAsync<T>(ServerCallContext context, Func<Task<T>> call)
     {
-        if (!context.Method.StartsWith("/simclr.v1.Worker/", StringComparison.Ordinal)) return null;
+        if (!IsWorkerCall(context)) return await call();
         bool entered;
         try
         {
@@ -26,39 +25,14 @@ public sealed class CallGate(WorkerOptions options) : Interceptor, IDisposable
         }
         if (!entered)
             throw new RpcException(new Status(StatusCode.ResourceExhausted, $"the worker is busy: one Worker call runs at a time and another has run for over {options.BusySeconds:0.#} s"));
-        return new Release(_one);
-    }
-
-    private sealed class Release(SemaphoreSlim gate) : IDisposable
-    {
-        public void Dispose() => gate.Release();
-    }
-
-    public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
-    {
-        using var entered = await EnterAsync(context);
-        return await continuation(request, context);
-    }
-
-    public override async Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, ServerCallContext context,
-        ClientStreamingServerMethod<TRequest, TResponse> continuation)
-    {
-        using var entered = await EnterAsync(context);
-        return await continuation(requestStream, context);
-    }
-
-    public override async Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context,
-        ServerStreamingServerMethod<TRequest, TResponse> continuation)
-    {
-        using var entered = await EnterAsync(context);
-        await continuation(request, responseStream, context);
-    }
-
-    public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream,
-        ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
-    {
-        using var entered = await EnterAsync(context);
-        await continuation(requestStream, responseStream, context);
+        try
+        {
+            return await call();
+        }
+        finally
+        {
+            _one.Release();
+        }
     }
 
     public void Dispose() => _one.Dispose();

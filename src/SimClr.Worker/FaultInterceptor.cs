@@ -1,5 +1,4 @@
 using Grpc.Core;
-using Grpc.Core.Interceptors;
 using Microsoft.Extensions.Logging;
 
 namespace SimClr.Worker;
@@ -8,9 +7,9 @@ namespace SimClr.Worker;
 /// An exception a handler did not expect is logged here with its stack, and the coordinator gets its message
 /// (status Internal) instead of gRPC's bare "Exception was thrown by handler".
 /// </summary>
-public sealed class FaultInterceptor(ILogger<FaultInterceptor> log) : Interceptor
+public sealed class FaultInterceptor(ILogger<FaultInterceptor> log) : AroundInterceptor
 {
-    private async Task<T> Guard<T>(ServerCallContext context, Func<Task<T>> call)
+    protected override async Task<T> AroundAsync<T>(ServerCallContext context, Func<Task<T>> call)
     {
         try
         {
@@ -23,27 +22,4 @@ public sealed class FaultInterceptor(ILogger<FaultInterceptor> log) : Intercepto
             throw new RpcException(new Status(StatusCode.Internal, $"{context.Method} failed on the worker: {e.GetType().Name}: {e.Message}"));
         }
     }
-
-    public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation) =>
-        Guard(context, () => continuation(request, context));
-
-    public override Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, ServerCallContext context,
-        ClientStreamingServerMethod<TRequest, TResponse> continuation) =>
-        Guard(context, () => continuation(requestStream, context));
-
-    public override Task ServerStreamingServerHandler<TRequest, TResponse>(TRequest request, IServerStreamWriter<TResponse> responseStream, ServerCallContext context,
-        ServerStreamingServerMethod<TRequest, TResponse> continuation) =>
-        Guard(context, async () =>
-        {
-            await continuation(request, responseStream, context);
-            return true;
-        });
-
-    public override Task DuplexStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream,
-        ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation) =>
-        Guard(context, async () =>
-        {
-            await continuation(requestStream, responseStream, context);
-            return true;
-        });
 }
