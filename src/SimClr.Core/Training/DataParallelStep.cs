@@ -91,7 +91,7 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
     /// <summary>The step's BatchNorm groups (forward passes over all replicas), fixed for the run.</summary>
     public int Groups => _batching.Groups;
 
-    public BatchNormGroups Mode => ShardPlan.Resolve(_batching.BatchNorm, Replicas.Count, 1, loss.ViewsPerImage, _batching.Groups);
+    public BatchNormGroups Mode => ShardPlan.Resolve(_batching.BatchNorm, _batching.Groups, loss.ViewsPerImage);
 
     /// <summary>Runs a step on the images <paramref name="batch"/> of <paramref name="data"/>; a non-finite loss is returned without a step.</summary>
     public StepOutcome Run(ImageDataSet data, long[] batch, long epoch, long step, double learningRate, CancellationToken cancel = default)

@@ -24,9 +24,9 @@ public static class ShardPlan
 {
     /// <summary>The grouping a step actually uses: one view per image has no pairs to separate (local); auto is cross
     /// when the step is split.</summary>
-    public static BatchNormGroups Resolve(BatchNormGroups mode, int workers, int chunks, int viewsPerImage = 2, int groups = 0) =>
+    public static BatchNormGroups Resolve(BatchNormGroups mode, int groups, int viewsPerImage = 2) =>
         viewsPerImage == 1 ? BatchNormGroups.Local
-        : mode == BatchNormGroups.Auto ? ((groups > 0 ? groups : workers * chunks) > 1 ? BatchNormGroups.Cross : BatchNormGroups.Local) : mode;
+        : mode == BatchNormGroups.Auto ? (groups > 1 ? BatchNormGroups.Cross : BatchNormGroups.Local) : mode;
 
     /// <summary>The plan for <paramref name="batching"/>'s chunks or fixed groups.</summary>
     public static IReadOnlyList<ShardRows> Build(ReadOnlySpan<long> batch, int workers, BatchingOptions batching, int viewsPerImage = 2) =>
@@ -45,7 +45,7 @@ public static class ShardPlan
             throw new ConfigException(fixedGroups > 0
                 ? $"a batch of {batch.Length} images cannot be split into batching.groups = {groups}: lower batching.groups"
                 : $"a batch of {batch.Length} images cannot be split over {workers} worker(s) x {chunks} chunk(s): lower batching.chunks or use fewer workers");
-        mode = Resolve(mode, workers, chunks, viewsPerImage, fixedGroups);
+        mode = Resolve(mode, groups, viewsPerImage);
         if (mode == BatchNormGroups.Cross && groups == 1)
             throw new ConfigException("batching.batchNorm cross needs the step split over at least 2 workers or chunks (batching.chunks >= 2)");
 
