@@ -175,8 +175,8 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
         bool single = Replicas.Count == 1;
         var gradients = Wait(applying: false, clock.Phase(Replicas.Select((r, w) => (Func<Task<GradientBytes?>>)(() => r.BackwardAsync(slices[w], returnGradient: !single, cancel)))));
         long reduceStart = Stopwatch.GetTimestamp();
-        byte[]? reduced = single ? null : Sum(gradients!, Replicas);
-        long bad = reduced is null ? 0 : CountNonFinite(reduced);
+        long bad = 0;
+        byte[]? reduced = single ? null : Sum(gradients!, Replicas, out bad);
         clock.ReduceMs = Stopwatch.GetElapsedTime(reduceStart).TotalMilliseconds;
         if (bad > 0)
             return new StepOutcome(value, null, metrics) { NotApplied = $"the summed gradient has {bad} non-finite value(s)", Times = clock.Stop(Replicas) };
@@ -329,7 +329,8 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
     /// float64) partials add up without rounding in float64, so the result does not depend on how the step's groups
     /// were spread over the replicas (see <see cref="GradientBytes"/>).
     /// </summary>
-    public static byte[] Sum(IReadOnlyList<GradientBytes?> gradients, IReadOnlyList<IReplicaEndpoint> from)
+    /// <param name="nonFinite">NaN and infinite values in the result (counted while rounding, not in a pass of its own).</param>
+    public static byte[] Sum(IReadOnlyList<GradientBytes?> gradients, IReadOnlyList<IReplicaEndpoint> from, out long nonFinite)
     {
         long count = gradients[0]?.Count ?? 0;
         for (int w = 0; w < gradients.Count; w++)
@@ -362,8 +363,6 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
                 for (; i < values.Length; i++) total[i] += values[i];
             }
         }
-        var rounded = new float[count];
-        for (int i = 0; i < rounded.Length; i++) rounded[i] = (float)total[i];
-        return MemoryMarshal.AsBytes(rounded.AsSpan()).ToArray();
+        return GradientBytes.Round(total, out nonFinite);
     }
 }

@@ -21,12 +21,18 @@ public sealed record GradientBytes(byte[] Data, bool Float64)
     public long Count => Data.Length / ElementSize;
 
     /// <summary>The gradient as float32 bytes (rounded when it is float64).</summary>
-    public byte[] ToFloat32()
+    public byte[] ToFloat32() => Float64 ? Round(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(Data), out _) : Data;
+
+    /// <summary>float64 values rounded to float32 bytes, counting the NaN and infinite results on the way.</summary>
+    public static byte[] Round(ReadOnlySpan<double> values, out long nonFinite)
     {
-        if (!Float64) return Data;
-        var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(Data);
         var rounded = new float[values.Length];
-        for (int i = 0; i < values.Length; i++) rounded[i] = (float)values[i];
+        nonFinite = 0;
+        for (int i = 0; i < values.Length; i++)
+        {
+            rounded[i] = (float)values[i];
+            if (!float.IsFinite(rounded[i])) nonFinite++;
+        }
         return System.Runtime.InteropServices.MemoryMarshal.AsBytes(rounded.AsSpan()).ToArray();
     }
 }

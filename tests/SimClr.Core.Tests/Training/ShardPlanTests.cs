@@ -102,7 +102,7 @@ public class ShardPlanTests
         byte[] SumOver(int replicas)
         {
             var partials = Enumerable.Range(0, replicas).Select(r => Partial(groups.Skip(r * 6 / replicas).Take(((r + 1) * 6 / replicas) - (r * 6 / replicas)))).ToList();
-            return DataParallelStep.Sum(partials, partials.Select((_, r) => (IReplicaEndpoint)new LocalReplicaEndpoint(null!, $"r{r}")).ToList());
+            return DataParallelStep.Sum(partials, partials.Select((_, r) => (IReplicaEndpoint)new LocalReplicaEndpoint(null!, $"r{r}")).ToList(), out _);
         }
         var one = SumOver(1);
         foreach (int replicas in new[] { 2, 3, 6 }) Assert.Equal(one, SumOver(replicas));
