@@ -19,6 +19,7 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
 {
     private readonly FaultOptions _faults = faults ?? new FaultOptions();
     private byte[]? _localGradient;
+    private bool _reducedPending; // the worker holds its ring's sum for the next ApplyStep
     private readonly Lock _timesGate = new();
     private ReplicaTimes _times = ReplicaTimes.None; // the worker's own time in its calls since the last TakeTimes
 
@@ -47,8 +48,48 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
         return returnGradient ? bytes : null;
     }
 
+    public string? PeerAddress => Client.Address.ToString();
+
+    public async Task<long> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel)
+    {
+        _localGradient = null;
+        _reducedPending = false;
+        var spec = new RingSpec
+        {
+            RingId = ring.Id,
+            Rank = (uint)rank,
+            Precision = ring.Precision switch
+            {
+                Core.Config.ReducePrecision.Float32 => Protocol.ReducePrecision.Float32,
+                Core.Config.ReducePrecision.Bfloat16 => Protocol.ReducePrecision.Bfloat16,
+                _ => Protocol.ReducePrecision.Exact,
+            },
+            PieceElements = (uint)ring.PieceElements,
+        };
+        spec.Peers.AddRange(ring.Peers);
+        try
+        {
+            var reply = await Watched("BackwardReduce", token => Client.BackwardReduceAsync(spec, gradient.Shape, gradient.Data, token, AddTimes), cancel);
+            _reducedPending = true;
+            return reply.NonFinite;
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.Aborted && e.Trailers.GetValue(RingTrailer.Key) == RingTrailer.Broken)
+        {
+            throw new RingBrokenException($"{e.Status.Detail}", e); // a peer failed, not this worker
+        }
+        catch (RpcException e) when (cancel.IsCancellationRequested)
+        {
+            throw new OperationCanceledException($"{Name}: BackwardReduce cancelled ({e.StatusCode})", e, cancel); // stopped because another call failed
+        }
+    }
+
     public async Task<string?> ApplyStepAsync(long step, double learningRate, byte[]? gradient, bool checksum, CancellationToken cancel)
     {
+        if (gradient is null && _reducedPending)
+        {
+            _reducedPending = false;
+            return await Watched("ApplyStep", token => Client.ApplyStepAsync(step, learningRate, null, token, AddTimes), cancel);
+        }
         var send = gradient ?? _localGradient ?? throw new InvalidOperationException($"{Name}: no gradient to apply (Backward first)");
         _localGradient = null;
         if (gradient is null && DataParallelStep.CountNonFinite(send) is > 0 and var bad)
@@ -117,6 +158,10 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
         try
         {
             return await running;
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.Aborted && e.Trailers.GetValue(RingTrailer.Key) == RingTrailer.Broken)
+        {
+            throw; // the ring broke elsewhere: the caller's to sort out, not this worker's loss
         }
         catch (RpcException e) when (MeansLost(e.StatusCode) && !cancel.IsCancellationRequested)
         {

@@ -67,12 +67,25 @@ public sealed class WorkerClient : IDisposable
         return local;
     }
 
-    /// <summary>Sends the reduced gradient; returns the replica's parameter checksum after the step.</summary>
-    public async Task<string> ApplyStepAsync(long step, double learningRate, byte[] gradient, CancellationToken cancel = default, Action<string?>? times = null)
+    /// <summary>Sends dL/dz for the last forward with the ring the worker's gradient is summed over (worker to worker).</summary>
+    public async Task<ReduceReply> BackwardReduceAsync(RingSpec ring, long[] shape, byte[] gradient, CancellationToken cancel = default, Action<string?>? times = null)
+    {
+        using var call = _client.BackwardReduce(Options(cancel));
+        await call.RequestStream.WriteAsync(new BackwardReduceMessage { Ring = ring }, cancel);
+        foreach (var chunk in TensorChunks.Split("dz", DType.Float32, shape, gradient)) await call.RequestStream.WriteAsync(new BackwardReduceMessage { Dz = chunk }, cancel);
+        await call.RequestStream.CompleteAsync();
+        var reply = await call.ResponseAsync;
+        times?.Invoke(Times(call.GetTrailers()));
+        return reply;
+    }
+
+    /// <summary>Sends the reduced gradient (null: apply the sum the worker's last ring left it); returns the replica's
+    /// parameter checksum after the step.</summary>
+    public async Task<string> ApplyStepAsync(long step, double learningRate, byte[]? gradient, CancellationToken cancel = default, Action<string?>? times = null)
     {
         using var call = _client.ApplyStep(Options(cancel));
-        await call.RequestStream.WriteAsync(new ApplyStepMessage { Step = new StepHeader { Step = step, LearningRate = learningRate } }, cancel);
-        foreach (var chunk in TensorChunks.Split("gradient", DType.Float32, [gradient.Length / 4], gradient))
+        await call.RequestStream.WriteAsync(new ApplyStepMessage { Step = new StepHeader { Step = step, LearningRate = learningRate, Reduced = gradient is null } }, cancel);
+        foreach (var chunk in gradient is null ? [] : TensorChunks.Split("gradient", DType.Float32, [gradient.Length / 4], gradient))
             await call.RequestStream.WriteAsync(new ApplyStepMessage { Gradient = chunk }, cancel);
         await call.RequestStream.CompleteAsync();
         var reply = await call.ResponseAsync;

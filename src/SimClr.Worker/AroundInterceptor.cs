@@ -15,6 +15,9 @@ public abstract class AroundInterceptor : Interceptor
     /// <summary>A call of the Worker service (not grpc.health.v1, which stays open and ungated).</summary>
     protected static bool IsWorkerCall(ServerCallContext context) => context.Method.StartsWith("/simclr.v1.Worker/", StringComparison.Ordinal);
 
+    /// <summary>A call of the Peer service (another worker's ring pieces): token-checked, but not serialised with Worker calls.</summary>
+    protected static bool IsPeerCall(ServerCallContext context) => context.Method.StartsWith("/simclr.v1.Peer/", StringComparison.Ordinal);
+
     public sealed override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context,
         UnaryServerMethod<TRequest, TResponse> continuation) =>
         AroundAsync(context, () => continuation(request, context));

@@ -25,6 +25,9 @@ public sealed class WorkerHost : IAsyncDisposable
 
     public Uri Address { get; }
 
+    /// <summary>This worker's side of the ring all-reduce (benchmarks drive it directly).</summary>
+    public RingPeers Ring => _app.Services.GetRequiredService<RingPeers>();
+
     /// <summary>Signalled when the host is stopping (SIGINT/SIGTERM reach the host's console lifetime first).</summary>
     public CancellationToken Stopping => _app.Lifetime.ApplicationStopping;
 
@@ -68,9 +71,12 @@ public sealed class WorkerHost : IAsyncDisposable
         builder.Services.AddSingleton(torch);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton<CallGate>();
+        builder.Services.AddSingleton<RingPeers>();
         builder.Services.AddSingleton<WorkerService>();
+        builder.Services.AddSingleton<PeerService>();
         var app = builder.Build();
         app.MapGrpcService<WorkerService>();
+        app.MapGrpcService<PeerService>();
         app.MapGrpcHealthChecksService();
         await app.StartAsync();
         string bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
@@ -84,6 +90,7 @@ public sealed class WorkerHost : IAsyncDisposable
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await _app.StopAsync();
         _app.Services.GetRequiredService<WorkerService>().Dispose();
+        _app.Services.GetRequiredService<RingPeers>().Dispose();
         await _app.DisposeAsync();
         _torch.Dispose();
     }

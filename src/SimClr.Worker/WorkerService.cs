@@ -12,11 +12,12 @@ namespace SimClr.Worker;
 /// The Worker service of protos/simclr.proto: validates every incoming message, translates wire <-> Core, and
 /// hands all torch work to the process's one <see cref="TorchThread"/>. One replica per worker process.
 /// </summary>
-public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILogger<WorkerService> log) : Protocol.Worker.WorkerBase, IDisposable
+public sealed class WorkerService(TorchThread torch, WorkerOptions options, RingPeers peers, ILogger<WorkerService> log) : Protocol.Worker.WorkerBase, IDisposable
 {
     private readonly Lock _gate = new();
     private ReplicaSession? _session;
     private long[]? _lastProjectionShape;
+    private byte[]? _reduced; // the last ring's sum, for the next ApplyStep with StepHeader.reduced
 
     public override async Task<JoinReply> Join(JoinRequest request, ServerCallContext context)
     {
@@ -48,6 +49,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILog
             var old = _session;
             _session = session;
             _lastProjectionShape = null;
+            _reduced = null;
             if (old is not null) _ = torch.RunAsync(old.Dispose);
         }
         log.LogInformation("joined run {Run}: {Parameters} parameters on {Device}", request.RunId, session.ParameterCount, options.Device);
@@ -83,13 +85,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILog
     public override async Task Backward(IAsyncStreamReader<TensorChunk> requestStream, IServerStreamWriter<TensorChunk> responseStream, ServerCallContext context)
     {
         var session = Session();
-        var gradient = await ReceiveOne(requestStream, context);
-        long[]? expected;
-        lock (_gate) expected = _lastProjectionShape;
-        if (expected is null) throw new RpcException(new Status(StatusCode.FailedPrecondition, "Backward needs a Forward first"));
-        if (gradient.DType != DType.Float32 || !gradient.Shape.SequenceEqual(expected))
-            throw Invalid($"dL/dz: {gradient.DType} [{string.Join(", ", gradient.Shape)}], expected float32 [{string.Join(", ", expected)}]");
-        var block = new FloatBlock(gradient.Shape, gradient.Data);
+        var block = CheckProjectionGradient(await ReceiveOne(requestStream, context));
         var (flat, times) = await torch.RunAsync(() =>
             (session.Endpoint.BackwardAsync(block, returnGradient: true, CancellationToken.None).GetAwaiter().GetResult()!, session.Endpoint.TakeTimes()),
             context.CancellationToken);
@@ -98,16 +94,83 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILog
         foreach (var chunk in TensorChunks.Split("gradient", flat.Float64 ? DType.Float64 : DType.Float32, [flat.Count], flat.Data)) await responseStream.WriteAsync(chunk);
     }
 
+    public override async Task<ReduceReply> BackwardReduce(IAsyncStreamReader<BackwardReduceMessage> requestStream, ServerCallContext context)
+    {
+        var session = Session();
+        var (ring, gradient) = await ReadHeaderThenTensor(requestStream, m => m.Ring, m => m.Dz, m => m.PartCase,
+            "BackwardReduce", "the ring, then dL/dz", context);
+        if (ring.RingId == 0) throw Invalid("ring: ring_id 0 is not an id");
+        if (ring.Peers.Count is < 1 or > 4096 || ring.Rank >= ring.Peers.Count)
+            throw Invalid($"ring: rank {ring.Rank} of {ring.Peers.Count} peers");
+        foreach (string peer in ring.Peers)
+        {
+            if (!Uri.TryCreate(peer, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+                throw Invalid($"ring: peer '{peer}' is not an http(s) address");
+        }
+        if (ring.Precision is not (Protocol.ReducePrecision.Exact or Protocol.ReducePrecision.Float32 or Protocol.ReducePrecision.Bfloat16))
+            throw Invalid($"ring: precision {ring.Precision}");
+        if (ring.PieceElements > RingAllReduce.MaxPieceElements) throw Invalid($"ring: piece_elements {ring.PieceElements} (at most {RingAllReduce.MaxPieceElements})");
+        var block = CheckProjectionGradient(gradient);
+        var (flat, times) = await torch.RunAsync(() =>
+            (session.Endpoint.BackwardAsync(block, returnGradient: true, CancellationToken.None).GetAwaiter().GetResult()!, session.Endpoint.TakeTimes()),
+            context.CancellationToken);
+        lock (_gate)
+        {
+            _lastProjectionShape = null;
+            _reduced = null;
+        }
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        RingResult result;
+        try
+        {
+            result = await peers.AllReduceAsync(ring, flat, context.CancellationToken);
+        }
+        catch (RingBrokenException e) when (!context.CancellationToken.IsCancellationRequested)
+        {
+            log.LogWarning("ring {Ring:x} broke: {Reason}", ring.RingId, e.Message);
+            throw new RpcException(new Status(StatusCode.Aborted, $"ring: {e.Message}"), new Metadata { { RingTrailer.Key, RingTrailer.Broken } });
+        }
+        lock (_gate) _reduced = result.Sum;
+        ReportTimes(context, times with { RingMs = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds });
+        return new ReduceReply { NonFinite = result.NonFinite, BytesSent = result.BytesSent };
+    }
+
+    /// <summary>dL/dz as received, checked against the last Forward's projections.</summary>
+    private FloatBlock CheckProjectionGradient(TensorChunks.Received gradient)
+    {
+        long[]? expected;
+        lock (_gate) expected = _lastProjectionShape;
+        if (expected is null) throw new RpcException(new Status(StatusCode.FailedPrecondition, "Backward needs a Forward first"));
+        if (gradient.DType != DType.Float32 || !gradient.Shape.SequenceEqual(expected))
+            throw Invalid($"dL/dz: {gradient.DType} [{string.Join(", ", gradient.Shape)}], expected float32 [{string.Join(", ", expected)}]");
+        return new FloatBlock(gradient.Shape, gradient.Data);
+    }
+
     public override async Task<ApplyStepReply> ApplyStep(IAsyncStreamReader<ApplyStepMessage> requestStream, ServerCallContext context)
     {
         var session = Session();
         var (step, gradient) = await ReadHeaderThenTensor(requestStream, m => m.Step, m => m.Gradient, m => m.PartCase,
-            "ApplyStep", "the step header, then the gradient", context);
+            "ApplyStep", "the step header, then the gradient (none with reduced)", context, tensorOptional: true);
         if (!double.IsFinite(step.LearningRate) || step.LearningRate < 0) throw Invalid($"learning rate {step.LearningRate}");
-        if (gradient.DType != DType.Float32 || gradient.Shape.Length != 1 || gradient.Shape[0] != session.ParameterCount)
-            throw Invalid($"gradient: {gradient.DType} [{string.Join(", ", gradient.Shape)}], expected float32 [{session.ParameterCount}]");
+        byte[] data;
+        if (step.Reduced)
+        {
+            if (gradient is not null) throw Invalid("a reduced ApplyStep carries no gradient: the worker applies its ring's sum");
+            lock (_gate)
+            {
+                data = _reduced ?? throw new RpcException(new Status(StatusCode.FailedPrecondition, "ApplyStep with reduced needs a BackwardReduce first"));
+                _reduced = null;
+            }
+        }
+        else
+        {
+            if (gradient is null) throw Invalid("ApplyStep needs the step header, then the gradient");
+            if (gradient.DType != DType.Float32 || gradient.Shape.Length != 1 || gradient.Shape[0] != session.ParameterCount)
+                throw Invalid($"gradient: {gradient.DType} [{string.Join(", ", gradient.Shape)}], expected float32 [{session.ParameterCount}]");
+            data = gradient.Data;
+        }
         var (checksum, times) = await torch.RunAsync(() =>
-            (session.Endpoint.ApplyStepAsync(step.Step, step.LearningRate, gradient.Data, checksum: true, CancellationToken.None).GetAwaiter().GetResult()!,
+            (session.Endpoint.ApplyStepAsync(step.Step, step.LearningRate, data, checksum: true, CancellationToken.None).GetAwaiter().GetResult()!,
                 session.Endpoint.TakeTimes()),
             context.CancellationToken);
         ReportTimes(context, times);
@@ -158,9 +221,11 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILog
         lock (_gate) return _session ?? throw new RpcException(new Status(StatusCode.FailedPrecondition, "this worker has not joined a run: call Join first"));
     }
 
-    /// <summary>Reads a call's header message, then the chunks of one tensor; anything else, or either missing, is InvalidArgument.</summary>
+    /// <summary>Reads a call's header message, then the chunks of one tensor; anything else, or either missing (the tensor
+    /// unless <paramref name="tensorOptional"/>), is InvalidArgument.</summary>
     private static async Task<(THeader Header, TensorChunks.Received Tensor)> ReadHeaderThenTensor<TMessage, THeader>(IAsyncStreamReader<TMessage> stream,
-        Func<TMessage, THeader?> header, Func<TMessage, TensorChunk?> chunk, Func<TMessage, object> part, string call, string expected, ServerCallContext context)
+        Func<TMessage, THeader?> header, Func<TMessage, TensorChunk?> chunk, Func<TMessage, object> part, string call, string expected, ServerCallContext context,
+        bool tensorOptional = false)
         where THeader : class
     {
         THeader? first = null;
@@ -173,6 +238,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, ILog
             else throw Invalid($"unexpected {part(message)} in {call} (expected {expected})");
         }
         Guard(assembler.Complete);
+        if (first is not null && tensor is null && tensorOptional) return (first, null!);
         if (first is null || tensor is null) throw Invalid($"{call} needs {expected}");
         return (first, tensor);
     }

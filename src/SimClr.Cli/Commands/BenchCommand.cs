@@ -27,26 +27,48 @@ internal static class BenchCommand
 
     private static Command Reduce()
     {
-        var workers = new Option<string>("--workers") { Description = "worker counts to measure, comma-separated", DefaultValueFactory = _ => "1,2,4" };
+        var workers = new Option<string>("--workers") { Description = "worker counts to measure, comma-separated", DefaultValueFactory = _ => "2,4" };
         var repeats = new Option<int>("--repeats") { Description = "timed repeats per count (median and spread)", DefaultValueFactory = _ => 5 };
-        var quick = new Option<bool>("--quick") { Description = "2 repeats, 1 and 2 workers" };
-        var command = new Command("reduce", "Gradient-reduction traffic of the star the coordinator runs today: N workers (loopback gRPC, in this "
-            + "process) each send a full-width ResNet-18's parameters up and get them back down, next to this machine's memcpy bandwidth and "
-            + "the ring all-reduce bound 2(N-1)/N x size.")
+        var precisions = new Option<string>("--precision") { Description = "ring precisions: exact, float32, bfloat16 (comma-separated)", DefaultValueFactory = _ => "exact,float32,bfloat16" };
+        var star = new Option<bool>("--star") { Description = "also measure the coordinator's star (reduction.method star)", DefaultValueFactory = _ => true };
+        var quick = new Option<bool>("--quick") { Description = "3 repeats, 2 and 4 workers, exact and bfloat16, no star" };
+        var command = new Command("reduce", "Gradient reduction of a full-width ResNet-18's gradient (11.2M float32) between N workers over loopback gRPC "
+            + "(worker servers in this process): the ring all-reduce between workers by precision, and the coordinator's star, next to this "
+            + "machine's memcpy and the point-to-point gRPC link, and the ring bound 2(N-1)/N x size at that link's rate.")
         {
-            workers, repeats, quick,
+            workers, repeats, precisions, star, quick,
         };
-        command.SetAction(async r => r.GetValue(quick)
-            ? await RunReduce([1, 2], 2)
-            : await RunReduce(r.GetValue(workers)!.Split(',').Select(w => int.Parse(w, System.Globalization.CultureInfo.InvariantCulture)).ToArray(), r.GetValue(repeats)));
+        command.SetAction(async r =>
+        {
+            if (r.GetValue(quick)) return await RunReduce([2, 4], 3, [ReducePrecision.Exact, ReducePrecision.Bfloat16], star: false);
+            int[] counts;
+            ReducePrecision[] kinds;
+            try
+            {
+                counts = r.GetValue(workers)!.Split(',').Select(w => int.Parse(w, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+                kinds = r.GetValue(precisions)!.Split(',').Select(k => Enum.Parse<ReducePrecision>(k.Trim(), ignoreCase: true)).ToArray();
+            }
+            catch (Exception e) when (e is FormatException or ArgumentException or OverflowException)
+            {
+                Console.Error.WriteLine($"simclr bench reduce: {e.Message} (--workers 2,4 --precision exact,float32,bfloat16)");
+                return 2;
+            }
+            return await RunReduce(counts, r.GetValue(repeats), kinds, r.GetValue(star));
+        });
         return command;
     }
 
-    private static async Task<int> RunReduce(int[] counts, int repeats)
+    private static (double Median, double Min, double Max) Spread(List<double> seconds)
     {
-        if (counts.Length == 0 || counts.Any(c => c < 1) || repeats < 1)
+        var sorted = seconds.Order().ToList();
+        return (sorted[sorted.Count / 2], sorted[0], sorted[^1]);
+    }
+
+    private static async Task<int> RunReduce(int[] counts, int repeats, ReducePrecision[] precisions, bool star)
+    {
+        if (counts.Length == 0 || counts.Any(c => c < 2) || repeats < 1 || precisions.Length == 0)
         {
-            Console.Error.WriteLine("simclr bench reduce: --workers must list counts >= 1 and --repeats must be >= 1");
+            Console.Error.WriteLine("simclr bench reduce: --workers must list counts >= 2, --repeats must be >= 1, --precision must name one");
             return 2;
         }
         set_num_threads(1);
@@ -77,49 +99,146 @@ internal static class BenchCommand
         double memcpy = gradientBytes / copies.Skip(2).Order().ElementAt(2) / 1e9;
         Console.WriteLine($"gradient: {parameters:N0} parameters, {gradientBytes / 1e6:F1} MB in float32; memcpy {memcpy:F2} GB/s (median of 5, one thread)");
 
-        double linkBandwidth = double.NaN;
-        foreach (int n in counts)
+        var hosts = new List<SimClr.Worker.WorkerHost>();
+        try
         {
-            var hosts = new List<SimClr.Worker.WorkerHost>();
-            IReadOnlyList<IReplicaEndpoint> endpoints = [];
-            try
+            for (int w = 0; w < counts.Max(); w++) hosts.Add(await SimClr.Worker.WorkerHost.StartAsync(new SimClr.Worker.WorkerOptions { WorkerId = $"bench{w}" }));
+
+            // the link: one gradient streamed to a worker over Peer.Ring, as the ring's pieces travel (the first run warms up)
+            var link = new List<double>();
+            using (var channel = Grpc.Net.Client.GrpcChannel.ForAddress(hosts[1].Address, new Grpc.Net.Client.GrpcChannelOptions
             {
-                for (int w = 0; w < n; w++) hosts.Add(await SimClr.Worker.WorkerHost.StartAsync(new SimClr.Worker.WorkerOptions { WorkerId = $"bench{w}" }));
-                endpoints = await SimClr.Coordinator.WorkerPool.JoinAsync(hosts.Select(h => h.Address).ToList(), config, data.Train, TimeSpan.FromMinutes(10), TimeSpan.FromSeconds(60));
-                var state = await endpoints[0].SaveStateAsync(CancellationToken.None);
-                long stateBytes = state.Sum(t => (long)t.Data.Length);
-                var up = new List<double>();
-                var down = new List<double>();
+                MaxSendMessageSize = SimClr.Protocol.WireLimits.MaxMessageBytes,
+                HttpHandler = new System.Net.Http.SocketsHttpHandler { InitialHttp2StreamWindowSize = SimClr.Protocol.WireLimits.WindowBytes },
+            }))
+            {
+                var client = new SimClr.Protocol.Peer.PeerClient(channel);
                 for (int r = 0; r <= repeats; r++)
                 {
-                    long start = Stopwatch.GetTimestamp();
-                    await Task.WhenAll(endpoints.Select(e => e.SaveStateAsync(CancellationToken.None))); // every worker -> here
-                    double upSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-                    start = Stopwatch.GetTimestamp();
-                    await Task.WhenAll(endpoints.Select(e => e.LoadStateAsync(state, CancellationToken.None))); // here -> every worker
-                    double downSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-                    if (r == 0) continue; // warm-up
-                    up.Add(upSeconds * gradientBytes / stateBytes); // per gradient-sized transfer
-                    down.Add(downSeconds * gradientBytes / stateBytes);
+                    double seconds = await PointToPoint(client, hosts[1], source, RingAllReduce.DefaultPieceElements * 4);
+                    if (r > 0) link.Add(seconds);
                 }
-                var total = up.Zip(down, (a, b) => a + b).Order().ToList();
-                double median = total[total.Count / 2];
-                double coordinatorBytes = 2.0 * n * gradientBytes;
-                double bandwidth = coordinatorBytes / median / 1e9;
-                if (n == 1) linkBandwidth = bandwidth;
-                double ring = n == 1 ? 0 : 2.0 * (n - 1) / n * gradientBytes / (linkBandwidth * 1e9);
-                Console.WriteLine($"star over {n} worker(s): {median:F3} s per reduction (min {total[0]:F3}, max {total[^1]:F3}); each worker moves "
-                    + $"{2 * gradientBytes / 1e6:F0} MB, the coordinator {coordinatorBytes / 1e6:F0} MB; {bandwidth:F2} GB/s through the coordinator"
-                    + (n == 1 || double.IsNaN(linkBandwidth) ? "" : $"; ring bound 2(N-1)/N x size at the 1-worker link rate: {ring:F3} s, star / ring = {median / ring:F1}x"));
             }
-            finally
+            var (linkSeconds, linkMin, linkMax) = Spread(link);
+            double linkBandwidth = gradientBytes / linkSeconds / 1e9;
+            Console.WriteLine($"link: one gradient worker -> worker over loopback gRPC in {linkSeconds:F3} s (min {linkMin:F3}, max {linkMax:F3}): "
+                + $"{linkBandwidth:F2} GB/s, {linkBandwidth / memcpy:P0} of memcpy");
+
+            var random = new Random(1);
+            foreach (int n in counts)
             {
-                foreach (var e in endpoints) e.Dispose();
-                foreach (var h in hosts) await h.DisposeAsync();
+                var locals = Enumerable.Range(0, n).Select(_ =>
+                {
+                    var values = new float[parameters];
+                    for (long i = 0; i < values.LongLength; i++) values[i] = (float)(random.NextDouble() - 0.5) * 1e-3f;
+                    return new GradientBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray(), false);
+                }).ToList();
+                double bound = 2.0 * (n - 1) / n * gradientBytes / (linkBandwidth * 1e9);
+                Console.WriteLine($"N = {n}: ring bound 2(N-1)/N x size at the link's rate: {bound:F3} s ({2.0 * (n - 1) / n * gradientBytes / 1e6:F0} MB per worker)");
+                foreach (var precision in precisions)
+                {
+                    var times = new List<double>();
+                    long sent = 0;
+                    for (int r = 0; r <= repeats; r++)
+                    {
+                        var spec = new SimClr.Protocol.RingSpec
+                        {
+                            RingId = (ulong)Random.Shared.NextInt64(1, long.MaxValue),
+                            Precision = precision switch
+                            {
+                                ReducePrecision.Float32 => SimClr.Protocol.ReducePrecision.Float32,
+                                ReducePrecision.Bfloat16 => SimClr.Protocol.ReducePrecision.Bfloat16,
+                                _ => SimClr.Protocol.ReducePrecision.Exact,
+                            },
+                        };
+                        spec.Peers.AddRange(hosts.Take(n).Select(h => h.Address.ToString()));
+                        long start = Stopwatch.GetTimestamp();
+                        var results = await Task.WhenAll(Enumerable.Range(0, n).Select(w =>
+                        {
+                            var mine = spec.Clone();
+                            mine.Rank = (uint)w;
+                            return Task.Run(() => hosts[w].Ring.AllReduceAsync(mine, locals[w], CancellationToken.None));
+                        }));
+                        double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                        if (results.Any(x => !x.Sum.AsSpan().SequenceEqual(results[0].Sum))) throw new InvalidOperationException("the workers' sums differ");
+                        sent = results.Max(x => x.BytesSent);
+                        if (r > 0) times.Add(seconds);
+                    }
+                    var (median, min, max) = Spread(times);
+                    Console.WriteLine($"  ring {precision,-8} {median:F3} s per reduction (min {min:F3}, max {max:F3}); each worker sends {sent / 1e6:F0} MB "
+                        + $"({sent / (double)gradientBytes:F2} x the gradient), {sent / median / 1e9:F2} GB/s per worker; ring / bound = {median / bound:F2}x; "
+                        + "coordinator: 0 MB");
+                }
+            }
+            if (star)
+            {
+                foreach (int n in counts)
+                {
+                    IReadOnlyList<IReplicaEndpoint> endpoints = [];
+                    try
+                    {
+                        endpoints = await SimClr.Coordinator.WorkerPool.JoinAsync(hosts.Take(n).Select(h => h.Address).ToList(), config, data.Train, TimeSpan.FromMinutes(10), TimeSpan.FromSeconds(60));
+                        var state = await endpoints[0].SaveStateAsync(CancellationToken.None);
+                        long stateBytes = state.Sum(t => (long)t.Data.Length);
+                        var totals = new List<double>();
+                        for (int r = 0; r <= repeats; r++)
+                        {
+                            long start = Stopwatch.GetTimestamp();
+                            await Task.WhenAll(endpoints.Select(e => e.SaveStateAsync(CancellationToken.None))); // every worker -> here
+                            await Task.WhenAll(endpoints.Select(e => e.LoadStateAsync(state, CancellationToken.None))); // here -> every worker
+                            if (r > 0) totals.Add(Stopwatch.GetElapsedTime(start).TotalSeconds * gradientBytes / stateBytes); // per gradient-sized transfer
+                        }
+                        var (median, min, max) = Spread(totals);
+                        double bound = 2.0 * (n - 1) / n * gradientBytes / (linkBandwidth * 1e9);
+                        Console.WriteLine($"star over {n} workers: {median:F3} s per reduction (min {min:F3}, max {max:F3}); each worker moves "
+                            + $"{2 * gradientBytes / 1e6:F0} MB, the coordinator {2.0 * n * gradientBytes / 1e6:F0} MB; star / ring bound = {median / bound:F2}x");
+                    }
+                    finally
+                    {
+                        foreach (var e in endpoints) e.Dispose();
+                    }
+                }
             }
         }
-        Console.WriteLine("(each transfer includes the worker's (de)serialisation of the tensors; figures scaled from a whole state to one gradient's size)");
+        finally
+        {
+            foreach (var h in hosts) await h.DisposeAsync();
+        }
+        Console.WriteLine("(worker servers in this process, each its own Kestrel and HTTP/2 connections; the ring's time includes its additions and "
+            + "precision conversions; the star's figures are scaled from a whole state to one gradient and include the workers' (de)serialisation)");
         return 0;
+    }
+
+    /// <summary>Seconds to stream <paramref name="payload"/> through <paramref name="client"/> to <paramref name="to"/>'s Peer.Ring in pieces, its
+    /// inbox drained as the ring would.</summary>
+    private static async Task<double> PointToPoint(SimClr.Protocol.Peer.PeerClient client, SimClr.Worker.WorkerHost to, byte[] payload, int pieceBytes)
+    {
+        ulong id = (ulong)Random.Shared.NextInt64(1, long.MaxValue);
+        var inbox = to.Ring.Inbox(id);
+        int pieces = (payload.Length + pieceBytes - 1) / pieceBytes;
+        var drain = Task.Run(async () =>
+        {
+            for (int p = 0; p < pieces; p++) await inbox.Reader.ReadAsync();
+        });
+        long start = Stopwatch.GetTimestamp();
+        using var call = client.Ring();
+        for (int p = 0; p < pieces; p++)
+        {
+            int offset = p * pieceBytes;
+            await call.RequestStream.WriteAsync(new SimClr.Protocol.RingPiece
+            {
+                RingId = id,
+                Piece = (uint)p,
+                Dtype = SimClr.Protocol.DType.Float32,
+                Data = Google.Protobuf.UnsafeByteOperations.UnsafeWrap(payload.AsMemory(offset, Math.Min(pieceBytes, payload.Length - offset))),
+            });
+        }
+        await call.RequestStream.CompleteAsync();
+        await call.ResponseAsync;
+        await drain;
+        double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        to.Ring.Forget(id);
+        return seconds;
     }
 
     private static Command Breakdown()

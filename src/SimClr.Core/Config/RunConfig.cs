@@ -118,6 +118,43 @@ public sealed record FaultOptions
     public double RejoinSeconds { get; init; } = 5;
 }
 
+/// <summary>How the workers' gradients are summed (<see cref="Training.DataParallelStep"/>).</summary>
+public enum ReductionMethod
+{
+    /// <summary>The ring between workers when every replica is a worker that can take part, else the star.</summary>
+    Auto,
+
+    /// <summary>Bandwidth-optimal ring all-reduce between the workers (<see cref="Training.RingAllReduce"/>); the
+    /// coordinator moves no gradient and its traffic does not grow with the workers.</summary>
+    Ring,
+
+    /// <summary>Every gradient to the coordinator, the sum back to every worker (traffic 2N x the gradient through it).</summary>
+    Star,
+}
+
+/// <summary>What the ring's partial sums travel as.</summary>
+public enum ReducePrecision
+{
+    /// <summary>float64 partial sums: exact, the same bits whatever the ring's order or size (and the star's).</summary>
+    Exact,
+
+    /// <summary>float32 partial sums: fewer bytes when there are more than 2 workers; rounding depends on the ring.</summary>
+    Float32,
+
+    /// <summary>bfloat16 on the wire, float32 sums, the result rounded to bfloat16: half the bytes, lossy.</summary>
+    Bfloat16,
+}
+
+public sealed record ReductionOptions
+{
+    public ReductionMethod Method { get; init; } = ReductionMethod.Auto;
+
+    public ReducePrecision Precision { get; init; } = ReducePrecision.Exact;
+
+    /// <summary>Values per piece the ring streams (pipelining granularity); 0: <see cref="Training.RingAllReduce.DefaultPieceElements"/>.</summary>
+    public int PieceElements { get; init; }
+}
+
 public sealed record LossOptions
 {
     public double Temperature { get; init; } = 0.5;
@@ -160,6 +197,8 @@ public sealed record RunConfig
     public BatchingOptions Batching { get; init; } = new();
 
     public FaultOptions Faults { get; init; } = new();
+
+    public ReductionOptions Reduction { get; init; } = new();
 
     public OptimizerOptions Optimizer { get; init; } = new();
 
@@ -217,6 +256,10 @@ public sealed record RunConfig
         if (!(Faults.JoinWaitSeconds >= 0) || double.IsInfinity(Faults.JoinWaitSeconds)) problems.Add($"faults.joinWaitSeconds must be >= 0 (got {Faults.JoinWaitSeconds})");
         if (Faults.MaxSkippedSteps < 0) problems.Add($"faults.maxSkippedSteps must be >= 0 (got {Faults.MaxSkippedSteps})");
         if (Faults.HeartbeatMisses < 1) problems.Add($"faults.heartbeatMisses must be >= 1 (got {Faults.HeartbeatMisses})");
+        if (Reduction.Method == ReductionMethod.Star && Reduction.Precision != ReducePrecision.Exact)
+            problems.Add($"reduction.precision {Reduction.Precision} applies to the ring; the star always sums exactly (set reduction.method to ring or auto)");
+        if (Reduction.PieceElements < 0 || Reduction.PieceElements > Training.RingAllReduce.MaxPieceElements)
+            problems.Add($"reduction.pieceElements must be in [0, {Training.RingAllReduce.MaxPieceElements}] (got {Reduction.PieceElements}; 0: the default)");
         if (Epochs < 1) problems.Add($"epochs must be >= 1 (got {Epochs})");
         if (BatchSize < 1) problems.Add($"batchSize must be >= 1 (got {BatchSize})");
         if (Stage == Stage.Pretrain && BatchSize == 1) problems.Add("batchSize must be >= 2 for contrastive pre-training (negatives come from the batch)");

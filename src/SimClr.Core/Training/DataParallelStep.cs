@@ -58,10 +58,22 @@ public sealed class ReplicaLostException(string message, Exception? inner = null
 /// survivors; partial gradients are summed exactly, see <see cref="Sum"/>), so the parameters come out bit-identical to
 /// an undisturbed run's; a replica lost while applying leaves the survivors, which all applied
 /// the same step, to go on. Under fail-fast, or below the minimum, the exception stops the run.
+///
+/// Reduction (<see cref="ReductionOptions"/>): when every replica is a worker that can take part, the workers sum their
+/// gradients among themselves in a ring (<see cref="RingAllReduce"/>; backward and reduction are one call,
+/// <see cref="IReplicaEndpoint.BackwardReduceAsync"/>), and the coordinator moves no gradient; otherwise they come here
+/// and the sum goes back (the star). A ring call that fails makes the others stop at once; a ring broken with no
+/// replica lost is retried (<see cref="RingAttempts"/> in a row at most).
 /// </summary>
 public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, IStepLoss loss, BatchingOptions batching, FaultOptions? faults = null,
-    Action<string>? log = null)
+    Action<string>? log = null, ReductionOptions? reduction = null)
 {
+    private readonly ReductionOptions _reduction = reduction ?? new ReductionOptions();
+    private int _ringFailures; // rings broken in a row with no replica lost
+
+    /// <summary>Rings that may break in a row (no replica lost) before the step gives up.</summary>
+    public const int RingAttempts = 3;
+
     private readonly List<IReplicaEndpoint> _active = [.. replicas];
     private readonly List<IReplicaEndpoint> _lost = [];
     private readonly Dictionary<IReplicaEndpoint, int> _rank = replicas.Select((r, i) => (r, i)).ToDictionary(x => x.r, x => x.i);
@@ -128,6 +140,28 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
                 }
                 log?.Invoke($"lost {who} at step {step} ({lost.Message}); redoing the step over {_active.Count} worker(s), same batch, views and BN groups");
             }
+            catch (RingBrokenException broken)
+            {
+                if (++_ringFailures >= RingAttempts)
+                {
+                    throw new RingBrokenException($"the workers' ring all-reduce broke {RingAttempts} times in a row at step {step} with no worker lost "
+                        + $"({broken.Message}). Every worker must reach the others at the addresses the coordinator uses; or set reduction.method to star.", broken);
+                }
+                log?.Invoke($"the ring all-reduce broke at step {step} ({broken.Message}); redoing the step");
+            }
+        }
+    }
+
+    /// <summary>Whether this step's gradients are summed by the workers' ring (else through the coordinator).</summary>
+    public bool UsesRing
+    {
+        get
+        {
+            if (_reduction.Method == ReductionMethod.Star || Replicas.Count < 2) return false;
+            bool all = Replicas.All(r => r.PeerAddress is not null);
+            if (!all && _reduction.Method == ReductionMethod.Ring)
+                throw new InvalidOperationException($"reduction.method is ring, but {Replicas.First(r => r.PeerAddress is null).Name} cannot take part in a ring (in-process replicas cannot)");
+            return all;
         }
     }
 
@@ -173,11 +207,25 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
         clock.LossMs = Stopwatch.GetElapsedTime(lossStart).TotalMilliseconds;
 
         bool single = Replicas.Count == 1;
-        var gradients = Wait(applying: false, clock.Phase(Replicas.Select((r, w) => (Func<Task<GradientBytes?>>)(() => r.BackwardAsync(slices[w], returnGradient: !single, cancel)))));
-        long reduceStart = Stopwatch.GetTimestamp();
         long bad = 0;
-        byte[]? reduced = single ? null : Sum(gradients!, Replicas, out bad);
-        clock.ReduceMs = Stopwatch.GetElapsedTime(reduceStart).TotalMilliseconds;
+        byte[]? reduced = null;
+        if (UsesRing)
+        {
+            // backward and the workers' ring in one call each; the sum stays on the workers for ApplyStep
+            var ring = new RingPlan((ulong)Random.Shared.NextInt64(1, long.MaxValue), Replicas.Select(r => r.PeerAddress!).ToList(), _reduction.Precision,
+                _reduction.PieceElements > 0 ? _reduction.PieceElements : RingAllReduce.DefaultPieceElements);
+            using var abort = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+            var counts = WaitRing(clock.Phase(Replicas.Select((r, w) => (Func<Task<long>>)(() => r.BackwardReduceAsync(slices[w], ring, w, abort.Token))), abort), cancel);
+            bad = counts.Sum();
+        }
+        else
+        {
+            var gradients = Wait(applying: false, clock.Phase(Replicas.Select((r, w) => (Func<Task<GradientBytes?>>)(() => r.BackwardAsync(slices[w], returnGradient: !single, cancel)))));
+            long reduceStart = Stopwatch.GetTimestamp();
+            reduced = single ? null : Sum(gradients!, Replicas, out bad);
+            clock.ReduceMs = Stopwatch.GetElapsedTime(reduceStart).TotalMilliseconds;
+        }
+        _ringFailures = 0;
         if (bad > 0)
             return new StepOutcome(value, null, metrics) { NotApplied = $"the summed gradient has {bad} non-finite value(s)", Times = clock.Stop(Replicas) };
         var calls = clock.Phase(Replicas.Select(r => (Func<Task<string?>>)(() => r.ApplyStepAsync(step, learningRate, reduced, checksum: !single, cancel))));
@@ -224,11 +272,12 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
 
         public double ReduceMs { get; set; }
 
-        /// <summary>Starts every replica's call (in replica order), timing each; the phase's time is added when the last ends.</summary>
-        public List<Task<T>> Phase<T>(IEnumerable<Func<Task<T>>> calls)
+        /// <summary>Starts every replica's call (in replica order), timing each; the phase's time is added when the last ends.
+        /// With <paramref name="abort"/>, the first call that fails cancels the others (a ring cannot finish without all).</summary>
+        public List<Task<T>> Phase<T>(IEnumerable<Func<Task<T>>> calls, CancellationTokenSource? abort = null)
         {
             long start = Stopwatch.GetTimestamp();
-            var tasks = calls.Select((call, w) => Timed(call, w)).ToList();
+            var tasks = calls.Select((call, w) => Timed(call, w, abort)).ToList();
             try
             {
                 Task.WaitAll(tasks);
@@ -241,12 +290,17 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
             return tasks;
         }
 
-        private async Task<T> Timed<T>(Func<Task<T>> call, int w)
+        private async Task<T> Timed<T>(Func<Task<T>> call, int w, CancellationTokenSource? abort)
         {
             long start = Stopwatch.GetTimestamp();
             try
             {
                 return await Start(call);
+            }
+            catch when (abort is not null)
+            {
+                await abort.CancelAsync();
+                throw;
             }
             finally
             {
@@ -306,6 +360,25 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
             };
         }
         return calls.Select(c => c.Result).ToArray();
+    }
+
+    /// <summary>
+    /// The ring phase's results. When a call failed the others were cancelled: the replicas whose own call failed as
+    /// lost are reported in one <see cref="ReplicaLostException"/> (the step is redone over the rest); with none lost, a
+    /// broken ring is a <see cref="RingBrokenException"/>; any other failure is rethrown as it is.
+    /// </summary>
+    private long[] WaitRing(List<Task<long>> calls, CancellationToken cancel)
+    {
+        if (calls.All(c => c.IsCompletedSuccessfully)) return calls.Select(c => c.Result).ToArray();
+        cancel.ThrowIfCancellationRequested();
+        var failed = calls.Select((c, w) => (Error: c.Exception?.InnerException, w)).Where(x => x.Error is not null).ToList();
+        var other = failed.FirstOrDefault(x => x.Error is not (ReplicaLostException or RingBrokenException or OperationCanceledException));
+        if (other.Error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(other.Error);
+        var lost = failed.Where(x => x.Error is ReplicaLostException).ToList();
+        if (lost.Count > 0)
+            throw new ReplicaLostException(string.Join("; ", lost.Select(x => x.Error!.Message))) { Lost = lost.Select(x => Replicas[x.w]).ToList() };
+        var broken = failed.Where(x => x.Error is RingBrokenException).Select(x => $"{Replicas[x.w].Name}: {x.Error!.Message}").ToList();
+        throw new RingBrokenException(broken.Count > 0 ? string.Join("; ", broken) : "a ring call was cancelled");
     }
 
     private static Tensor ToTensor(FloatBlock block)

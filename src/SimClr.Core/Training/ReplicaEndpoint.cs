@@ -37,6 +37,10 @@ public sealed record GradientBytes(byte[] Data, bool Float64)
     }
 }
 
+/// <summary>One attempt at a step's ring all-reduce (<see cref="RingAllReduce"/>): a fresh id, the replicas' peer
+/// addresses in ring order (a replica's rank is its place in the list), the precision and the piece size.</summary>
+public sealed record RingPlan(ulong Id, IReadOnlyList<string> Peers, Config.ReducePrecision Precision, int PieceElements);
+
 /// <summary>One named tensor of a replica's state as bytes: float32 for floating-point tensors, int64 otherwise.</summary>
 public sealed record NamedBytes(string Name, bool IsFloat, long[] Shape, byte[] Data)
 {
@@ -77,8 +81,20 @@ public interface IReplicaEndpoint : IDisposable
     /// <see cref="ApplyStepAsync"/> with no gradient).</summary>
     Task<GradientBytes?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel);
 
-    /// <summary>Installs <paramref name="gradient"/> (or keeps the local one when null), takes one optimiser step, and
-    /// returns the parameter checksum (null allowed when <paramref name="checksum"/> is false).</summary>
+    /// <summary>Where the other replicas' ring reaches this one, or null when it cannot take part in a ring (in-process
+    /// replicas; the step then reduces through the coordinator).</summary>
+    string? PeerAddress => null;
+
+    /// <summary>Back-propagates dL/dz for the last forward, then sums the local gradient with the other replicas' over
+    /// <paramref name="ring"/> as rank <paramref name="rank"/>: the replica keeps the sum for <see cref="ApplyStepAsync"/>
+    /// with no gradient. Returns the NaN and infinite values in the segment it completed (their sum over the ring is the
+    /// sum's). A peer failing makes it throw <see cref="RingBrokenException"/>.</summary>
+    Task<long> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel) =>
+        throw new NotSupportedException($"{Name} cannot take part in a ring all-reduce");
+
+    /// <summary>Installs <paramref name="gradient"/> (or, when null, the ring's sum after <see cref="BackwardReduceAsync"/>,
+    /// else the local gradient), takes one optimiser step, and returns the parameter checksum (null allowed when
+    /// <paramref name="checksum"/> is false).</summary>
     Task<string?> ApplyStepAsync(long step, double learningRate, byte[]? gradient, bool checksum, CancellationToken cancel);
 
     /// <summary>The replica's state: "model." + state_dict and "optimizer." + momentum buffers.</summary>

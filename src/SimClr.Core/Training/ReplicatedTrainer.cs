@@ -26,7 +26,7 @@ public abstract class ReplicatedTrainer : Trainer
         Replica = ModelReplica.Build(config, train.Channels, train.Mean, train.Std, Device, train.ClassNames.Count);
         _self = new LocalReplicaEndpoint(Replica);
         _remote = replicas is { Count: > 0 };
-        StepRunner = new DataParallelStep(_remote ? replicas! : [_self], loss, config.Batching, config.Faults, observer.Message);
+        StepRunner = new DataParallelStep(_remote ? replicas! : [_self], loss, config.Batching, config.Faults, observer.Message, config.Reduction);
         // fail now, not at the first step, when the batch cannot be split this way
         ShardPlan.Build(Enumerable.Range(0, config.BatchSize).Select(i => (long)i).ToArray(), StepRunner.Replicas.Count, config.Batching, loss.ViewsPerImage);
     }

@@ -4,18 +4,20 @@ namespace SimClr.Core.Training;
 
 /// <summary>
 /// Milliseconds a replica spent on its own work, by phase: augmenting views, the forward pass, the gradient-caching
-/// re-forward (re-augmentation included; 0 without chunks), the backward pass, the optimiser step, and the rest of its
-/// calls (serialise: bytes to and from tensors, flattening or installing the gradient, the parameter checksum). What
-/// the calls cost beyond this (the wire, waiting for the worker's torch thread) the coordinator measures.
+/// re-forward (re-augmentation included; 0 without chunks), the backward pass, the optimiser step, the rest of its
+/// calls (serialise: bytes to and from tensors, flattening or installing the gradient, the parameter checksum), and
+/// the ring all-reduce with the other workers (ring: sending, waiting for and adding their pieces; 0 with the star).
+/// What the calls cost beyond this (the wire, waiting for the worker's torch thread) the coordinator measures.
 /// </summary>
-public sealed record ReplicaTimes(double AugmentMs, double ForwardMs, double ReforwardMs, double BackwardMs, double OptimizerMs, double SerializeMs)
+public sealed record ReplicaTimes(double AugmentMs, double ForwardMs, double ReforwardMs, double BackwardMs, double OptimizerMs, double SerializeMs,
+    double RingMs = 0)
 {
     public static readonly ReplicaTimes None = new(0, 0, 0, 0, 0, 0);
 
-    public double TotalMs => AugmentMs + ForwardMs + ReforwardMs + BackwardMs + OptimizerMs + SerializeMs;
+    public double TotalMs => AugmentMs + ForwardMs + ReforwardMs + BackwardMs + OptimizerMs + SerializeMs + RingMs;
 
     public static ReplicaTimes operator +(ReplicaTimes a, ReplicaTimes b) => new(a.AugmentMs + b.AugmentMs, a.ForwardMs + b.ForwardMs,
-        a.ReforwardMs + b.ReforwardMs, a.BackwardMs + b.BackwardMs, a.OptimizerMs + b.OptimizerMs, a.SerializeMs + b.SerializeMs);
+        a.ReforwardMs + b.ReforwardMs, a.BackwardMs + b.BackwardMs, a.OptimizerMs + b.OptimizerMs, a.SerializeMs + b.SerializeMs, a.RingMs + b.RingMs);
 
     /// <summary>The wire form (the worker's "simclr-times" gRPC trailer): "augment=1.25;forward=3.5;...".</summary>
     public string Format() => string.Join(';', Fields().Select(f => string.Create(CultureInfo.InvariantCulture, $"{f.Name}={f.Ms:0.###}")));
@@ -33,11 +35,11 @@ public sealed record ReplicaTimes(double AugmentMs, double ForwardMs, double Ref
             values[part[..eq]] = ms;
         }
         double Get(string name) => values.GetValueOrDefault(name);
-        return new ReplicaTimes(Get("augment"), Get("forward"), Get("reforward"), Get("backward"), Get("optimizer"), Get("serialize"));
+        return new ReplicaTimes(Get("augment"), Get("forward"), Get("reforward"), Get("backward"), Get("optimizer"), Get("serialize"), Get("ring"));
     }
 
     private IEnumerable<(string Name, double Ms)> Fields() =>
-        [("augment", AugmentMs), ("forward", ForwardMs), ("reforward", ReforwardMs), ("backward", BackwardMs), ("optimizer", OptimizerMs), ("serialize", SerializeMs)];
+        [("augment", AugmentMs), ("forward", ForwardMs), ("reforward", ReforwardMs), ("backward", BackwardMs), ("optimizer", OptimizerMs), ("serialize", SerializeMs), ("ring", RingMs)];
 }
 
 /// <summary>
@@ -53,7 +55,7 @@ public sealed record StepTimes(double StepMs, double PrepareMs, double LossMs, d
     /// <summary>The phases written into metrics.jsonl, in table order (each as time_NAME_ms, mean over replicas for replica phases).</summary>
     public static readonly IReadOnlyList<string> CoordinatorPhases = ["prepare", "loss", "reduce"];
 
-    public static readonly IReadOnlyList<string> ReplicaPhases = ["augment", "forward", "reforward", "backward", "optimizer", "serialize", "transfer", "idle"];
+    public static readonly IReadOnlyList<string> ReplicaPhases = ["augment", "forward", "reforward", "backward", "ring", "optimizer", "serialize", "transfer", "idle"];
 
     /// <summary>The replica with the most compute this step (its rank among the step's replicas).</summary>
     public int Slowest => Replicas.Select((r, w) => (r.TotalMs, w)).MaxBy(x => x.TotalMs).w;
@@ -64,6 +66,7 @@ public sealed record StepTimes(double StepMs, double PrepareMs, double LossMs, d
         "forward" => Replicas.Select(r => r.ForwardMs).ToArray(),
         "reforward" => Replicas.Select(r => r.ReforwardMs).ToArray(),
         "backward" => Replicas.Select(r => r.BackwardMs).ToArray(),
+        "ring" => Replicas.Select(r => r.RingMs).ToArray(),
         "optimizer" => Replicas.Select(r => r.OptimizerMs).ToArray(),
         "serialize" => Replicas.Select(r => r.SerializeMs).ToArray(),
         "transfer" => [.. TransferMs],

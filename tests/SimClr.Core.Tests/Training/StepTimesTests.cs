@@ -80,14 +80,14 @@ public sealed class StepTimesTests : IDisposable
     [Fact]
     public void Replica_times_cross_the_wire_as_text_and_a_bad_trailer_is_ignored()
     {
-        var times = new ReplicaTimes(1.25, 3.5, 0, 7.125, 0.75, 0.5);
-        Assert.Equal("augment=1.25;forward=3.5;reforward=0;backward=7.125;optimizer=0.75;serialize=0.5", times.Format());
+        var times = new ReplicaTimes(1.25, 3.5, 0, 7.125, 0.75, 0.5, 2.5);
+        Assert.Equal("augment=1.25;forward=3.5;reforward=0;backward=7.125;optimizer=0.75;serialize=0.5;ring=2.5", times.Format());
         Assert.Equal(times, ReplicaTimes.Parse(times.Format()));
         Assert.Equal(new ReplicaTimes(2, 0, 0, 0, 0, 0), ReplicaTimes.Parse("augment=2;future=9")); // newer fields ignored, missing 0
         Assert.Null(ReplicaTimes.Parse(null));
         Assert.Null(ReplicaTimes.Parse("augment=-1"));
         Assert.Null(ReplicaTimes.Parse("augment=NaN"));
         Assert.Null(ReplicaTimes.Parse("nonsense"));
-        Assert.Equal(13.125, times.TotalMs);
+        Assert.Equal(15.625, times.TotalMs);
     }
 }

@@ -1,0 +1,355 @@
+using System.Runtime.InteropServices;
+using SimClr.Core.Config;
+
+namespace SimClr.Core.Training;
+
+/// <summary>How the values of a <see cref="RingPiece"/> are stored.</summary>
+public enum RingElement
+{
+    Float32,
+    Float64,
+    Bfloat16,
+}
+
+/// <summary>One piece of a ring all-reduce as it travels between workers: which phase (0 reduce-scatter, 1
+/// all-gather), segment and piece of that segment, and its values.</summary>
+public readonly record struct RingPiece(int Phase, int Segment, int Piece, RingElement Element, ReadOnlyMemory<byte> Data)
+{
+    public int Count => Data.Length / RingAllReduce.Size(Element);
+
+    public override string ToString() => $"{(Phase == 0 ? "reduce-scatter" : "all-gather")} segment {Segment} piece {Piece}: {Count} {Element} values";
+}
+
+/// <summary>A worker's two ring connections: to the next worker (sending) and from the previous one (receiving).</summary>
+public interface IRingLink
+{
+    /// <summary>Queues a piece for the next worker; never waits for the next worker to take it.</summary>
+    void Send(RingPiece piece);
+
+    /// <summary>The previous worker's next piece, in the order it sent them. Throws <see cref="RingBrokenException"/>
+    /// when that worker's stream broke or ended.</summary>
+    ValueTask<RingPiece> ReceiveAsync(CancellationToken cancel);
+}
+
+/// <summary>The ring could not finish: a peer is gone, unreachable, or sent something other than the algorithm's next
+/// piece. The step is redone; the worker that is really gone shows itself by failing its own call.</summary>
+public sealed class RingBrokenException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>What a worker ends a ring with: the float32 sum (the same bits on every worker of the ring), the NaN and
+/// infinite values in the segment it completed, and the bytes it sent.</summary>
+public sealed record RingResult(byte[] Sum, long NonFinite, long BytesSent);
+
+/// <summary>
+/// Bandwidth-optimal ring all-reduce (Patarasuk and Yuan 2009; what NCCL and Horovod run), the worker's side: every
+/// worker sends and receives 2(N-1)/N of the gradient, whatever N is, and the coordinator moves none of it.
+///
+/// The flat gradient is split into N segments, each into pieces. Reduce-scatter: worker r sends its segment r to r+1;
+/// a worker that receives a piece adds its own values and passes it on, so after N-1 hops worker r holds the complete
+/// sum of segment r+1 (added up in the order r+1, r+2, ..., r). It rounds that to float32 once and starts the
+/// all-gather, in which each completed segment travels N-1 hops unchanged. Pieces move as soon as they are ready, so
+/// every link is busy at once (pipelining) and a piece's latency is paid once, not once per hop.
+///
+/// Precision (<see cref="ReducePrecision"/>): exact partial sums travel as float64 (the first hop in the sender's own
+/// precision, so 2 workers send float32): float32 values, or exact float64 sums of them, add up without rounding in
+/// float64, so the result has the same bits as <see cref="DataParallelStep.Sum"/>'s and does not depend on the ring's
+/// order or size; a run that loses a worker goes on bit-identical. Float32 sends 4-byte partials (fewer bytes for
+/// N > 2, rounding that depends on the ring); bfloat16 halves the bytes again and is lossy (off by default).
+/// </summary>
+public static class RingAllReduce
+{
+    /// <summary>Values per piece by default: 1 MiB of float32.</summary>
+    public const int DefaultPieceElements = 256 * 1024;
+
+    /// <summary>4 MiB of float64: a piece fits in one gRPC message.</summary>
+    public const int MaxPieceElements = 512 * 1024;
+
+    public static int Size(RingElement element) => element switch
+    {
+        RingElement.Float32 => 4,
+        RingElement.Float64 => 8,
+        RingElement.Bfloat16 => 2,
+        _ => throw new ArgumentOutOfRangeException(nameof(element)),
+    };
+
+    /// <summary>Segment <paramref name="segment"/> of <paramref name="ranks"/> over <paramref name="count"/> values: near-equal, in order.</summary>
+    public static (long Start, int Count) Segment(long count, int ranks, int segment)
+    {
+        long start = count * segment / ranks;
+        return (start, checked((int)((count * (segment + 1) / ranks) - start)));
+    }
+
+    /// <summary>Pieces of a segment of <paramref name="count"/> values.</summary>
+    public static int Pieces(int count, int pieceElements) => (count + pieceElements - 1) / pieceElements;
+
+    /// <summary>Bytes one worker sends in a ring of <paramref name="ranks"/> over <paramref name="count"/> values (all
+    /// local gradients in <paramref name="local"/>): what the benchmark compares with the ring bound 2(N-1)/N x 4 bytes.</summary>
+    public static long BytesPerWorker(long count, int ranks, ReducePrecision precision, RingElement local)
+    {
+        if (ranks == 1) return 0;
+        double segment = (double)count / ranks;
+        double first = segment * (precision switch { ReducePrecision.Exact => Size(local), ReducePrecision.Float32 => 4, _ => 2 });
+        double relays = segment * (ranks - 2) * (precision switch { ReducePrecision.Exact => 8, ReducePrecision.Float32 => 4, _ => 2 });
+        double gather = segment * (ranks - 1) * (precision == ReducePrecision.Bfloat16 ? 2 : 4);
+        return (long)(first + relays + gather);
+    }
+
+    /// <summary>Runs this worker's part of the ring over <paramref name="link"/>; every worker of the ring must call it with
+    /// the same rank count, precision, piece size and gradient length, each with its own rank.</summary>
+    public static async Task<RingResult> RunAsync(GradientBytes local, int rank, int ranks, ReducePrecision precision, IRingLink link,
+        int pieceElements = DefaultPieceElements, CancellationToken cancel = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(ranks, 1);
+        if (rank < 0 || rank >= ranks) throw new ArgumentOutOfRangeException(nameof(rank), $"rank {rank} of {ranks}");
+        if (pieceElements < 1 || pieceElements > MaxPieceElements) throw new ArgumentOutOfRangeException(nameof(pieceElements));
+        long count = local.Count;
+        var sum = new byte[checked(count * 4)];
+        if (ranks == 1)
+        {
+            var only = local.ToFloat32();
+            long bad = DataParallelStep.CountNonFinite(only);
+            if (precision == ReducePrecision.Bfloat16) bad = RoundThroughBfloat16(only, sum);
+            else only.CopyTo(sum, 0);
+            return new RingResult(sum, bad, 0);
+        }
+        var own = local.Float64 ? RingElement.Float64 : RingElement.Float32;
+        var state = new State(local, own, precision, sum, pieceElements);
+        long sent = 0;
+        void Send(RingPiece piece)
+        {
+            sent += piece.Data.Length;
+            link.Send(piece);
+        }
+
+        // reduce-scatter, hop 0: this worker's own segment, in the precision the first hop travels in
+        int first = rank;
+        var (firstStart, firstCount) = Segment(count, ranks, first);
+        for (int p = 0; p < Pieces(firstCount, pieceElements); p++)
+        {
+            var (start, n) = state.Piece(firstStart, firstCount, p);
+            Send(new RingPiece(0, first, p, state.FirstHop, state.Encode(start, n)));
+        }
+        long nonFinite = 0;
+        for (int hop = 1; hop < ranks; hop++)
+        {
+            int segment = Mod(rank - hop, ranks);
+            var (segmentStart, segmentCount) = Segment(count, ranks, segment);
+            bool last = hop == ranks - 1;
+            for (int p = 0; p < Pieces(segmentCount, pieceElements); p++)
+            {
+                var (start, n) = state.Piece(segmentStart, segmentCount, p);
+                var incoming = await Receive(link, 0, segment, p, n, hop == 1 ? state.FirstHopAccepts : [state.Partial], cancel);
+                if (!last)
+                {
+                    Send(new RingPiece(0, segment, p, state.Partial, state.Add(incoming, start, n)));
+                    continue;
+                }
+                nonFinite += state.Complete(incoming, start, n, out var final);
+                Send(new RingPiece(1, segment, p, state.Result, final)); // all-gather, hop 0: the segment this worker completed
+            }
+        }
+        for (int hop = 1; hop < ranks; hop++)
+        {
+            int segment = Mod(rank + 1 - hop, ranks);
+            var (segmentStart, segmentCount) = Segment(count, ranks, segment);
+            for (int p = 0; p < Pieces(segmentCount, pieceElements); p++)
+            {
+                var (start, n) = state.Piece(segmentStart, segmentCount, p);
+                var incoming = await Receive(link, 1, segment, p, n, [state.Result], cancel);
+                state.Store(incoming, start, n);
+                if (hop < ranks - 1) Send(incoming);
+            }
+        }
+        return new RingResult(sum, nonFinite, sent);
+    }
+
+    private static int Mod(int a, int n) => ((a % n) + n) % n;
+
+    private static async Task<RingPiece> Receive(IRingLink link, int phase, int segment, int piece, int count, RingElement[] accepted, CancellationToken cancel)
+    {
+        var incoming = await link.ReceiveAsync(cancel);
+        if (incoming.Phase != phase || incoming.Segment != segment || incoming.Piece != piece || !accepted.Contains(incoming.Element)
+            || incoming.Data.Length != (long)count * Size(incoming.Element))
+        {
+            throw new RingBrokenException($"the previous worker sent {incoming.Phase}/{incoming.Segment}/{incoming.Piece} ({incoming.Data.Length} bytes of "
+                + $"{incoming.Element}); expected {new RingPiece(phase, segment, piece, accepted[0], default)} with {count} values as {string.Join(" or ", accepted)}");
+        }
+        return incoming;
+    }
+
+    /// <summary>Rounds float32 values to bfloat16 and back into <paramref name="target"/>, counting non-finite results.</summary>
+    private static long RoundThroughBfloat16(ReadOnlySpan<byte> float32, Span<byte> target)
+    {
+        var from = MemoryMarshal.Cast<byte, float>(float32);
+        var to = MemoryMarshal.Cast<byte, float>(target);
+        long bad = 0;
+        for (int i = 0; i < from.Length; i++)
+        {
+            to[i] = FromBfloat16(ToBfloat16(from[i]));
+            if (!float.IsFinite(to[i])) bad++;
+        }
+        return bad;
+    }
+
+    /// <summary>float32 to bfloat16, round to nearest even (NaN stays NaN).</summary>
+    public static ushort ToBfloat16(float value)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(value);
+        if (float.IsNaN(value)) return (ushort)((bits >> 16) | 0x40);
+        bits += 0x7FFF + ((bits >> 16) & 1);
+        return (ushort)(bits >> 16);
+    }
+
+    public static float FromBfloat16(ushort value) => BitConverter.UInt32BitsToSingle((uint)value << 16);
+
+    /// <summary>The arithmetic of one worker's ring: its local gradient, the sum being filled in, and the precision.</summary>
+    private sealed class State(GradientBytes local, RingElement own, ReducePrecision precision, byte[] sum, int pieceElements)
+    {
+        /// <summary>What the first reduce-scatter hop sends: exact sends the local values as they are.</summary>
+        public RingElement FirstHop { get; } = precision switch
+        {
+            ReducePrecision.Exact => own,
+            ReducePrecision.Float32 => RingElement.Float32,
+            _ => RingElement.Bfloat16,
+        };
+
+        /// <summary>What a first hop may arrive as (the previous worker's local precision may differ from this one's).</summary>
+        public RingElement[] FirstHopAccepts { get; } = precision == ReducePrecision.Exact ? [RingElement.Float32, RingElement.Float64] : [precision == ReducePrecision.Float32 ? RingElement.Float32 : RingElement.Bfloat16];
+
+        /// <summary>What later reduce-scatter hops send.</summary>
+        public RingElement Partial { get; } = precision switch
+        {
+            ReducePrecision.Exact => RingElement.Float64,
+            ReducePrecision.Float32 => RingElement.Float32,
+            _ => RingElement.Bfloat16,
+        };
+
+        /// <summary>What the all-gather sends.</summary>
+        public RingElement Result { get; } = precision == ReducePrecision.Bfloat16 ? RingElement.Bfloat16 : RingElement.Float32;
+
+        public (long Start, int Count) Piece(long segmentStart, int segmentCount, int piece)
+        {
+            int offset = piece * pieceElements;
+            return (segmentStart + offset, Math.Min(pieceElements, segmentCount - offset));
+        }
+
+        private ReadOnlySpan<byte> Own(long start, int n) => local.Data.AsSpan(checked((int)(start * Size(own))), n * Size(own));
+
+        /// <summary>This worker's values [start, start + n) as the first hop sends them (no copy when they already are).</summary>
+        public ReadOnlyMemory<byte> Encode(long start, int n)
+        {
+            if (FirstHop == own) return local.Data.AsMemory(checked((int)(start * Size(own))), n * Size(own));
+            var values = new float[n];
+            OwnAsFloat32(start, n, values);
+            return FirstHop == RingElement.Float32 ? MemoryMarshal.AsBytes(values.AsSpan()).ToArray() : Bfloat16Bytes(values);
+        }
+
+        private void OwnAsFloat32(long start, int n, Span<float> target)
+        {
+            var bytes = Own(start, n);
+            if (own == RingElement.Float32) MemoryMarshal.Cast<byte, float>(bytes).CopyTo(target);
+            else
+            {
+                var values = MemoryMarshal.Cast<byte, double>(bytes);
+                for (int i = 0; i < n; i++) target[i] = (float)values[i];
+            }
+        }
+
+        private static byte[] Bfloat16Bytes(ReadOnlySpan<float> values)
+        {
+            var bytes = new byte[values.Length * 2];
+            var halves = MemoryMarshal.Cast<byte, ushort>(bytes.AsSpan());
+            for (int i = 0; i < values.Length; i++) halves[i] = ToBfloat16(values[i]);
+            return bytes;
+        }
+
+        /// <summary>The incoming partial sum plus this worker's values, in float64 (exact) or float32.</summary>
+        private void Accumulate(RingPiece incoming, long start, int n, Span<double> wide, Span<float> narrow)
+        {
+            var data = incoming.Data.Span;
+            if (precision == ReducePrecision.Exact)
+            {
+                if (incoming.Element == RingElement.Float64) MemoryMarshal.Cast<byte, double>(data).CopyTo(wide);
+                else
+                {
+                    var values = MemoryMarshal.Cast<byte, float>(data);
+                    for (int i = 0; i < n; i++) wide[i] = values[i];
+                }
+                var mine = Own(start, n);
+                if (own == RingElement.Float64)
+                {
+                    var values = MemoryMarshal.Cast<byte, double>(mine);
+                    for (int i = 0; i < n; i++) wide[i] += values[i];
+                }
+                else
+                {
+                    var values = MemoryMarshal.Cast<byte, float>(mine);
+                    for (int i = 0; i < n; i++) wide[i] += values[i];
+                }
+                return;
+            }
+            if (incoming.Element == RingElement.Float32) MemoryMarshal.Cast<byte, float>(data).CopyTo(narrow);
+            else
+            {
+                var halves = MemoryMarshal.Cast<byte, ushort>(data);
+                for (int i = 0; i < n; i++) narrow[i] = FromBfloat16(halves[i]);
+            }
+            var ownValues = new float[n];
+            OwnAsFloat32(start, n, ownValues);
+            for (int i = 0; i < n; i++) narrow[i] += ownValues[i];
+        }
+
+        /// <summary>A partial sum to pass on: incoming plus this worker's values, as <see cref="Partial"/>.</summary>
+        public ReadOnlyMemory<byte> Add(RingPiece incoming, long start, int n)
+        {
+            if (precision == ReducePrecision.Exact)
+            {
+                var bytes = new byte[n * 8];
+                Accumulate(incoming, start, n, MemoryMarshal.Cast<byte, double>(bytes.AsSpan()), default);
+                return bytes;
+            }
+            var values = new float[n];
+            Accumulate(incoming, start, n, default, values);
+            return precision == ReducePrecision.Float32 ? MemoryMarshal.AsBytes(values.AsSpan()).ToArray() : Bfloat16Bytes(values);
+        }
+
+        /// <summary>The last hop: the complete sum, rounded once into the result; returns its non-finite count and the bytes to gather.</summary>
+        public long Complete(RingPiece incoming, long start, int n, out ReadOnlyMemory<byte> final)
+        {
+            var target = MemoryMarshal.Cast<byte, float>(sum.AsSpan(checked((int)(start * 4)), n * 4));
+            long bad = 0;
+            if (precision == ReducePrecision.Exact)
+            {
+                var wide = new double[n];
+                Accumulate(incoming, start, n, wide, default);
+                var rounded = GradientBytes.Round(wide, out bad);
+                rounded.CopyTo(sum, start * 4);
+                final = sum.AsMemory(checked((int)(start * 4)), n * 4);
+                return bad;
+            }
+            var values = new float[n];
+            Accumulate(incoming, start, n, default, values);
+            if (precision == ReducePrecision.Float32)
+            {
+                values.CopyTo(target);
+                final = sum.AsMemory(checked((int)(start * 4)), n * 4);
+                return DataParallelStep.CountNonFinite(MemoryMarshal.AsBytes(values.AsSpan()));
+            }
+            var halves = Bfloat16Bytes(values);
+            bad = RoundThroughBfloat16(MemoryMarshal.AsBytes(values.AsSpan()), MemoryMarshal.AsBytes(target));
+            final = halves;
+            return bad;
+        }
+
+        /// <summary>An all-gathered piece of the result into the sum.</summary>
+        public void Store(RingPiece incoming, long start, int n)
+        {
+            var target = MemoryMarshal.Cast<byte, float>(sum.AsSpan(checked((int)(start * 4)), n * 4));
+            if (incoming.Element == RingElement.Float32) MemoryMarshal.Cast<byte, float>(incoming.Data.Span).CopyTo(target);
+            else
+            {
+                var halves = MemoryMarshal.Cast<byte, ushort>(incoming.Data.Span);
+                for (int i = 0; i < n; i++) target[i] = FromBfloat16(halves[i]);
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+using System.Threading.Channels;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using SimClr.Core.Training;
+using SimClr.Protocol;
+using Piece = SimClr.Core.Training.RingPiece;
+using WirePiece = SimClr.Protocol.RingPiece;
+
+namespace SimClr.Worker;
+
+/// <summary>
+/// A worker's side of the ring all-reduce (<see cref="RingAllReduce"/>) over gRPC: one Peer.Ring call streams this
+/// worker's pieces to the next worker, and the previous worker's call (<see cref="PeerService"/>) fills this worker's
+/// inbox for the ring. Either side may come first (the previous worker may finish its backward earlier), so an inbox is
+/// made by whoever asks first; inboxes are bounded (flow control reaches the sender) and so is their number.
+/// </summary>
+public sealed class RingPeers(WorkerOptions options) : IDisposable
+{
+    /// <summary>Rings with an inbox at once: the current one, and pieces of a next attempt arriving early.</summary>
+    public const int MaxRings = 4;
+
+    /// <summary>Pieces an inbox holds before the sender waits (HTTP/2 flow control then holds the rest).</summary>
+    public const int InboxPieces = 16;
+
+    private readonly Lock _gate = new();
+    private readonly Dictionary<ulong, System.Threading.Channels.Channel<Piece>> _inboxes = [];
+    private readonly Dictionary<string, GrpcChannel> _channels = [];
+    private readonly System.Security.Cryptography.X509Certificates.X509Certificate2? _trusted =
+        options.TlsCertificatePath is { } path ? Tls.LoadTrusted(path) : null; // peers share the run's certificate or CA
+    private readonly Metadata? _headers = options.Token is { } token ? new Metadata { { RunToken.Header, RunToken.BearerValue(token) } } : null;
+
+    /// <summary>The inbox of ring <paramref name="id"/>, made when first asked for.</summary>
+    public System.Threading.Channels.Channel<Piece> Inbox(ulong id)
+    {
+        lock (_gate)
+        {
+            if (_inboxes.TryGetValue(id, out var inbox)) return inbox;
+            if (_inboxes.Count >= MaxRings)
+                throw new RpcException(new Status(StatusCode.ResourceExhausted, $"{MaxRings} rings are open on this worker; ring {id:x} is refused"));
+            inbox = System.Threading.Channels.Channel.CreateBounded<Piece>(new BoundedChannelOptions(InboxPieces) { SingleReader = true, SingleWriter = true });
+            _inboxes[id] = inbox;
+            return inbox;
+        }
+    }
+
+    /// <summary>Drops ring <paramref name="id"/>'s inbox (a benchmark's stream that nobody else reads).</summary>
+    public void Forget(ulong id) => Drop(other => other == id, "forgotten");
+
+    private void Drop(Func<ulong, bool> which, string why)
+    {
+        lock (_gate)
+        {
+            foreach (ulong id in _inboxes.Keys.Where(which).ToList())
+            {
+                _inboxes[id].Writer.TryComplete(new RingBrokenException(why));
+                _inboxes.Remove(id);
+            }
+        }
+    }
+
+    /// <summary>Takes part in <paramref name="spec"/>'s ring with this worker's local gradient; every other ring is abandoned.</summary>
+    public async Task<RingResult> AllReduceAsync(RingSpec spec, GradientBytes local, CancellationToken cancel)
+    {
+        ulong id = spec.RingId;
+        Drop(other => other != id, "a newer ring started on this worker");
+        int ranks = spec.Peers.Count;
+        var precision = spec.Precision switch
+        {
+            ReducePrecision.Exact => Core.Config.ReducePrecision.Exact,
+            ReducePrecision.Float32 => Core.Config.ReducePrecision.Float32,
+            ReducePrecision.Bfloat16 => Core.Config.ReducePrecision.Bfloat16,
+            _ => throw new ArgumentOutOfRangeException(nameof(spec), spec.Precision, "precision"),
+        };
+        int pieces = spec.PieceElements == 0 ? RingAllReduce.DefaultPieceElements : (int)spec.PieceElements;
+        if (ranks == 1) return await RingAllReduce.RunAsync(local, 0, 1, precision, new Link(null!, null!), pieces, cancel);
+
+        var inbox = Inbox(id);
+        string next = spec.Peers[(int)((spec.Rank + 1) % ranks)];
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        var outbox = System.Threading.Channels.Channel.CreateUnbounded<Piece>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var pump = Pump(id, next, outbox.Reader, stop);
+        try
+        {
+            var result = await RingAllReduce.RunAsync(local, (int)spec.Rank, ranks, precision, new Link(inbox.Reader, outbox.Writer), pieces, stop.Token);
+            outbox.Writer.TryComplete();
+            await pump;
+            return result;
+        }
+        catch (Exception e) when (e is OperationCanceledException && !cancel.IsCancellationRequested && pump.IsFaulted)
+        {
+            throw pump.Exception!.InnerException!; // sending failed first: that is the news
+        }
+        catch (Exception e) when (e is RpcException or IOException or HttpRequestException or ChannelClosedException)
+        {
+            throw new RingBrokenException($"sending to the next worker ({next}) failed: {e.Message}", e);
+        }
+        finally
+        {
+            outbox.Writer.TryComplete();
+            Drop(other => other == id, "the ring is over on this worker");
+            if (!pump.IsCompleted) await stop.CancelAsync();
+            try
+            {
+                await pump;
+            }
+            catch (Exception)
+            {
+                // reported above, or the ring failed for another reason
+            }
+        }
+    }
+
+    /// <summary>Streams the outbox to the next worker's Peer.Ring; a failure cancels the ring.</summary>
+    private async Task Pump(ulong id, string next, ChannelReader<Piece> outbox, CancellationTokenSource stop)
+    {
+        await Task.Yield();
+        try
+        {
+            var client = new Peer.PeerClient(PeerChannel(next));
+            using var call = client.Ring(_headers, cancellationToken: stop.Token);
+            await foreach (var piece in outbox.ReadAllAsync(stop.Token))
+            {
+                await call.RequestStream.WriteAsync(new WirePiece
+                {
+                    RingId = id,
+                    Phase = (uint)piece.Phase,
+                    Segment = (uint)piece.Segment,
+                    Piece = (uint)piece.Piece,
+                    Dtype = piece.Element switch { RingElement.Float64 => DType.Float64, RingElement.Bfloat16 => DType.Bfloat16, _ => DType.Float32 },
+                    Data = UnsafeByteOperations.UnsafeWrap(piece.Data), // no copy: the ring never changes a piece it sent
+                }, stop.Token);
+            }
+            await call.RequestStream.CompleteAsync();
+            await call.ResponseAsync;
+        }
+        catch (Exception e) when (!stop.IsCancellationRequested)
+        {
+            await stop.CancelAsync();
+            throw new RingBrokenException($"sending to the next worker ({next}) failed: {(e is RpcException r ? $"{r.StatusCode}: {r.Status.Detail}" : e.Message)}", e);
+        }
+    }
+
+    private GrpcChannel PeerChannel(string address)
+    {
+        lock (_gate)
+        {
+            if (_channels.TryGetValue(address, out var channel)) return channel;
+            var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = false, InitialHttp2StreamWindowSize = WireLimits.WindowBytes };
+            if (address.StartsWith("https:", StringComparison.OrdinalIgnoreCase)) handler.SslOptions.RemoteCertificateValidationCallback = Tls.Validator(_trusted);
+            channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
+            {
+                MaxReceiveMessageSize = WireLimits.MaxMessageBytes,
+                MaxSendMessageSize = WireLimits.MaxMessageBytes,
+                HttpHandler = handler,
+                DisposeHttpClient = true,
+            });
+            _channels[address] = channel;
+            return channel;
+        }
+    }
+
+    private sealed class Link(ChannelReader<Piece> inbox, ChannelWriter<Piece> outbox) : IRingLink
+    {
+        public void Send(Piece piece)
+        {
+            if (!outbox.TryWrite(piece)) throw new RingBrokenException("the link to the next worker is closed");
+        }
+
+        public async ValueTask<Piece> ReceiveAsync(CancellationToken cancel)
+        {
+            try
+            {
+                return await inbox.ReadAsync(cancel);
+            }
+            catch (ChannelClosedException e)
+            {
+                throw e.InnerException as RingBrokenException ?? new RingBrokenException("the previous worker ended its stream before the ring was done", e);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            foreach (var channel in _channels.Values) channel.Dispose();
+            _channels.Clear();
+            foreach (var inbox in _inboxes.Values) inbox.Writer.TryComplete();
+            _inboxes.Clear();
+        }
+    }
+}
+
+/// <summary>The Peer service of protos/simclr.proto: the previous worker's ring pieces, checked, into this worker's inbox.</summary>
+public sealed class PeerService(RingPeers peers) : Peer.PeerBase
+{
+    public override async Task<RingReply> Ring(IAsyncStreamReader<WirePiece> requestStream, ServerCallContext context)
+    {
+        System.Threading.Channels.Channel<Piece>? inbox = null;
+        ulong id = 0;
+        uint count = 0;
+        try
+        {
+            await foreach (var message in requestStream.ReadAllAsync(context.CancellationToken))
+            {
+                if (message.RingId == 0 || (id != 0 && message.RingId != id))
+                    throw Invalid($"ring_id {message.RingId:x} (the call's ring is {id:x}; 0 is not an id)");
+                if (message.Phase > 1) throw Invalid($"phase {message.Phase} (0 reduce-scatter, 1 all-gather)");
+                var element = message.Dtype switch
+                {
+                    DType.Float32 => RingElement.Float32,
+                    DType.Float64 => RingElement.Float64,
+                    DType.Bfloat16 => RingElement.Bfloat16,
+                    _ => throw Invalid($"dtype {message.Dtype}; ring pieces are float32, float64 or bfloat16"),
+                };
+                if (message.Data.Length % RingAllReduce.Size(element) != 0) throw Invalid($"{message.Data.Length} bytes of {message.Dtype}");
+                if (inbox is null)
+                {
+                    id = message.RingId;
+                    inbox = peers.Inbox(id);
+                }
+                await inbox.Writer.WriteAsync(new Piece((int)Math.Min(message.Phase, int.MaxValue), (int)Math.Min(message.Segment, int.MaxValue),
+                    (int)Math.Min(message.Piece, int.MaxValue), element, message.Data.Memory), context.CancellationToken);
+                count++;
+            }
+        }
+        catch (ChannelClosedException)
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"ring {id:x} is over on this worker"));
+        }
+        catch (Exception e)
+        {
+            // this worker's ring must not wait for pieces that will never come
+            inbox?.Writer.TryComplete(new RingBrokenException($"the previous worker's stream broke: {(e is RpcException r ? r.Status.Detail : e.Message)}", e));
+            throw;
+        }
+        return new RingReply { Pieces = count };
+    }
+
+    private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, $"ring piece: {message}"));
+}
