@@ -125,8 +125,27 @@ internal static class BenchCommand
                 + $"{linkBandwidth:F2} GB/s, {linkBandwidth / memcpy:P0} of memcpy");
 
             var random = new Random(1);
+            var channels = hosts.Select(h => Grpc.Net.Client.GrpcChannel.ForAddress(h.Address, new Grpc.Net.Client.GrpcChannelOptions
+            {
+                MaxSendMessageSize = SimClr.Protocol.WireLimits.MaxMessageBytes,
+                HttpHandler = new System.Net.Http.SocketsHttpHandler { InitialHttp2StreamWindowSize = SimClr.Protocol.WireLimits.WindowBytes },
+            })).ToList();
             foreach (int n in counts)
             {
+                // the ring's traffic alone, all links at once (each worker streams 2(N-1)/N x size to the next): what this
+                // machine's cores can move over gRPC when N links share them; the ring's own overhead is what it adds to this
+                long ringBytes = 2L * (n - 1) * gradientBytes / n;
+                var raw = new List<double>();
+                for (int r = 0; r <= repeats; r++)
+                {
+                    long start = Stopwatch.GetTimestamp();
+                    await Task.WhenAll(Enumerable.Range(0, n).Select(w => Task.Run(() =>
+                        PointToPoint(new SimClr.Protocol.Peer.PeerClient(channels[(w + 1) % n]), hosts[(w + 1) % n], source, RingAllReduce.DefaultPieceElements * 4, ringBytes))));
+                    if (r > 0) raw.Add(Stopwatch.GetElapsedTime(start).TotalSeconds);
+                }
+                var (rawSeconds, rawMin, rawMax) = Spread(raw);
+                Console.WriteLine($"N = {n}: the ring's traffic alone, {n} links at once: {rawSeconds:F3} s (min {rawMin:F3}, max {rawMax:F3}), "
+                    + $"{n * ringBytes / rawSeconds / 1e9:F2} GB/s over all links");
                 var locals = Enumerable.Range(0, n).Select(_ =>
                 {
                     var values = new float[parameters];
@@ -135,6 +154,7 @@ internal static class BenchCommand
                 }).ToList();
                 double bound = 2.0 * (n - 1) / n * gradientBytes / (linkBandwidth * 1e9);
                 Console.WriteLine($"N = {n}: ring bound 2(N-1)/N x size at the link's rate: {bound:F3} s ({2.0 * (n - 1) / n * gradientBytes / 1e6:F0} MB per worker)");
+                Console.WriteLine($"       (the links share this machine's cores: the ring's traffic alone takes {rawSeconds / bound:F2}x the bound)");
                 foreach (var precision in precisions)
                 {
                     var times = new List<double>();
@@ -166,7 +186,8 @@ internal static class BenchCommand
                     }
                     var (median, min, max) = Spread(times);
                     Console.WriteLine($"  ring {precision,-8} {median:F3} s per reduction (min {min:F3}, max {max:F3}); each worker sends {sent / 1e6:F0} MB "
-                        + $"({sent / (double)gradientBytes:F2} x the gradient), {sent / median / 1e9:F2} GB/s per worker; ring / bound = {median / bound:F2}x; "
+                        + $"({sent / (double)gradientBytes:F2} x the gradient), {sent / median / 1e9:F2} GB/s per worker; ring / bound = {median / bound:F2}x, "
+                        + $"ring / its traffic alone = {median / rawSeconds:F2}x; "
                         + "coordinator: 0 MB");
                 }
             }
@@ -209,13 +230,14 @@ internal static class BenchCommand
         return 0;
     }
 
-    /// <summary>Seconds to stream <paramref name="payload"/> through <paramref name="client"/> to <paramref name="to"/>'s Peer.Ring in pieces, its
-    /// inbox drained as the ring would.</summary>
-    private static async Task<double> PointToPoint(SimClr.Protocol.Peer.PeerClient client, SimClr.Worker.WorkerHost to, byte[] payload, int pieceBytes)
+    /// <summary>Seconds to stream <paramref name="bytes"/> (cycling through <paramref name="payload"/>) through <paramref name="client"/> to
+    /// <paramref name="to"/>'s Peer.Ring in pieces, its inbox drained as the ring would.</summary>
+    private static async Task<double> PointToPoint(SimClr.Protocol.Peer.PeerClient client, SimClr.Worker.WorkerHost to, byte[] payload, int pieceBytes, long bytes = -1)
     {
+        if (bytes < 0) bytes = payload.Length;
         ulong id = (ulong)Random.Shared.NextInt64(1, long.MaxValue);
         var inbox = to.Ring.Inbox(id);
-        int pieces = (payload.Length + pieceBytes - 1) / pieceBytes;
+        int pieces = (int)((bytes + pieceBytes - 1) / pieceBytes);
         var drain = Task.Run(async () =>
         {
             for (int p = 0; p < pieces; p++) await inbox.Reader.ReadAsync();
@@ -224,13 +246,13 @@ internal static class BenchCommand
         using var call = client.Ring();
         for (int p = 0; p < pieces; p++)
         {
-            int offset = p * pieceBytes;
+            int offset = (int)((long)p * pieceBytes % payload.Length);
             await call.RequestStream.WriteAsync(new SimClr.Protocol.RingPiece
             {
                 RingId = id,
                 Piece = (uint)p,
                 Dtype = SimClr.Protocol.DType.Float32,
-                Data = Google.Protobuf.UnsafeByteOperations.UnsafeWrap(payload.AsMemory(offset, Math.Min(pieceBytes, payload.Length - offset))),
+                Data = Google.Protobuf.UnsafeByteOperations.UnsafeWrap(payload.AsMemory(offset, (int)Math.Min(Math.Min(pieceBytes, payload.Length - offset), bytes - ((long)p * pieceBytes)))),
             });
         }
         await call.RequestStream.CompleteAsync();

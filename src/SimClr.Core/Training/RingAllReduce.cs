@@ -176,6 +176,19 @@ public static class RingAllReduce
         return incoming;
     }
 
+    /// <summary>bfloat16 values widened into <paramref name="target"/> (float32), counting non-finite ones.</summary>
+    private static long RoundThroughBfloat16(byte[] bfloat16, Span<float> target)
+    {
+        var halves = MemoryMarshal.Cast<byte, ushort>(bfloat16.AsSpan());
+        long bad = 0;
+        for (int i = 0; i < halves.Length; i++)
+        {
+            target[i] = FromBfloat16(halves[i]);
+            if (!float.IsFinite(target[i])) bad++;
+        }
+        return bad;
+    }
+
     /// <summary>Rounds float32 values to bfloat16 and back into <paramref name="target"/>, counting non-finite results.</summary>
     private static long RoundThroughBfloat16(ReadOnlySpan<byte> float32, Span<byte> target)
     {
@@ -262,40 +275,50 @@ public static class RingAllReduce
             return bytes;
         }
 
-        /// <summary>The incoming partial sum plus this worker's values, in float64 (exact) or float32.</summary>
-        private void Accumulate(RingPiece incoming, long start, int n, Span<double> wide, Span<float> narrow)
+        /// <summary>The incoming exact partial sum plus this worker's values, into <paramref name="wide"/> (float64).</summary>
+        private void AccumulateExact(RingPiece incoming, long start, int n, Span<double> wide)
         {
             var data = incoming.Data.Span;
-            if (precision == ReducePrecision.Exact)
+            if (incoming.Element == RingElement.Float64) MemoryMarshal.Cast<byte, double>(data).CopyTo(wide);
+            else
             {
-                if (incoming.Element == RingElement.Float64) MemoryMarshal.Cast<byte, double>(data).CopyTo(wide);
-                else
-                {
-                    var values = MemoryMarshal.Cast<byte, float>(data);
-                    for (int i = 0; i < n; i++) wide[i] = values[i];
-                }
-                var mine = Own(start, n);
-                if (own == RingElement.Float64)
-                {
-                    var values = MemoryMarshal.Cast<byte, double>(mine);
-                    for (int i = 0; i < n; i++) wide[i] += values[i];
-                }
-                else
-                {
-                    var values = MemoryMarshal.Cast<byte, float>(mine);
-                    for (int i = 0; i < n; i++) wide[i] += values[i];
-                }
-                return;
+                var values = MemoryMarshal.Cast<byte, float>(data);
+                for (int i = 0; i < n; i++) wide[i] = values[i];
             }
+            var mine = Own(start, n);
+            if (own == RingElement.Float64)
+            {
+                var values = MemoryMarshal.Cast<byte, double>(mine);
+                for (int i = 0; i < n; i++) wide[i] += values[i];
+            }
+            else
+            {
+                var values = MemoryMarshal.Cast<byte, float>(mine);
+                for (int i = 0; i < n; i++) wide[i] += values[i];
+            }
+        }
+
+        /// <summary>The incoming float32 or bfloat16 partial sum plus this worker's values, into <paramref name="narrow"/> (float32).</summary>
+        private void AccumulateNarrow(RingPiece incoming, long start, int n, Span<float> narrow)
+        {
+            var data = incoming.Data.Span;
             if (incoming.Element == RingElement.Float32) MemoryMarshal.Cast<byte, float>(data).CopyTo(narrow);
             else
             {
                 var halves = MemoryMarshal.Cast<byte, ushort>(data);
                 for (int i = 0; i < n; i++) narrow[i] = FromBfloat16(halves[i]);
             }
-            var ownValues = new float[n];
-            OwnAsFloat32(start, n, ownValues);
-            for (int i = 0; i < n; i++) narrow[i] += ownValues[i];
+            var mine = Own(start, n);
+            if (own == RingElement.Float32)
+            {
+                var values = MemoryMarshal.Cast<byte, float>(mine);
+                for (int i = 0; i < n; i++) narrow[i] += values[i];
+            }
+            else
+            {
+                var values = MemoryMarshal.Cast<byte, double>(mine);
+                for (int i = 0; i < n; i++) narrow[i] += (float)values[i];
+            }
         }
 
         /// <summary>A partial sum to pass on: incoming plus this worker's values, as <see cref="Partial"/>.</summary>
@@ -304,11 +327,11 @@ public static class RingAllReduce
             if (precision == ReducePrecision.Exact)
             {
                 var bytes = new byte[n * 8];
-                Accumulate(incoming, start, n, MemoryMarshal.Cast<byte, double>(bytes.AsSpan()), default);
+                AccumulateExact(incoming, start, n, MemoryMarshal.Cast<byte, double>(bytes.AsSpan()));
                 return bytes;
             }
             var values = new float[n];
-            Accumulate(incoming, start, n, default, values);
+            AccumulateNarrow(incoming, start, n, values);
             return precision == ReducePrecision.Float32 ? MemoryMarshal.AsBytes(values.AsSpan()).ToArray() : Bfloat16Bytes(values);
         }
 
@@ -316,27 +339,53 @@ public static class RingAllReduce
         public long Complete(RingPiece incoming, long start, int n, out ReadOnlyMemory<byte> final)
         {
             var target = MemoryMarshal.Cast<byte, float>(sum.AsSpan(checked((int)(start * 4)), n * 4));
+            final = sum.AsMemory(checked((int)(start * 4)), n * 4);
             long bad = 0;
             if (precision == ReducePrecision.Exact)
             {
-                var wide = new double[n];
-                Accumulate(incoming, start, n, wide, default);
-                var rounded = GradientBytes.Round(wide, out bad);
-                rounded.CopyTo(sum, start * 4);
-                final = sum.AsMemory(checked((int)(start * 4)), n * 4);
+                // one pass: incoming + own in float64, rounded to float32 once (no float64 buffer)
+                var data = incoming.Data.Span;
+                var mine = Own(start, n);
+                bool wideIn = incoming.Element == RingElement.Float64, wideOwn = own == RingElement.Float64;
+                if (!wideIn && !wideOwn) return RoundSum(MemoryMarshal.Cast<byte, float>(data), MemoryMarshal.Cast<byte, float>(mine), target);
+                if (wideIn && !wideOwn) return RoundSum(MemoryMarshal.Cast<byte, double>(data), MemoryMarshal.Cast<byte, float>(mine), target);
+                if (!wideIn) return RoundSum(MemoryMarshal.Cast<byte, double>(mine), MemoryMarshal.Cast<byte, float>(data), target);
+                var a = MemoryMarshal.Cast<byte, double>(data);
+                var b = MemoryMarshal.Cast<byte, double>(mine);
+                for (int i = 0; i < n; i++)
+                {
+                    target[i] = (float)(a[i] + b[i]);
+                    if (!float.IsFinite(target[i])) bad++;
+                }
                 return bad;
             }
-            var values = new float[n];
-            Accumulate(incoming, start, n, default, values);
-            if (precision == ReducePrecision.Float32)
-            {
-                values.CopyTo(target);
-                final = sum.AsMemory(checked((int)(start * 4)), n * 4);
-                return DataParallelStep.CountNonFinite(MemoryMarshal.AsBytes(values.AsSpan()));
-            }
-            var halves = Bfloat16Bytes(values);
-            bad = RoundThroughBfloat16(MemoryMarshal.AsBytes(values.AsSpan()), MemoryMarshal.AsBytes(target));
+            AccumulateNarrow(incoming, start, n, target);
+            if (precision == ReducePrecision.Float32) return DataParallelStep.CountNonFinite(MemoryMarshal.AsBytes(target));
+            var halves = Bfloat16Bytes(target);
             final = halves;
+            bad = RoundThroughBfloat16(halves, target);
+            return bad;
+        }
+
+        private static long RoundSum(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> target)
+        {
+            long bad = 0;
+            for (int i = 0; i < target.Length; i++)
+            {
+                target[i] = (float)((double)a[i] + b[i]);
+                if (!float.IsFinite(target[i])) bad++;
+            }
+            return bad;
+        }
+
+        private static long RoundSum(ReadOnlySpan<double> a, ReadOnlySpan<float> b, Span<float> target)
+        {
+            long bad = 0;
+            for (int i = 0; i < target.Length; i++)
+            {
+                target[i] = (float)(a[i] + b[i]);
+                if (!float.IsFinite(target[i])) bad++;
+            }
             return bad;
         }
 
