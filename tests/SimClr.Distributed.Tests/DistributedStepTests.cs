@@ -354,6 +354,15 @@ public sealed class DistributedStepTests : IAsyncLifetime
             var joined = await WorkerPool.JoinAsync([address], Config, _data.Train, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(30), token: token, trusted: trusted);
             Assert.NotEmpty(await joined[0].SaveStateAsync(default));
             joined[0].Dispose();
+            // two such workers sum their gradients in a ring between them: TLS and the token worker to worker too
+            var second = await WorkerHost.StartAsync(new WorkerOptions { Host = "0.0.0.0", Token = token, TlsCertificatePath = cert, TlsKeyPath = key });
+            _hosts.Add(second);
+            var pair = await WorkerPool.JoinAsync([address, new Uri($"https://127.0.0.1:{second.Address.Port}")], Config, _data.Train, TimeSpan.FromSeconds(60),
+                TimeSpan.FromSeconds(30), token: token, trusted: trusted);
+            var step = new DataParallelStep(pair, new ContrastiveLoss(new NtXentLoss(Config.Loss.Temperature)), new BatchingOptions(),
+                reduction: new ReductionOptions { Method = ReductionMethod.Ring });
+            Assert.NotNull(step.Run(_data.Train, Batches[0], epoch: 0, step: 0, learningRate: 0.5).Checksum);
+            foreach (var replica in pair) replica.Dispose();
             // trusted but no token, or a wrong one: Unauthenticated
             using (var stranger = new WorkerClient(address, TimeSpan.FromSeconds(30), trusted: trusted))
                 Assert.Equal(StatusCode.Unauthenticated, (await Assert.ThrowsAsync<RpcException>(() => stranger.SaveStateAsync())).StatusCode);
