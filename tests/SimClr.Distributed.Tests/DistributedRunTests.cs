@@ -207,6 +207,34 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
         AssertSame(undisturbed.CheckpointPath!, survived.CheckpointPath!, 1e-5);
     }
 
+    /// <summary>A worker whose process goes away while it applies step <paramref name="step"/>: the others apply it.</summary>
+    private sealed class LostWhileApplying(IReplicaEndpoint inner, long step, Action kill) : DelegatingEndpoint(inner)
+    {
+        public override Task<string?> ApplyStepAsync(long at, double learningRate, byte[]? gradient, bool checksum, CancellationToken cancel)
+        {
+            if (at != step) return base.ApplyStepAsync(at, learningRate, gradient, checksum, cancel);
+            kill();
+            return Task.FromException<string?>(new ReplicaLostException($"{Name}: gone while applying step {at}"));
+        }
+    }
+
+    [Fact]
+    public async Task A_worker_lost_while_applying_a_step_leaves_the_others_to_go_on_and_the_parameters_equal_an_undisturbed_run()
+    {
+        RunConfig Fixed(string name) => Config(name) with { KnnEveryEpochs = 0 };
+        var calm = Fixed("calm-apply");
+        var undisturbed = await StageRunner.RunAsync(calm, RunDirectory.Create(calm), SilentObserver.Instance, replicas: Workers(calm, 3));
+
+        var rough = Fixed("rough-apply");
+        var hook = new StepHook();
+        int first = _hosts.Count;
+        var survived = await StageRunner.RunAsync(rough, RunDirectory.Create(rough), hook, replicas: train => Workers(rough, 3)(train)
+            .Select((e, w) => w == 1 ? new LostWhileApplying(e, 2, () => _hosts[first + 1].DisposeAsync().AsTask().GetAwaiter().GetResult()) : e).ToList());
+        Assert.True(survived.Completed);
+        Assert.Contains(hook.Messages, m => m.Contains("while applying step 2", StringComparison.Ordinal) && m.Contains("the 2 other(s) applied it", StringComparison.Ordinal));
+        AssertSame(undisturbed.CheckpointPath!, survived.CheckpointPath!, 1e-5);
+    }
+
     [Fact]
     public async Task Under_fail_fast_a_lost_worker_stops_the_run_with_a_message_naming_it()
     {

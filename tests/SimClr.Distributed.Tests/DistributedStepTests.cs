@@ -174,30 +174,9 @@ public sealed class DistributedStepTests : IAsyncLifetime
     }
 
     /// <summary>A worker that tells the others a wrong address for itself: its ring cannot form.</summary>
-    private sealed class UnreachablePeer(IReplicaEndpoint inner) : IReplicaEndpoint
+    private sealed class UnreachablePeer(IReplicaEndpoint inner) : DelegatingEndpoint(inner)
     {
-        public string Name => inner.Name;
-
-        public string? PeerAddress => "http://127.0.0.1:9"; // discard port: nothing listens
-
-        public Task<FloatBlock> ForwardAsync(ShardWork work, CancellationToken cancel) => inner.ForwardAsync(work, cancel);
-
-        public Task<GradientBytes?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel) => inner.BackwardAsync(gradient, returnGradient, cancel);
-
-        public Task<long> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel) => inner.BackwardReduceAsync(gradient, ring, rank, cancel);
-
-        public Task<string?> ApplyStepAsync(long step, double learningRate, byte[]? gradient, bool checksum, CancellationToken cancel) =>
-            inner.ApplyStepAsync(step, learningRate, gradient, checksum, cancel);
-
-        public Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel) => inner.SaveStateAsync(cancel);
-
-        public Task<string> LoadStateAsync(IReadOnlyList<NamedBytes> state, CancellationToken cancel) => inner.LoadStateAsync(state, cancel);
-
-        public ReplicaTimes TakeTimes() => inner.TakeTimes();
-
-        public Task<IReplicaEndpoint?> TryReconnectAsync(CancellationToken cancel) => inner.TryReconnectAsync(cancel);
-
-        public void Dispose() => inner.Dispose();
+        public override string? PeerAddress => "http://127.0.0.1:9"; // discard port: nothing listens
     }
 
     [Fact]
