@@ -189,22 +189,35 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
         public void Finished() { }
     }
 
+    /// <summary>
+    /// A run on 3 workers, then the same run disturbed: <paramref name="hook"/> (given the index of the disturbed run's
+    /// first worker host) watches it, and <paramref name="wrap"/> may replace its endpoints (first host, rank, endpoint).
+    /// The disturbed run must complete with the parameters of the undisturbed one; returns the hook for its messages.
+    /// The default configuration: BatchNorm on batch statistics, cross groups; the run's BN groups are fixed at its start
+    /// (3 workers x 1 chunk) and spread over the survivors, and partial gradients are summed exactly.
+    /// </summary>
+    private async Task<StepHook> UndisturbedThenDisturbed(string name, Func<int, StepHook> hook, Func<int, int, IReplicaEndpoint, IReplicaEndpoint>? wrap = null)
+    {
+        RunConfig Fixed(string run) => Config(run) with { KnnEveryEpochs = 0 };
+        var calm = Fixed("calm-" + name);
+        var undisturbed = await StageRunner.RunAsync(calm, RunDirectory.Create(calm), SilentObserver.Instance, replicas: Workers(calm, 3));
+
+        var rough = Fixed("rough-" + name);
+        int first = _hosts.Count;
+        var observer = hook(first);
+        var survived = await StageRunner.RunAsync(rough, RunDirectory.Create(rough), observer,
+            replicas: train => Workers(rough, 3)(train).Select((e, w) => wrap?.Invoke(first, w, e) ?? e).ToList());
+        Assert.True(survived.Completed);
+        AssertSame(undisturbed.CheckpointPath!, survived.CheckpointPath!, 1e-5);
+        return observer;
+    }
+
     [Fact]
     public async Task A_worker_lost_mid_run_is_survived_and_the_parameters_equal_an_undisturbed_run()
     {
-        // the default configuration (BatchNorm on batch statistics, cross groups): the run's BN groups are fixed at its
-        // start (3 workers x 1 chunk) and spread over the survivors, and partial gradients are summed exactly
-        RunConfig Fixed(string name) => Config(name) with { KnnEveryEpochs = 0 };
-        var calm = Fixed("calm");
-        var undisturbed = await StageRunner.RunAsync(calm, RunDirectory.Create(calm), SilentObserver.Instance, replicas: Workers(calm, 3));
-
-        var rough = Fixed("rough");
-        int first = _hosts.Count;
-        var hook = new StepHook(afterStep: 2, () => _hosts[first + 1].DisposeAsync().AsTask().GetAwaiter().GetResult()); // worker 1 of 3 goes away
-        var survived = await StageRunner.RunAsync(rough, RunDirectory.Create(rough), hook, replicas: Workers(rough, 3));
-        Assert.True(survived.Completed);
+        var hook = await UndisturbedThenDisturbed("lost",
+            first => new StepHook(afterStep: 2, () => _hosts[first + 1].DisposeAsync().AsTask().GetAwaiter().GetResult())); // worker 1 of 3 goes away
         Assert.Contains(hook.Messages, m => m.Contains("lost worker 1", StringComparison.Ordinal) && m.Contains("redoing the step over 2 worker(s)", StringComparison.Ordinal));
-        AssertSame(undisturbed.CheckpointPath!, survived.CheckpointPath!, 1e-5);
     }
 
     /// <summary>A worker whose process goes away while it applies step <paramref name="step"/>: the others apply it.</summary>
@@ -221,18 +234,9 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
     [Fact]
     public async Task A_worker_lost_while_applying_a_step_leaves_the_others_to_go_on_and_the_parameters_equal_an_undisturbed_run()
     {
-        RunConfig Fixed(string name) => Config(name) with { KnnEveryEpochs = 0 };
-        var calm = Fixed("calm-apply");
-        var undisturbed = await StageRunner.RunAsync(calm, RunDirectory.Create(calm), SilentObserver.Instance, replicas: Workers(calm, 3));
-
-        var rough = Fixed("rough-apply");
-        var hook = new StepHook();
-        int first = _hosts.Count;
-        var survived = await StageRunner.RunAsync(rough, RunDirectory.Create(rough), hook, replicas: train => Workers(rough, 3)(train)
-            .Select((e, w) => w == 1 ? new LostWhileApplying(e, 2, () => _hosts[first + 1].DisposeAsync().AsTask().GetAwaiter().GetResult()) : e).ToList());
-        Assert.True(survived.Completed);
+        var hook = await UndisturbedThenDisturbed("applying", _ => new StepHook(), (first, w, endpoint) =>
+            w == 1 ? new LostWhileApplying(endpoint, 2, () => _hosts[first + 1].DisposeAsync().AsTask().GetAwaiter().GetResult()) : endpoint);
         Assert.Contains(hook.Messages, m => m.Contains("while applying step 2", StringComparison.Ordinal) && m.Contains("the 2 other(s) applied it", StringComparison.Ordinal));
-        AssertSame(undisturbed.CheckpointPath!, survived.CheckpointPath!, 1e-5);
     }
 
     [Fact]
