@@ -48,6 +48,12 @@ public abstract class ReplicatedTrainer : Trainer
                 + (_remote ? ", kept if workers are lost or rejoin" : ""));
         }
         if (!_remote) return;
+        if (StepRunner.Replicas.Count > 1)
+        {
+            Observer.Message(StepRunner.UsesRing
+                ? $"gradients: ring all-reduce between the {StepRunner.Replicas.Count} workers ({Config.Reduction.Precision.ToString().ToLowerInvariant()}), none through this process"
+                : $"gradients: summed in this process (reduction.method {Config.Reduction.Method.ToString().ToLowerInvariant()})");
+        }
         PushState(StepRunner.Replicas, "the starting state");
         _pulledAt = _steps;
     }

@@ -59,6 +59,11 @@ public abstract class Trainer : IDisposable
     /// <summary>The step <see cref="TrainStep"/> is taking (0-based, counted over the whole run).</summary>
     protected long StepIndex { get; private set; }
 
+    /// <summary>Checkpoint metadata: non-finite steps skipped so far in the run (faults.maxSkippedSteps counts over resumes).</summary>
+    public const string SkippedStepsKey = "skipped_steps";
+
+    private long _skipped;
+
     /// <summary>The network whose state_dict is checkpointed.</summary>
     protected abstract nn.Module Network { get; }
 
@@ -79,6 +84,10 @@ public abstract class Trainer : IDisposable
         {
             Restore(resume);
             start = resume.Step;
+            // the skipped-step budget is the run's, not the process's (older checkpoints have no count: 0)
+            if (resume.Extra.TryGetValue(SkippedStepsKey, out string? count)
+                && long.TryParse(count, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out long before) && before >= 0)
+                _skipped = before;
             Observer.Message($"resuming {StageName} at step {start} of {TotalSteps} (epoch {start / StepsPerEpoch})");
         }
         BeforeFirstStep();
@@ -91,7 +100,6 @@ public abstract class Trainer : IDisposable
         string? lastCheckpoint = null;
         long viewsPerStep = ViewsPerImage * (long)Config.BatchSize;
         long step = start;
-        long skipped = 0;
         var times = new Dictionary<string, double>(); // time_* summed over the applied steps since the last "step" record
         long timedSteps = 0;
         for (; step < TotalSteps; step++)
@@ -134,15 +142,15 @@ public abstract class Trainer : IDisposable
             }
             if (notApplied is not null)
             {
-                skipped++;
-                if (Config.Faults.NonFinite == NonFinitePolicy.Stop || skipped > Config.Faults.MaxSkippedSteps)
+                _skipped++;
+                if (Config.Faults.NonFinite == NonFinitePolicy.Stop || _skipped > Config.Faults.MaxSkippedSteps)
                 {
                     throw new TrainingDivergedException($"{StageName}: {notApplied} at step {step} (epoch {epoch}); the step was not applied"
-                        + (Config.Faults.NonFinite == NonFinitePolicy.Stop ? " (faults.nonFinite is stop). " : $"; {skipped} skipped steps, over faults.maxSkippedSteps ({Config.Faults.MaxSkippedSteps}). ")
+                        + (Config.Faults.NonFinite == NonFinitePolicy.Stop ? " (faults.nonFinite is stop). " : $"; {_skipped} skipped steps, over faults.maxSkippedSteps ({Config.Faults.MaxSkippedSteps}). ")
                         + $"Last checkpoint: {Run.LatestCheckpoint() ?? "none"}. Lower the learning rate or check the data.");
                 }
-                Observer.Message($"step {step} skipped: {notApplied}; the weights are unchanged ({skipped} of at most {Config.Faults.MaxSkippedSteps} skipped steps)");
-                metrics.Write("skip", step + 1, new Dictionary<string, double> { ["skipped_steps"] = skipped }, new Dictionary<string, string> { ["stage"] = StageName, ["reason"] = notApplied });
+                Observer.Message($"step {step} skipped: {notApplied}; the weights are unchanged ({_skipped} of at most {Config.Faults.MaxSkippedSteps} skipped steps)");
+                metrics.Write("skip", step + 1, new Dictionary<string, double> { ["skipped_steps"] = _skipped }, new Dictionary<string, string> { ["stage"] = StageName, ["reason"] = notApplied });
             }
             else
             {
@@ -160,7 +168,7 @@ public abstract class Trainer : IDisposable
                     stepMetrics["loss"] = loss;
                     stepMetrics["lr"] = lr;
                     stepMetrics["views_per_second"] = rate;
-                    stepMetrics["skipped_steps"] = skipped;
+                    stepMetrics["skipped_steps"] = _skipped;
                     metrics.Write("step", step + 1, stepMetrics, new Dictionary<string, string> { ["stage"] = StageName });
                 }
             }
@@ -214,7 +222,8 @@ public abstract class Trainer : IDisposable
         try
         {
             Checkpoint.Save(path, step, StageName, RunConfigLoader.Serialize(Config),
-                Network.state_dict().Select(kv => (kv.Key, kv.Value)), Optimizer.State());
+                Network.state_dict().Select(kv => (kv.Key, kv.Value)), Optimizer.State(),
+                new Dictionary<string, string> { [SkippedStepsKey] = _skipped.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

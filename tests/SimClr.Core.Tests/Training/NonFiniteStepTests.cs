@@ -98,6 +98,21 @@ public sealed class NonFiniteStepTests : IDisposable
     }
 
     [Fact]
+    public async Task The_skipped_step_budget_is_the_runs_and_carries_over_a_resume()
+    {
+        // one skip allowed: step 1 is skipped before the pause at step 3, step 4 after the resume is one too many
+        var limited = Config("budget", new FaultOptions { MaxSkippedSteps = 1 });
+        var run = RunDirectory.Create(limited);
+        var paused = await StageRunner.RunAsync(limited, run, new Messages(), stopAfterStep: 3, replicas: Replicas(limited, 1, 1, 4));
+        Assert.False(paused.Completed);
+        using (var checkpoint = Checkpoint.Load(paused.CheckpointPath!)) Assert.Equal("1", checkpoint.Extra[Trainer.SkippedStepsKey]);
+        var e = await Assert.ThrowsAsync<TrainingDivergedException>(() => StageRunner.RunAsync(limited, RunDirectory.Open(run.Path), new Messages(),
+            resumeCheckpoint: paused.CheckpointPath, replicas: Replicas(limited, 1, 1, 4)));
+        Assert.Contains("at step 4", e.Message);
+        Assert.Contains("2 skipped steps, over faults.maxSkippedSteps (1)", e.Message);
+    }
+
+    [Fact]
     public async Task One_skipped_step_more_than_the_limit_stops_the_run_and_so_does_the_stop_policy()
     {
         var limited = Config("limited", new FaultOptions { MaxSkippedSteps = 1 });
