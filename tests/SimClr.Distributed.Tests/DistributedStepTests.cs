@@ -179,6 +179,39 @@ public sealed class DistributedStepTests : IAsyncLifetime
         public override string? PeerAddress => "http://127.0.0.1:9"; // discard port: nothing listens
     }
 
+    /// <summary>A worker handed a NaN in dL/dz at step 0: its gradient, and so the ring's sum, is not finite.</summary>
+    private sealed class PoisonedDz(IReplicaEndpoint inner) : DelegatingEndpoint(inner)
+    {
+        public bool Armed { get; set; } = true;
+
+        public override Task<long> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel)
+        {
+            if (!Armed) return base.BackwardReduceAsync(gradient, ring, rank, cancel);
+            var data = gradient.Data.ToArray();
+            BitConverter.GetBytes(float.NaN).CopyTo(data, 0);
+            return base.BackwardReduceAsync(gradient with { Data = data }, ring, rank, cancel);
+        }
+    }
+
+    [Fact]
+    public async Task A_non_finite_sum_found_by_the_ring_is_not_applied_and_the_next_step_is()
+    {
+        var replicas = (await Endpoints(2)).ToList();
+        var poisoned = new PoisonedDz(replicas[1]);
+        replicas[1] = poisoned;
+        var before = await replicas[0].SaveStateAsync(default);
+        var step = new DataParallelStep(replicas, new ContrastiveLoss(new NtXentLoss(Config.Loss.Temperature)), new BatchingOptions(),
+            reduction: new ReductionOptions { Method = ReductionMethod.Ring });
+        var refused = step.Run(_data.Train, Batches[0], epoch: 0, step: 0, learningRate: 0.5);
+        Assert.Contains("non-finite", refused.NotApplied);
+        foreach (var replica in replicas) Assert.Equal(0, LargestDifference(before, await replica.SaveStateAsync(default))); // no weight moved
+        poisoned.Armed = false;
+        var applied = step.Run(_data.Train, Batches[1], epoch: 0, step: 1, learningRate: 0.5);
+        Assert.Null(applied.NotApplied);
+        Assert.NotNull(applied.Checksum);
+        foreach (var replica in replicas) replica.Dispose();
+    }
+
     [Fact]
     public async Task A_ring_that_cannot_form_is_retried_then_named_with_what_to_do_and_no_worker_is_dropped()
     {
