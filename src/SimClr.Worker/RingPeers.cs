@@ -87,9 +87,10 @@ public sealed class RingPeers(WorkerOptions options) : IDisposable
             await pump;
             return result;
         }
-        catch (Exception e) when (e is OperationCanceledException && !cancel.IsCancellationRequested && pump.IsFaulted)
+        catch (OperationCanceledException e) when (!cancel.IsCancellationRequested)
         {
-            throw pump.Exception!.InnerException!; // sending failed first: that is the news
+            // only a failed send cancels the ring on its own (the pump cancels, then throws): that failure is the news
+            throw await Failure(pump) as RingBrokenException ?? new RingBrokenException($"sending to the next worker ({next}) stopped", e);
         }
         catch (Exception e) when (e is RpcException or IOException or HttpRequestException or ChannelClosedException)
         {
@@ -100,14 +101,21 @@ public sealed class RingPeers(WorkerOptions options) : IDisposable
             outbox.Writer.TryComplete();
             Drop(other => other == id, "the ring is over on this worker");
             if (!pump.IsCompleted) await stop.CancelAsync();
-            try
-            {
-                await pump;
-            }
-            catch (Exception)
-            {
-                // reported above, or the ring failed for another reason
-            }
+            _ = await Failure(pump); // reported above, or the ring failed for another reason
+        }
+    }
+
+    /// <summary>What <paramref name="task"/> failed with, once it has ended (null when it did not fail).</summary>
+    private static async Task<Exception?> Failure(Task task)
+    {
+        try
+        {
+            await task;
+            return null;
+        }
+        catch (Exception e)
+        {
+            return e;
         }
     }
 

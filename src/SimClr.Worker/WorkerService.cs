@@ -125,8 +125,9 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         {
             result = await peers.AllReduceAsync(ring, flat, context.CancellationToken);
         }
-        catch (RingBrokenException e) when (!context.CancellationToken.IsCancellationRequested)
+        catch (Exception e) when (e is RingBrokenException or OperationCanceledException && !context.CancellationToken.IsCancellationRequested)
         {
+            // the coordinator did not cancel this call: a peer failed, not this worker
             log.LogWarning("ring {Ring:x} broke: {Reason}", ring.RingId, e.Message);
             throw new RpcException(new Status(StatusCode.Aborted, $"ring: {e.Message}"), new Metadata { { RingTrailer.Key, RingTrailer.Broken } });
         }
