@@ -50,10 +50,9 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
 
     public string? PeerAddress => Client.Address.ToString();
 
-    public async Task<long> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel)
+    /// <summary>The wire form of <paramref name="ring"/> for the worker at <paramref name="rank"/>.</summary>
+    public static RingSpec Spec(RingPlan ring, int rank)
     {
-        _localGradient = null;
-        _reducedPending = false;
         var spec = new RingSpec
         {
             RingId = ring.Id,
@@ -67,15 +66,19 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
             PieceElements = (uint)ring.PieceElements,
         };
         spec.Peers.AddRange(ring.Peers);
+        return spec;
+    }
+
+    public async Task<long> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel)
+    {
+        _localGradient = null;
+        _reducedPending = false;
+        var spec = Spec(ring, rank);
         try
         {
             var reply = await Watched("BackwardReduce", token => Client.BackwardReduceAsync(spec, gradient.Shape, gradient.Data, token, AddTimes), cancel);
             _reducedPending = true;
             return reply.NonFinite;
-        }
-        catch (RpcException e) when (e.StatusCode == StatusCode.Aborted && e.Trailers.GetValue(RingTrailer.Key) == RingTrailer.Broken)
-        {
-            throw new RingBrokenException($"{e.Status.Detail}", e); // a peer failed, not this worker
         }
         catch (RpcException e) when (cancel.IsCancellationRequested)
         {
@@ -161,7 +164,7 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
         }
         catch (RpcException e) when (e.StatusCode == StatusCode.Aborted && e.Trailers.GetValue(RingTrailer.Key) == RingTrailer.Broken)
         {
-            throw; // the ring broke elsewhere: the caller's to sort out, not this worker's loss
+            throw new RingBrokenException(e.Status.Detail, e); // a peer failed, not this worker: the step's to sort out
         }
         catch (RpcException e) when (MeansLost(e.StatusCode) && !cancel.IsCancellationRequested)
         {

@@ -85,11 +85,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     public override async Task Backward(IAsyncStreamReader<TensorChunk> requestStream, IServerStreamWriter<TensorChunk> responseStream, ServerCallContext context)
     {
         var session = Session();
-        var block = CheckProjectionGradient(await ReceiveOne(requestStream, context));
-        var (flat, times) = await torch.RunAsync(() =>
-            (session.Endpoint.BackwardAsync(block, returnGradient: true, CancellationToken.None).GetAwaiter().GetResult()!, session.Endpoint.TakeTimes()),
-            context.CancellationToken);
-        lock (_gate) _lastProjectionShape = null;
+        var (flat, times) = await RunBackward(session, await ReceiveOne(requestStream, context), context);
         ReportTimes(context, times);
         foreach (var chunk in TensorChunks.Split("gradient", flat.Float64 ? DType.Float64 : DType.Float32, [flat.Count], flat.Data)) await responseStream.WriteAsync(chunk);
     }
@@ -110,15 +106,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         if (ring.Precision is not (Protocol.ReducePrecision.Exact or Protocol.ReducePrecision.Float32 or Protocol.ReducePrecision.Bfloat16))
             throw Invalid($"ring: precision {ring.Precision}");
         if (ring.PieceElements > RingAllReduce.MaxPieceElements) throw Invalid($"ring: piece_elements {ring.PieceElements} (at most {RingAllReduce.MaxPieceElements})");
-        var block = CheckProjectionGradient(gradient);
-        var (flat, times) = await torch.RunAsync(() =>
-            (session.Endpoint.BackwardAsync(block, returnGradient: true, CancellationToken.None).GetAwaiter().GetResult()!, session.Endpoint.TakeTimes()),
-            context.CancellationToken);
-        lock (_gate)
-        {
-            _lastProjectionShape = null;
-            _reduced = null;
-        }
+        var (flat, times) = await RunBackward(session, gradient, context);
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         RingResult result;
         try
@@ -134,6 +122,22 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         lock (_gate) _reduced = result.Sum;
         ReportTimes(context, times with { RingMs = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds });
         return new ReduceReply { NonFinite = result.NonFinite, BytesSent = result.BytesSent };
+    }
+
+    /// <summary>Backward of dL/dz (checked against the last Forward's projections) on the torch thread: the local flat
+    /// gradient and the replica's times. Ends the Forward, and any ring sum not yet applied.</summary>
+    private async Task<(GradientBytes Flat, ReplicaTimes Times)> RunBackward(ReplicaSession session, TensorChunks.Received gradient, ServerCallContext context)
+    {
+        var block = CheckProjectionGradient(gradient);
+        var result = await torch.RunAsync(() =>
+            (session.Endpoint.BackwardAsync(block, returnGradient: true, CancellationToken.None).GetAwaiter().GetResult()!, session.Endpoint.TakeTimes()),
+            context.CancellationToken);
+        lock (_gate)
+        {
+            _lastProjectionShape = null;
+            _reduced = null;
+        }
+        return result;
     }
 
     /// <summary>dL/dz as received, checked against the last Forward's projections.</summary>

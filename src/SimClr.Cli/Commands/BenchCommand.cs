@@ -161,24 +161,11 @@ internal static class BenchCommand
                     long sent = 0;
                     for (int r = 0; r <= repeats; r++)
                     {
-                        var spec = new SimClr.Protocol.RingSpec
-                        {
-                            RingId = (ulong)Random.Shared.NextInt64(1, long.MaxValue),
-                            Precision = precision switch
-                            {
-                                ReducePrecision.Float32 => SimClr.Protocol.ReducePrecision.Float32,
-                                ReducePrecision.Bfloat16 => SimClr.Protocol.ReducePrecision.Bfloat16,
-                                _ => SimClr.Protocol.ReducePrecision.Exact,
-                            },
-                        };
-                        spec.Peers.AddRange(hosts.Take(n).Select(h => h.Address.ToString()));
+                        var plan = new RingPlan((ulong)Random.Shared.NextInt64(1, long.MaxValue), hosts.Take(n).Select(h => h.Address.ToString()).ToList(),
+                            precision, RingAllReduce.DefaultPieceElements);
                         long start = Stopwatch.GetTimestamp();
                         var results = await Task.WhenAll(Enumerable.Range(0, n).Select(w =>
-                        {
-                            var mine = spec.Clone();
-                            mine.Rank = (uint)w;
-                            return Task.Run(() => hosts[w].Ring.AllReduceAsync(mine, locals[w], CancellationToken.None));
-                        }));
+                            Task.Run(() => hosts[w].Ring.AllReduceAsync(SimClr.Coordinator.GrpcReplicaEndpoint.Spec(plan, w), locals[w], CancellationToken.None))));
                         double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
                         if (results.Any(x => !x.Sum.AsSpan().SequenceEqual(results[0].Sum))) throw new InvalidOperationException("the workers' sums differ");
                         sent = results.Max(x => x.BytesSent);
