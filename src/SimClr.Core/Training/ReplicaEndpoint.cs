@@ -26,14 +26,21 @@ public sealed record GradientBytes(byte[] Data, bool Float64)
     /// <summary>float64 values rounded to float32 bytes, counting the NaN and infinite results on the way.</summary>
     public static byte[] Round(ReadOnlySpan<double> values, out long nonFinite)
     {
-        var rounded = new float[values.Length];
-        nonFinite = 0;
+        var rounded = new byte[values.Length * 4];
+        nonFinite = RoundInto(values, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(rounded.AsSpan()));
+        return rounded;
+    }
+
+    /// <summary>float64 values rounded into <paramref name="target"/>; returns the NaN and infinite results.</summary>
+    public static long RoundInto(ReadOnlySpan<double> values, Span<float> target)
+    {
+        long nonFinite = 0;
         for (int i = 0; i < values.Length; i++)
         {
-            rounded[i] = (float)values[i];
-            if (!float.IsFinite(rounded[i])) nonFinite++;
+            target[i] = (float)values[i];
+            if (!float.IsFinite(target[i])) nonFinite++;
         }
-        return System.Runtime.InteropServices.MemoryMarshal.AsBytes(rounded.AsSpan()).ToArray();
+        return nonFinite;
     }
 }
 

@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.InteropServices;
 using SimClr.Core.Config;
 
@@ -107,7 +108,7 @@ public static class RingAllReduce
         {
             var only = local.ToFloat32();
             long bad = DataParallelStep.CountNonFinite(only);
-            if (precision == ReducePrecision.Bfloat16) bad = RoundThroughBfloat16(only, sum);
+            if (precision == ReducePrecision.Bfloat16) bad = WidenBfloat16(Bfloat16Bytes(MemoryMarshal.Cast<byte, float>(only)), MemoryMarshal.Cast<byte, float>(sum.AsSpan()));
             else only.CopyTo(sum, 0);
             return new RingResult(sum, bad, 0);
         }
@@ -177,30 +178,56 @@ public static class RingAllReduce
     }
 
     /// <summary>bfloat16 values widened into <paramref name="target"/> (float32), counting non-finite ones.</summary>
-    private static long RoundThroughBfloat16(byte[] bfloat16, Span<float> target)
+    private static long WidenBfloat16(byte[] bfloat16, Span<float> target)
     {
-        var halves = MemoryMarshal.Cast<byte, ushort>(bfloat16.AsSpan());
-        long bad = 0;
-        for (int i = 0; i < halves.Length; i++)
-        {
-            target[i] = FromBfloat16(halves[i]);
-            if (!float.IsFinite(target[i])) bad++;
-        }
-        return bad;
+        Load(bfloat16, RingElement.Bfloat16, target, add: false);
+        return DataParallelStep.CountNonFinite(MemoryMarshal.AsBytes(target));
     }
 
-    /// <summary>Rounds float32 values to bfloat16 and back into <paramref name="target"/>, counting non-finite results.</summary>
-    private static long RoundThroughBfloat16(ReadOnlySpan<byte> float32, Span<byte> target)
+    private static byte[] Bfloat16Bytes(ReadOnlySpan<float> values)
     {
-        var from = MemoryMarshal.Cast<byte, float>(float32);
-        var to = MemoryMarshal.Cast<byte, float>(target);
-        long bad = 0;
-        for (int i = 0; i < from.Length; i++)
+        var bytes = new byte[values.Length * 2];
+        var halves = MemoryMarshal.Cast<byte, ushort>(bytes.AsSpan());
+        for (int i = 0; i < values.Length; i++) halves[i] = ToBfloat16(values[i]);
+        return bytes;
+    }
+
+    /// <summary>Values stored as <paramref name="element"/> into <paramref name="into"/> (float64, or float32 rounding to
+    /// nearest), or added to what it holds: the one conversion the ring's arithmetic uses.</summary>
+    private static void Load<T>(ReadOnlySpan<byte> bytes, RingElement element, Span<T> into, bool add)
+        where T : INumberBase<T>
+    {
+        switch (element)
         {
-            to[i] = FromBfloat16(ToBfloat16(from[i]));
-            if (!float.IsFinite(to[i])) bad++;
+            case RingElement.Float32:
+                Load(MemoryMarshal.Cast<byte, float>(bytes), into, add);
+                break;
+            case RingElement.Float64:
+                Load(MemoryMarshal.Cast<byte, double>(bytes), into, add);
+                break;
+            default:
+                var halves = MemoryMarshal.Cast<byte, ushort>(bytes);
+                for (int i = 0; i < into.Length; i++)
+                {
+                    var value = T.CreateTruncating(FromBfloat16(halves[i]));
+                    into[i] = add ? into[i] + value : value;
+                }
+                break;
         }
-        return bad;
+    }
+
+    private static void Load<TFrom, T>(ReadOnlySpan<TFrom> from, Span<T> into, bool add)
+        where TFrom : INumberBase<TFrom>
+        where T : INumberBase<T>
+    {
+        if (add)
+        {
+            for (int i = 0; i < into.Length; i++) into[i] += T.CreateTruncating(from[i]);
+        }
+        else
+        {
+            for (int i = 0; i < into.Length; i++) into[i] = T.CreateTruncating(from[i]);
+        }
     }
 
     /// <summary>float32 to bfloat16, round to nearest even (NaN stays NaN).</summary>
@@ -251,154 +278,63 @@ public static class RingAllReduce
         public ReadOnlyMemory<byte> Encode(long start, int n)
         {
             if (FirstHop == own) return local.Data.AsMemory(checked((int)(start * Size(own))), n * Size(own));
+            if (FirstHop == RingElement.Float32)
+            {
+                var bytes = new byte[n * 4];
+                Load(Own(start, n), own, MemoryMarshal.Cast<byte, float>(bytes.AsSpan()), add: false);
+                return bytes;
+            }
             var values = new float[n];
-            OwnAsFloat32(start, n, values);
-            return FirstHop == RingElement.Float32 ? MemoryMarshal.AsBytes(values.AsSpan()).ToArray() : Bfloat16Bytes(values);
+            Load(Own(start, n), own, values.AsSpan(), add: false);
+            return Bfloat16Bytes(values);
         }
 
-        private void OwnAsFloat32(long start, int n, Span<float> target)
+        /// <summary>The incoming partial sum plus this worker's values [start, start + n), into <paramref name="into"/>:
+        /// float64 (exact) or float32.</summary>
+        private void Accumulate<T>(RingPiece incoming, long start, int n, Span<T> into)
+            where T : INumberBase<T>
         {
-            var bytes = Own(start, n);
-            if (own == RingElement.Float32) MemoryMarshal.Cast<byte, float>(bytes).CopyTo(target);
-            else
-            {
-                var values = MemoryMarshal.Cast<byte, double>(bytes);
-                for (int i = 0; i < n; i++) target[i] = (float)values[i];
-            }
-        }
-
-        private static byte[] Bfloat16Bytes(ReadOnlySpan<float> values)
-        {
-            var bytes = new byte[values.Length * 2];
-            var halves = MemoryMarshal.Cast<byte, ushort>(bytes.AsSpan());
-            for (int i = 0; i < values.Length; i++) halves[i] = ToBfloat16(values[i]);
-            return bytes;
-        }
-
-        /// <summary>The incoming exact partial sum plus this worker's values, into <paramref name="wide"/> (float64).</summary>
-        private void AccumulateExact(RingPiece incoming, long start, int n, Span<double> wide)
-        {
-            var data = incoming.Data.Span;
-            if (incoming.Element == RingElement.Float64) MemoryMarshal.Cast<byte, double>(data).CopyTo(wide);
-            else
-            {
-                var values = MemoryMarshal.Cast<byte, float>(data);
-                for (int i = 0; i < n; i++) wide[i] = values[i];
-            }
-            var mine = Own(start, n);
-            if (own == RingElement.Float64)
-            {
-                var values = MemoryMarshal.Cast<byte, double>(mine);
-                for (int i = 0; i < n; i++) wide[i] += values[i];
-            }
-            else
-            {
-                var values = MemoryMarshal.Cast<byte, float>(mine);
-                for (int i = 0; i < n; i++) wide[i] += values[i];
-            }
-        }
-
-        /// <summary>The incoming float32 or bfloat16 partial sum plus this worker's values, into <paramref name="narrow"/> (float32).</summary>
-        private void AccumulateNarrow(RingPiece incoming, long start, int n, Span<float> narrow)
-        {
-            var data = incoming.Data.Span;
-            if (incoming.Element == RingElement.Float32) MemoryMarshal.Cast<byte, float>(data).CopyTo(narrow);
-            else
-            {
-                var halves = MemoryMarshal.Cast<byte, ushort>(data);
-                for (int i = 0; i < n; i++) narrow[i] = FromBfloat16(halves[i]);
-            }
-            var mine = Own(start, n);
-            if (own == RingElement.Float32)
-            {
-                var values = MemoryMarshal.Cast<byte, float>(mine);
-                for (int i = 0; i < n; i++) narrow[i] += values[i];
-            }
-            else
-            {
-                var values = MemoryMarshal.Cast<byte, double>(mine);
-                for (int i = 0; i < n; i++) narrow[i] += (float)values[i];
-            }
+            Load(incoming.Data.Span, incoming.Element, into, add: false);
+            Load(Own(start, n), own, into, add: true);
         }
 
         /// <summary>A partial sum to pass on: incoming plus this worker's values, as <see cref="Partial"/>.</summary>
         public ReadOnlyMemory<byte> Add(RingPiece incoming, long start, int n)
         {
-            if (precision == ReducePrecision.Exact)
+            if (Partial == RingElement.Bfloat16)
             {
-                var bytes = new byte[n * 8];
-                AccumulateExact(incoming, start, n, MemoryMarshal.Cast<byte, double>(bytes.AsSpan()));
-                return bytes;
+                var values = new float[n];
+                Accumulate(incoming, start, n, values.AsSpan());
+                return Bfloat16Bytes(values);
             }
-            var values = new float[n];
-            AccumulateNarrow(incoming, start, n, values);
-            return precision == ReducePrecision.Float32 ? MemoryMarshal.AsBytes(values.AsSpan()).ToArray() : Bfloat16Bytes(values);
+            var bytes = new byte[n * Size(Partial)];
+            if (Partial == RingElement.Float64) Accumulate(incoming, start, n, MemoryMarshal.Cast<byte, double>(bytes.AsSpan()));
+            else Accumulate(incoming, start, n, MemoryMarshal.Cast<byte, float>(bytes.AsSpan()));
+            return bytes;
         }
+
+        private double[]? _wide; // exact: one piece's float64 sum before it is rounded, reused piece after piece
 
         /// <summary>The last hop: the complete sum, rounded once into the result; returns its non-finite count and the bytes to gather.</summary>
         public long Complete(RingPiece incoming, long start, int n, out ReadOnlyMemory<byte> final)
         {
             var target = MemoryMarshal.Cast<byte, float>(sum.AsSpan(checked((int)(start * 4)), n * 4));
             final = sum.AsMemory(checked((int)(start * 4)), n * 4);
-            long bad = 0;
             if (precision == ReducePrecision.Exact)
             {
-                // one pass: incoming + own in float64, rounded to float32 once (no float64 buffer)
-                var data = incoming.Data.Span;
-                var mine = Own(start, n);
-                bool wideIn = incoming.Element == RingElement.Float64, wideOwn = own == RingElement.Float64;
-                if (!wideIn && !wideOwn) return RoundSum(MemoryMarshal.Cast<byte, float>(data), MemoryMarshal.Cast<byte, float>(mine), target);
-                if (wideIn && !wideOwn) return RoundSum(MemoryMarshal.Cast<byte, double>(data), MemoryMarshal.Cast<byte, float>(mine), target);
-                if (!wideIn) return RoundSum(MemoryMarshal.Cast<byte, double>(mine), MemoryMarshal.Cast<byte, float>(data), target);
-                var a = MemoryMarshal.Cast<byte, double>(data);
-                var b = MemoryMarshal.Cast<byte, double>(mine);
-                for (int i = 0; i < n; i++)
-                {
-                    target[i] = (float)(a[i] + b[i]);
-                    if (!float.IsFinite(target[i])) bad++;
-                }
-                return bad;
+                var wide = (_wide ??= new double[pieceElements]).AsSpan(0, n);
+                Accumulate(incoming, start, n, wide);
+                return GradientBytes.RoundInto(wide, target);
             }
-            AccumulateNarrow(incoming, start, n, target);
+            Accumulate(incoming, start, n, target);
             if (precision == ReducePrecision.Float32) return DataParallelStep.CountNonFinite(MemoryMarshal.AsBytes(target));
             var halves = Bfloat16Bytes(target);
             final = halves;
-            bad = RoundThroughBfloat16(halves, target);
-            return bad;
-        }
-
-        private static long RoundSum(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> target)
-        {
-            long bad = 0;
-            for (int i = 0; i < target.Length; i++)
-            {
-                target[i] = (float)((double)a[i] + b[i]);
-                if (!float.IsFinite(target[i])) bad++;
-            }
-            return bad;
-        }
-
-        private static long RoundSum(ReadOnlySpan<double> a, ReadOnlySpan<float> b, Span<float> target)
-        {
-            long bad = 0;
-            for (int i = 0; i < target.Length; i++)
-            {
-                target[i] = (float)(a[i] + b[i]);
-                if (!float.IsFinite(target[i])) bad++;
-            }
-            return bad;
+            return WidenBfloat16(halves, target);
         }
 
         /// <summary>An all-gathered piece of the result into the sum.</summary>
-        public void Store(RingPiece incoming, long start, int n)
-        {
-            var target = MemoryMarshal.Cast<byte, float>(sum.AsSpan(checked((int)(start * 4)), n * 4));
-            if (incoming.Element == RingElement.Float32) MemoryMarshal.Cast<byte, float>(incoming.Data.Span).CopyTo(target);
-            else
-            {
-                var halves = MemoryMarshal.Cast<byte, ushort>(incoming.Data.Span);
-                for (int i = 0; i < n; i++) target[i] = FromBfloat16(halves[i]);
-            }
-        }
+        public void Store(RingPiece incoming, long start, int n) =>
+            Load(incoming.Data.Span, incoming.Element, MemoryMarshal.Cast<byte, float>(sum.AsSpan(checked((int)(start * 4)), n * 4)), add: false);
     }
 }
