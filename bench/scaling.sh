@@ -10,6 +10,8 @@ source "$(dirname "$0")/common.sh"
 repeats=${REPEATS:-3}; steps=${STEPS:-30}; warmup=${WARMUP:-4}
 if [ "${QUICK:-0}" = 1 ]; then repeats=2; steps=12; warmup=3; fi
 batch=${BATCH:-128}
+# BUCKET_MB: the workers' reduction.bucketMegabytes (the ring's overlap with backward; 0 turns it off)
+extra=(); if [ -n "${BUCKET_MB:-}" ]; then extra=(--set reduction.bucketMegabytes="$BUCKET_MB"); fi
 common=(--config configs/quickstart-pretrain.json --set data.syntheticTrain=$((batch * steps)) --set epochs=1 --set batchSize="$batch"
   --set knnEveryEpochs=0 --set checkpointEverySteps=0 --set logEverySteps=1 --set warmupEpochs=0 --set runsFolder="$runs")
 rate() { # metrics.jsonl [batch] -> views/s between step $warmup and the last step
@@ -26,7 +28,7 @@ single=(); launched=(); apart=()
 for r in $(seq 1 "$repeats"); do
   "$simclr" pretrain --plain "${common[@]}" --set threads=2 --set runName="single-$r" >/dev/null
   s=$(rate "$runs/single-$r/metrics.jsonl")
-  "$simclr" launch --workers 2 --threads-per-worker 1 "${common[@]}" --set runName="launched-$r" >/dev/null
+  "$simclr" launch --workers 2 --threads-per-worker 1 "${common[@]}" "${extra[@]}" --set runName="launched-$r" >/dev/null
   l=$(rate "$runs/launched-$r/metrics.jsonl")
   half=(--set data.syntheticTrain=$((batch / 2 * steps)) --set batchSize=$((batch / 2)) --set threads=1)
   "$simclr" pretrain --plain "${common[@]}" "${half[@]}" --set runName="apart-$r-a" >/dev/null &

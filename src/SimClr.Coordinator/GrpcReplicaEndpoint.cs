@@ -64,6 +64,7 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
                 _ => Protocol.ReducePrecision.Exact,
             },
             PieceElements = (uint)ring.PieceElements,
+            BucketBytes = (ulong)Math.Max(0, ring.BucketBytes),
         };
         spec.Peers.AddRange(ring.Peers);
         return spec;

@@ -60,7 +60,13 @@ public sealed class RingPeers(WorkerOptions options) : IDisposable
     }
 
     /// <summary>Takes part in <paramref name="spec"/>'s ring with this worker's local gradient; every other ring is abandoned.</summary>
-    public async Task<RingResult> AllReduceAsync(RingSpec spec, GradientBytes local, CancellationToken cancel)
+    public Task<RingResult> AllReduceAsync(RingSpec spec, GradientBytes local, CancellationToken cancel) =>
+        AllReduceAsync(spec, [new RingBucket(0, local.Count)], (_, _) => ValueTask.FromResult(local), cancel);
+
+    /// <summary>Takes part in <paramref name="spec"/>'s ring bucket after bucket (<see cref="RingAllReduce"/>), each as soon
+    /// as <paramref name="local"/> hands over this worker's values for it; every other ring is abandoned.</summary>
+    public async Task<RingResult> AllReduceAsync(RingSpec spec, IReadOnlyList<RingBucket> buckets, Func<int, CancellationToken, ValueTask<GradientBytes>> local,
+        CancellationToken cancel)
     {
         ulong id = spec.RingId;
         Drop(other => other != id, "a newer ring started on this worker");
@@ -73,7 +79,7 @@ public sealed class RingPeers(WorkerOptions options) : IDisposable
             _ => throw new ArgumentOutOfRangeException(nameof(spec), spec.Precision, "precision"),
         };
         int pieces = spec.PieceElements == 0 ? RingAllReduce.DefaultPieceElements : (int)spec.PieceElements;
-        if (ranks == 1) return await RingAllReduce.RunAsync(local, 0, 1, precision, new Link(null!, null!), pieces, cancel);
+        if (ranks == 1) return await RingAllReduce.RunAsync(buckets, local, 0, 1, precision, new Link(null!, null!), pieces, cancel);
 
         var inbox = Inbox(id);
         string next = spec.Peers[(int)((spec.Rank + 1) % ranks)];
@@ -82,7 +88,7 @@ public sealed class RingPeers(WorkerOptions options) : IDisposable
         var pump = Pump(id, next, outbox.Reader, stop);
         try
         {
-            var result = await RingAllReduce.RunAsync(local, (int)spec.Rank, ranks, precision, new Link(inbox.Reader, outbox.Writer), pieces, stop.Token);
+            var result = await RingAllReduce.RunAsync(buckets, local, (int)spec.Rank, ranks, precision, new Link(inbox.Reader, outbox.Writer), pieces, stop.Token);
             outbox.Writer.TryComplete();
             await pump;
             return result;
@@ -132,6 +138,7 @@ public sealed class RingPeers(WorkerOptions options) : IDisposable
                 await call.RequestStream.WriteAsync(new WirePiece
                 {
                     RingId = id,
+                    Bucket = (uint)piece.Bucket,
                     Phase = (uint)piece.Phase,
                     Segment = (uint)piece.Segment,
                     Piece = (uint)piece.Piece,
@@ -228,7 +235,7 @@ public sealed class PeerService(RingPeers peers) : Peer.PeerBase
                     id = message.RingId;
                     inbox = peers.Inbox(id);
                 }
-                await inbox.Writer.WriteAsync(new Piece((int)Math.Min(message.Phase, int.MaxValue), (int)Math.Min(message.Segment, int.MaxValue),
+                await inbox.Writer.WriteAsync(new Piece((int)Math.Min(message.Bucket, int.MaxValue), (int)Math.Min(message.Phase, int.MaxValue), (int)Math.Min(message.Segment, int.MaxValue),
                     (int)Math.Min(message.Piece, int.MaxValue), element, message.Data.Memory), context.CancellationToken);
                 count++;
             }

@@ -85,7 +85,8 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     public override async Task Backward(IAsyncStreamReader<TensorChunk> requestStream, IServerStreamWriter<TensorChunk> responseStream, ServerCallContext context)
     {
         var session = Session();
-        var (flat, times) = await RunBackward(session, await ReceiveOne(requestStream, context), context);
+        var block = CheckProjectionGradient(await ReceiveOne(requestStream, context));
+        var (flat, times) = await RunBackward(session, () => session.Endpoint.BackwardAsync(block, returnGradient: true, CancellationToken.None).GetAwaiter().GetResult()!, context);
         ReportTimes(context, times);
         foreach (var chunk in TensorChunks.Split("gradient", flat.Float64 ? DType.Float64 : DType.Float32, [flat.Count], flat.Data)) await responseStream.WriteAsync(chunk);
     }
@@ -106,12 +107,43 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         if (ring.Precision is not (Protocol.ReducePrecision.Exact or Protocol.ReducePrecision.Float32 or Protocol.ReducePrecision.Bfloat16))
             throw Invalid($"ring: precision {ring.Precision}");
         if (ring.PieceElements > RingAllReduce.MaxPieceElements) throw Invalid($"ring: piece_elements {ring.PieceElements} (at most {RingAllReduce.MaxPieceElements})");
-        var (flat, times) = await RunBackward(session, gradient, context);
+        var block = CheckProjectionGradient(gradient);
+
+        // The ring runs alongside backward: each bucket (whole stages, last first) is summed as soon as backward has
+        // finished it, while the torch thread goes on with the earlier stages.
+        var buckets = session.Replica.Buckets((long)Math.Min(ring.BucketBytes, long.MaxValue));
+        var finished = System.Threading.Channels.Channel.CreateUnbounded<GradientBytes>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        using var stopRing = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
+        var reduce = peers.AllReduceAsync(ring, buckets.Select(b => b.Ring).ToList(), (_, cancel) => finished.Reader.ReadAsync(cancel), stopRing.Token);
+        ReplicaTimes times;
+        try
+        {
+            (_, times) = await RunBackward(session, () =>
+            {
+                session.Endpoint.BackwardInBuckets(block, buckets, (_, bytes) => finished.Writer.TryWrite(bytes));
+                return true;
+            }, context);
+        }
+        catch
+        {
+            // this worker failed (its neighbours see the ring break): the backward's error is the news
+            finished.Writer.TryComplete();
+            await stopRing.CancelAsync();
+            try
+            {
+                await reduce;
+            }
+            catch (Exception)
+            {
+                // the ring stopped because this worker did
+            }
+            throw;
+        }
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         RingResult result;
         try
         {
-            result = await peers.AllReduceAsync(ring, flat, context.CancellationToken);
+            result = await reduce;
         }
         catch (Exception e) when (e is RingBrokenException or OperationCanceledException && !context.CancellationToken.IsCancellationRequested)
         {
@@ -120,24 +152,24 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
             throw new RpcException(new Status(StatusCode.Aborted, $"ring: {e.Message}"), new Metadata { { RingTrailer.Key, RingTrailer.Broken } });
         }
         lock (_gate) _reduced = result.Sum;
+        // the ring's time that backward did not hide: what the step waits for
         ReportTimes(context, times with { RingMs = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds });
         return new ReduceReply { NonFinite = result.NonFinite, BytesSent = result.BytesSent };
     }
 
-    /// <summary>Backward of dL/dz (checked against the last Forward's projections) on the torch thread: the local flat
-    /// gradient and the replica's times. Ends the Forward, and any ring sum not yet applied.</summary>
-    private async Task<(GradientBytes Flat, ReplicaTimes Times)> RunBackward(ReplicaSession session, TensorChunks.Received gradient, ServerCallContext context)
+    /// <summary>A backward of dL/dz (<paramref name="backward"/>, on the torch thread): what it returns and the replica's
+    /// times. Ends the Forward, and any ring sum not yet applied.</summary>
+    private async Task<(T Result, ReplicaTimes Times)> RunBackward<T>(ReplicaSession session, Func<T> backward, ServerCallContext context)
     {
-        var block = CheckProjectionGradient(gradient);
-        var result = await torch.RunAsync(() =>
-            (session.Endpoint.BackwardAsync(block, returnGradient: true, CancellationToken.None).GetAwaiter().GetResult()!, session.Endpoint.TakeTimes()),
-            context.CancellationToken);
-        lock (_gate)
+        lock (_gate) _reduced = null;
+        try
         {
-            _lastProjectionShape = null;
-            _reduced = null;
+            return await torch.RunAsync(() => (backward(), session.Endpoint.TakeTimes()), context.CancellationToken);
         }
-        return result;
+        finally
+        {
+            lock (_gate) _lastProjectionShape = null;
+        }
     }
 
     /// <summary>dL/dz as received, checked against the last Forward's projections.</summary>

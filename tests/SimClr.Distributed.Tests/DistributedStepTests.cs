@@ -140,13 +140,14 @@ public sealed class DistributedStepTests : IAsyncLifetime
         }).Max();
 
     [Theory]
-    [InlineData(2, 2)]
-    [InlineData(3, 6)] // 2 BN groups per worker: float64 partials on the ring
-    [InlineData(4, 4)]
-    public async Task The_workers_ring_gives_the_bits_of_the_coordinators_star_and_moves_no_gradient_through_it(int workers, int groups)
+    [InlineData(2, 2, 25.0)] // the default cap: this small model is one bucket
+    [InlineData(2, 2, 0.0)] // one bucket, after the whole backward
+    [InlineData(3, 6, 0.02)] // 2 BN groups per worker: float64 partials; buckets of ~20 KB over the last chunk's backward
+    [InlineData(4, 4, 1e-6)] // a bucket per stage
+    public async Task The_workers_ring_gives_the_bits_of_the_coordinators_star_and_moves_no_gradient_through_it(int workers, int groups, double bucketMegabytes)
     {
         var star = await Steps(workers, groups, new ReductionOptions { Method = ReductionMethod.Star });
-        var ring = await Steps(workers, groups, new ReductionOptions()); // auto: the ring, as every replica is a worker
+        var ring = await Steps(workers, groups, new ReductionOptions { BucketMegabytes = bucketMegabytes }); // auto: the ring, as every replica is a worker
         Assert.False(star.Ring);
         Assert.True(ring.Ring);
         Assert.Equal(0, LargestDifference(star.State, ring.State)); // exact sums: bit-identical, BatchNorm on batch statistics

@@ -153,6 +153,14 @@ public sealed record ReductionOptions
 
     /// <summary>Values per piece the ring streams (pipelining granularity); 0: <see cref="Training.RingAllReduce.DefaultPieceElements"/>.</summary>
     public int PieceElements { get; init; }
+
+    /// <summary>The ring sums the gradient in buckets of about this many megabytes (10^6 bytes) of float32, whole stages
+    /// of the network, each while backward is still computing the earlier stages (PyTorch DDP's overlap; its default
+    /// cap is 25 MB); 0: one ring after the whole backward. Only the last chunk's backward overlaps with gradient caching.</summary>
+    public double BucketMegabytes { get; init; } = 25;
+
+    /// <summary><see cref="BucketMegabytes"/> in bytes.</summary>
+    public long BucketBytes => (long)Math.Round(BucketMegabytes * 1e6);
 }
 
 public sealed record LossOptions
@@ -260,6 +268,8 @@ public sealed record RunConfig
             problems.Add($"reduction.precision {Reduction.Precision} applies to the ring; the star always sums exactly (set reduction.method to ring or auto)");
         if (Reduction.PieceElements < 0 || Reduction.PieceElements > Training.RingAllReduce.MaxPieceElements)
             problems.Add($"reduction.pieceElements must be in [0, {Training.RingAllReduce.MaxPieceElements}] (got {Reduction.PieceElements}; 0: the default)");
+        if (!double.IsFinite(Reduction.BucketMegabytes) || Reduction.BucketMegabytes < 0 || Reduction.BucketMegabytes > 1e6)
+            problems.Add($"reduction.bucketMegabytes must be in [0, 1000000] (got {Reduction.BucketMegabytes}; 0: one bucket, no overlap with backward)");
         if (Epochs < 1) problems.Add($"epochs must be >= 1 (got {Epochs})");
         if (BatchSize < 1) problems.Add($"batchSize must be >= 1 (got {BatchSize})");
         if (Stage == Stage.Pretrain && BatchSize == 1) problems.Add("batchSize must be >= 2 for contrastive pre-training (negatives come from the batch)");

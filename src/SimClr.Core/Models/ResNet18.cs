@@ -11,7 +11,7 @@ namespace SimClr.Core.Models;
 /// Parameter and buffer names equal torchvision's state_dict, so weights move to and from PyTorch.
 /// </summary>
 #pragma warning disable IDE1006 // torchvision's parameter names
-public sealed class ResNet18 : nn.Module<Tensor, Tensor>
+public sealed class ResNet18 : nn.Module<Tensor, Tensor>, IStagedNetwork
 {
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn1;
@@ -72,6 +72,23 @@ public sealed class ResNet18 : nn.Module<Tensor, Tensor>
         var y = nn.functional.relu(bn1.forward(conv1.forward(x)));
         y = layer4.forward(layer3.forward(layer2.forward(layer1.forward(y))));
         return nn.functional.adaptive_avg_pool2d(y, 1).flatten(1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The stem, each BasicBlock, the pooling, and fc when there is one (<see cref="IStagedNetwork"/>).</summary>
+    public IReadOnlyList<ModelStage> Stages()
+    {
+        var stages = new List<ModelStage>
+        {
+            new("stem", x => nn.functional.relu(bn1.forward(conv1.forward(x))), [.. conv1.parameters(), .. bn1.parameters()]),
+        };
+        foreach (var (name, layer) in new[] { ("layer1", layer1), ("layer2", layer2), ("layer3", layer3), ("layer4", layer4) })
+        {
+            foreach (var (index, block) in layer.named_children())
+                stages.Add(new($"{name}.{index}", ((nn.Module<Tensor, Tensor>)block).forward, [.. block.parameters()]));
+        }
+        stages.Add(new("pool", x => nn.functional.adaptive_avg_pool2d(x, 1).flatten(1), []));
+        if (fc is not null) stages.Add(new("fc", fc.forward, [.. fc.parameters()]));
+        return stages;
     }
 
     /// <summary>Features without fc, logits with it.</summary>

@@ -213,7 +213,7 @@ public sealed class DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, I
         {
             // backward and the workers' ring in one call each; the sum stays on the workers for ApplyStep
             var ring = new RingPlan((ulong)Random.Shared.NextInt64(1, long.MaxValue), Replicas.Select(r => r.PeerAddress!).ToList(), _reduction.Precision,
-                _reduction.PieceElements > 0 ? _reduction.PieceElements : RingAllReduce.DefaultPieceElements);
+                _reduction.PieceElements > 0 ? _reduction.PieceElements : RingAllReduce.DefaultPieceElements, _reduction.BucketBytes);
             using var abort = CancellationTokenSource.CreateLinkedTokenSource(cancel);
             var counts = WaitRing(clock.Phase(Replicas.Select((r, w) => (Func<Task<long>>)(() => r.BackwardReduceAsync(slices[w], ring, w, abort.Token))), abort), cancel);
             bad = counts.Sum();

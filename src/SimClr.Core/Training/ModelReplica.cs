@@ -17,13 +17,17 @@ namespace SimClr.Core.Training;
 /// </summary>
 public sealed class ModelReplica : IDisposable
 {
-    private Tensor? _projections;
+    private StagedGraph? _graph; // the last single-chunk Forward's, kept for Backward
+    private readonly IReadOnlyList<ModelStage> _stages;
+    private readonly int[] _stageParameterStart; // per stage, then the total: index of its first parameter in state order
+    private readonly long[] _stageValueStart; // per stage, then the total: offset of its first value in the flat gradient
     private static readonly Lock BuildGate = new();
     private CachedShard? _cached;
     private List<Tensor>? _exactSums; // float64 sums of the chunks' gradients, from the last cached Backward
     private List<(string Name, TorchSharp.Modules.Parameter Parameter)>? _parameters;
     private bool _ownsModel;
     private double _augmentMs, _forwardMs, _reforwardMs, _backwardMs, _optimizerMs; // since the last TakeTimes
+    private double _handoverMs; // copying finished buckets out during backward (serialisation, not backward)
 
     public ModelReplica(nn.Module<Tensor, Tensor> network, MomentumOptimizer optimizer, ViewAugmenter augmenter, Device device)
     {
@@ -31,7 +35,49 @@ public sealed class ModelReplica : IDisposable
         Optimizer = optimizer;
         Augmenter = augmenter;
         Device = device;
+        _stages = network is IStagedNetwork staged ? staged.Stages() : [new ModelStage("network", network.forward, [.. network.parameters()])];
+        if (!_stages.SelectMany(stage => stage.Parameters).SequenceEqual(Parameters.Select(p => p.Parameter), ReferenceEqualityComparer.Instance))
+            throw new InvalidOperationException($"{network.GetType().Name}'s stages do not hold its parameters in state order");
+        _stageParameterStart = new int[_stages.Count + 1];
+        _stageValueStart = new long[_stages.Count + 1];
+        for (int s = 0; s < _stages.Count; s++)
+        {
+            _stageParameterStart[s + 1] = _stageParameterStart[s] + _stages[s].Parameters.Count;
+            _stageValueStart[s + 1] = _stageValueStart[s] + _stages[s].Parameters.Sum(p => p.numel());
+        }
     }
+
+    /// <summary>The network's stages (<see cref="IStagedNetwork"/>; one stage for any other network).</summary>
+    public IReadOnlyList<ModelStage> Stages => _stages;
+
+    /// <summary>
+    /// The flat gradient cut into buckets of whole stages, in the order backward finishes them (last stage first): each
+    /// bucket takes stages until the next would bring it over <paramref name="capBytes"/> of float32 (a stage larger
+    /// than the cap is a bucket of its own); 0 or less: one bucket. DDP's buckets, at stage granularity (PyTorch's default
+    /// cap is 25 MB). Depends on the model alone, so every replica of a run computes the same buckets.
+    /// </summary>
+    public IReadOnlyList<GradientBucket> Buckets(long capBytes)
+    {
+        var buckets = new List<GradientBucket>();
+        int last = _stages.Count - 1;
+        long bytes = 0;
+        for (int s = _stages.Count - 1; s >= 0; s--)
+        {
+            long stageBytes = (_stageValueStart[s + 1] - _stageValueStart[s]) * 4;
+            if (capBytes > 0 && bytes > 0 && stageBytes > 0 && bytes + stageBytes > capBytes)
+            {
+                buckets.Add(Bucket(s + 1, last));
+                last = s;
+                bytes = 0;
+            }
+            bytes += stageBytes;
+        }
+        buckets.Add(Bucket(0, last));
+        return buckets;
+    }
+
+    private GradientBucket Bucket(int first, int last) => new(first, last, _stageParameterStart[first], _stageParameterStart[last + 1],
+        _stageValueStart[first], _stageValueStart[last + 1] - _stageValueStart[first]);
 
     /// <summary>
     /// The one way a replica is built from a run config, so the single-process trainer, every worker and the tests
@@ -120,11 +166,11 @@ public sealed class ModelReplica : IDisposable
             long start = Mark();
             var batch = Augmenter.Views(onDevice, views, epoch);
             long augmented = Mark();
-            _projections = Network.forward(batch).DetachFromDisposeScope(); // owned here until Backward: the caller's scope may end first
+            _graph = StagedGraph.Forward(_stages, batch); // owned here until Backward: the caller's scope may end first
             long forwarded = Mark();
             _augmentMs += Ms(start, augmented);
             _forwardMs += Ms(augmented, forwarded);
-            return _projections.detach().clone().MoveToOuterDisposeScope();
+            return _graph.Output.detach().clone().MoveToOuterDisposeScope();
         }
         var parts = new List<Tensor>(chunks.Length);
         using (no_grad())
@@ -147,28 +193,43 @@ public sealed class ModelReplica : IDisposable
     }
 
     /// <summary>Accumulates the parameter gradient of the global loss through this replica's graph, given dL/dz for its views.</summary>
-    public void Backward(Tensor projectionGradient)
+    public void Backward(Tensor projectionGradient) => Backward(projectionGradient, null, null);
+
+    /// <summary>
+    /// <see cref="Backward(Tensor)"/>, handing each bucket's local gradient (<see cref="Buckets"/>, in that order) to
+    /// <paramref name="ready"/> as soon as backward has finished it, while the earlier stages are still being
+    /// back-propagated: float32, or the exact float64 sums when there are several chunks (then only the last chunk's
+    /// backward overlaps). The bytes are those of <see cref="FlatGradient"/> over the bucket's range. The network is
+    /// back-propagated stage by stage either way (see <see cref="StagedGraph"/>), so the gradient has the same bits.
+    /// </summary>
+    public void Backward(Tensor projectionGradient, IReadOnlyList<GradientBucket>? buckets, Action<int, GradientBytes>? ready)
     {
         DropExactSums();
-        double reforwardBefore = _reforwardMs;
+        if (buckets is not null && (buckets.Count == 0 || buckets[0].LastStage != _stages.Count - 1 || buckets[^1].FirstStage != 0
+            || buckets.Zip(buckets.Skip(1)).Any(pair => pair.Second.LastStage != pair.First.FirstStage - 1)))
+            throw new ArgumentException($"buckets [{string.Join(", ", buckets)}] do not cover the {_stages.Count} stages, last first", nameof(buckets));
+        double reforwardBefore = _reforwardMs, handoverBefore = _handoverMs;
         long start = Mark();
         try
         {
             if (_cached is { } cached)
             {
-                BackwardCached(cached, projectionGradient);
+                BackwardCached(cached, projectionGradient, buckets, ready);
                 return;
             }
-            var z = _projections ?? throw new InvalidOperationException("Backward needs a Forward first");
+            var graph = _graph ?? throw new InvalidOperationException("Backward needs a Forward first");
+            var z = graph.Output;
             if (!z.shape.SequenceEqual(projectionGradient.shape))
                 throw new ArgumentException($"dL/dz has shape [{string.Join(", ", projectionGradient.shape)}], the projections [{string.Join(", ", z.shape)}]");
             using var scope = NewDisposeScope();
-            z.backward([projectionGradient.to(Device).to_type(z.dtype)]);
+            _graph = null;
+            graph.Backward(projectionGradient.to(Device).to_type(z.dtype), Emitter(buckets, ready, sums: null));
             ReleaseGraph();
         }
         finally
         {
-            _backwardMs += Math.Max(0, Ms(start, Mark()) - (_reforwardMs - reforwardBefore)); // the re-forward is counted on its own
+            // the re-forward is counted on its own, the buckets' copies are serialisation
+            _backwardMs += Math.Max(0, Ms(start, Mark()) - (_reforwardMs - reforwardBefore) - (_handoverMs - handoverBefore));
         }
     }
 
@@ -193,7 +254,51 @@ public sealed class ModelReplica : IDisposable
 
     private static double Ms(long from, long to) => Stopwatch.GetElapsedTime(from, to).TotalMilliseconds;
 
-    private void BackwardCached(CachedShard cached, Tensor projectionGradient)
+    /// <summary>What runs after each stage's backward: hands a finished bucket's gradient to <paramref name="ready"/>
+    /// (from the parameters' gradients, or, with <paramref name="sums"/>, added to those float64 sums first).</summary>
+    private Action<int>? Emitter(IReadOnlyList<GradientBucket>? buckets, Action<int, GradientBytes>? ready, List<Tensor>? sums)
+    {
+        if (buckets is null || ready is null) return null;
+        int next = 0;
+        return stage =>
+        {
+            if (next >= buckets.Count || buckets[next].FirstStage != stage) return;
+            var bucket = buckets[next];
+            long start = Mark();
+            using var scope = NewDisposeScope();
+            GradientBytes bytes;
+            if (sums is null)
+            {
+                var parts = Enumerable.Range(bucket.FirstParameter, bucket.EndParameter - bucket.FirstParameter)
+                    .Select(i => (Parameters[i].Parameter.grad ?? zeros_like(Parameters[i].Parameter)).flatten().to_type(ScalarType.Float32).cpu()).ToList();
+                bytes = new GradientBytes(parts.Count == 0 ? [] : cat(parts, 0).bytes.ToArray(), Float64: false);
+            }
+            else
+            {
+                AccumulateInto(sums, bucket.FirstParameter, bucket.EndParameter);
+                var parts = sums.GetRange(bucket.FirstParameter, bucket.EndParameter - bucket.FirstParameter).Select(t => t.flatten().cpu()).ToList();
+                bytes = new GradientBytes(parts.Count == 0 ? [] : cat(parts, 0).bytes.ToArray(), Float64: true);
+            }
+            _handoverMs += Ms(start, Mark());
+            ready(next++, bytes);
+        };
+    }
+
+    /// <summary>Adds parameters [first, end)'s gradients to their float64 sums and zeroes them.</summary>
+    private void AccumulateInto(List<Tensor> sums, int first, int end)
+    {
+        using (no_grad())
+        {
+            for (int i = first; i < end; i++)
+            {
+                if (Parameters[i].Parameter.grad is not { } grad) continue;
+                sums[i].PlusInPlace(grad);
+                grad.zero_();
+            }
+        }
+    }
+
+    private void BackwardCached(CachedShard cached, Tensor projectionGradient, IReadOnlyList<GradientBucket>? buckets, Action<int, GradientBytes>? ready)
     {
         if (projectionGradient.dim() != 2 || projectionGradient.shape[0] != cached.Views.Length)
             throw new ArgumentException($"dL/dz has shape [{string.Join(", ", projectionGradient.shape)}] for {cached.Views.Length} views");
@@ -205,23 +310,18 @@ public sealed class ModelReplica : IDisposable
         try
         {
             int offset = 0;
-            foreach (int size in cached.Chunks)
+            for (int c = 0; c < cached.Chunks.Length; c++)
             {
+                int size = cached.Chunks[c];
+                bool last = c == cached.Chunks.Length - 1;
                 using var scope = NewDisposeScope();
                 long start = Mark();
                 var batch = Augmenter.Views(cached.Images.narrow(0, offset, size), cached.Views.AsSpan(offset, size), cached.Epoch);
-                var z = Network.forward(batch);
+                var graph = StagedGraph.Forward(_stages, batch);
                 _reforwardMs += Ms(start, Mark());
-                z.backward([projectionGradient.narrow(0, offset, size).to(Device).to_type(z.dtype)]);
-                using (no_grad())
-                {
-                    for (int i = 0; i < sums.Count; i++)
-                    {
-                        if (Parameters[i].Parameter.grad is not { } grad) continue;
-                        sums[i].PlusInPlace(grad);
-                        grad.zero_();
-                    }
-                }
+                var emit = last ? Emitter(buckets, ready, sums) : null; // only the last chunk's gradients end during its backward
+                graph.Backward(projectionGradient.narrow(0, offset, size).to(Device).to_type(graph.Output.dtype), emit);
+                if (emit is null) AccumulateInto(sums, 0, sums.Count);
                 offset += size;
             }
             using (no_grad())
@@ -376,8 +476,8 @@ public sealed class ModelReplica : IDisposable
 
     private void ReleaseGraph()
     {
-        _projections?.Dispose();
-        _projections = null;
+        _graph?.Dispose();
+        _graph = null;
         _cached?.Images.Dispose();
         _cached = null;
     }

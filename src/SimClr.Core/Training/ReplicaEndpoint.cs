@@ -45,8 +45,9 @@ public sealed record GradientBytes(byte[] Data, bool Float64)
 }
 
 /// <summary>One attempt at a step's ring all-reduce (<see cref="RingAllReduce"/>): a fresh id, the replicas' peer
-/// addresses in ring order (a replica's rank is its place in the list), the precision and the piece size.</summary>
-public sealed record RingPlan(ulong Id, IReadOnlyList<string> Peers, Config.ReducePrecision Precision, int PieceElements);
+/// addresses in ring order (a replica's rank is its place in the list), the precision, the piece size, and the bucket
+/// cap in bytes (<see cref="ModelReplica.Buckets"/>; 0: one bucket after the whole backward).</summary>
+public sealed record RingPlan(ulong Id, IReadOnlyList<string> Peers, Config.ReducePrecision Precision, int PieceElements, long BucketBytes = 0);
 
 /// <summary>One named tensor of a replica's state as bytes: float32 for floating-point tensors, int64 otherwise.</summary>
 public sealed record NamedBytes(string Name, bool IsFloat, long[] Shape, byte[] Data)
@@ -160,13 +161,20 @@ public sealed class LocalReplicaEndpoint(ModelReplica replica, string name = "lo
 
     public Task<GradientBytes?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel)
     {
+        BackwardInBuckets(gradient, null, null);
+        return Task.FromResult(returnGradient ? Replica.FlatGradient() : null);
+    }
+
+    /// <summary>Back-propagates dL/dz for the last forward, handing each of <paramref name="buckets"/>' local gradient to
+    /// <paramref name="ready"/> as soon as it is final (<see cref="ModelReplica.Backward(Tensor, IReadOnlyList{GradientBucket}?, Action{int, GradientBytes}?)"/>).</summary>
+    public void BackwardInBuckets(FloatBlock gradient, IReadOnlyList<GradientBucket>? buckets, Action<int, GradientBytes>? ready)
+    {
         using var timed = Time();
         using var scope = NewDisposeScope();
         var g = empty(gradient.Shape, ScalarType.Float32);
         gradient.Data.CopyTo(g.bytes);
         Replica.ZeroGrad();
-        Replica.Backward(g);
-        return Task.FromResult(returnGradient ? Replica.FlatGradient() : null);
+        Replica.Backward(g, buckets, ready);
     }
 
     public Task<string?> ApplyStepAsync(long step, double learningRate, byte[]? gradient, bool checksum, CancellationToken cancel)

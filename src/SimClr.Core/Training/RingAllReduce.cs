@@ -12,14 +12,18 @@ public enum RingElement
     Bfloat16,
 }
 
-/// <summary>One piece of a ring all-reduce as it travels between workers: which phase (0 reduce-scatter, 1
+/// <summary>One piece of a ring all-reduce as it travels between workers: which bucket, phase (0 reduce-scatter, 1
 /// all-gather), segment and piece of that segment, and its values.</summary>
-public readonly record struct RingPiece(int Phase, int Segment, int Piece, RingElement Element, ReadOnlyMemory<byte> Data)
+public readonly record struct RingPiece(int Bucket, int Phase, int Segment, int Piece, RingElement Element, ReadOnlyMemory<byte> Data)
 {
     public int Count => Data.Length / RingAllReduce.Size(Element);
 
-    public override string ToString() => $"{(Phase == 0 ? "reduce-scatter" : "all-gather")} segment {Segment} piece {Piece}: {Count} {Element} values";
+    public override string ToString() => $"bucket {Bucket} {(Phase == 0 ? "reduce-scatter" : "all-gather")} segment {Segment} piece {Piece}: {Count} {Element} values";
 }
+
+/// <summary>A contiguous range of the flat gradient that the ring sums on its own, as soon as the worker's values for
+/// it are final (the bucket's stages are back-propagated): values [Offset, Offset + Count).</summary>
+public readonly record struct RingBucket(long Offset, long Count);
 
 /// <summary>A worker's two ring connections: to the next worker (sending) and from the previous one (receiving).</summary>
 public interface IRingLink
@@ -96,21 +100,57 @@ public static class RingAllReduce
 
     /// <summary>Runs this worker's part of the ring over <paramref name="link"/>; every worker of the ring must call it with
     /// the same rank count, precision, piece size and gradient length, each with its own rank.</summary>
-    public static async Task<RingResult> RunAsync(GradientBytes local, int rank, int ranks, ReducePrecision precision, IRingLink link,
-        int pieceElements = DefaultPieceElements, CancellationToken cancel = default)
+    public static Task<RingResult> RunAsync(GradientBytes local, int rank, int ranks, ReducePrecision precision, IRingLink link,
+        int pieceElements = DefaultPieceElements, CancellationToken cancel = default) =>
+        RunAsync([new RingBucket(0, local.Count)], (_, _) => ValueTask.FromResult(local), rank, ranks, precision, link, pieceElements, cancel);
+
+    /// <summary>
+    /// The ring over a gradient in buckets (DDP's overlap of reduction with backward): bucket after bucket, in the
+    /// order given, each summed by its own ring pass over the same link as soon as <paramref name="local"/> hands over
+    /// this worker's values for it (the bucket's local gradient, its <see cref="RingBucket.Count"/> values), so the
+    /// first buckets travel while the worker is still computing the later ones. The buckets must tile the gradient;
+    /// every worker must pass the same ones. The sum has the bits of one pass over the whole gradient: each value is
+    /// summed on its own, whatever segment it falls in (exact), or to within the same rounding (float32, bfloat16).
+    /// </summary>
+    public static async Task<RingResult> RunAsync(IReadOnlyList<RingBucket> buckets, Func<int, CancellationToken, ValueTask<GradientBytes>> local,
+        int rank, int ranks, ReducePrecision precision, IRingLink link, int pieceElements = DefaultPieceElements, CancellationToken cancel = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(ranks, 1);
         if (rank < 0 || rank >= ranks) throw new ArgumentOutOfRangeException(nameof(rank), $"rank {rank} of {ranks}");
         if (pieceElements < 1 || pieceElements > MaxPieceElements) throw new ArgumentOutOfRangeException(nameof(pieceElements));
-        long count = local.Count;
+        long count = 0;
+        foreach (var bucket in buckets.OrderBy(b => b.Offset))
+        {
+            if (bucket.Offset != count || bucket.Count < 0) throw new ArgumentException($"buckets [{string.Join(", ", buckets)}] do not tile the gradient", nameof(buckets));
+            count += bucket.Count;
+        }
         var sum = new byte[checked(count * 4)];
+        long nonFinite = 0, sent = 0;
+        for (int b = 0; b < buckets.Count; b++)
+        {
+            var values = await local(b, cancel);
+            if (values.Count != buckets[b].Count) throw new ArgumentException($"bucket {b} has {buckets[b].Count} values; {values.Count} were given", nameof(local));
+            var target = sum.AsMemory(checked((int)(buckets[b].Offset * 4)), checked((int)(buckets[b].Count * 4)));
+            var (bad, bytes) = await RunBucketAsync(b, values, target, rank, ranks, precision, link, pieceElements, cancel);
+            nonFinite += bad;
+            sent += bytes;
+        }
+        return new RingResult(sum, nonFinite, sent);
+    }
+
+    /// <summary>One ring pass over one bucket: its sum into <paramref name="sum"/> (float32); the non-finite values of the
+    /// segment this worker completed, and the bytes sent.</summary>
+    private static async Task<(long NonFinite, long Sent)> RunBucketAsync(int bucket, GradientBytes local, Memory<byte> sum, int rank, int ranks,
+        ReducePrecision precision, IRingLink link, int pieceElements, CancellationToken cancel)
+    {
+        long count = local.Count;
         if (ranks == 1)
         {
             var only = local.ToFloat32();
             long bad = DataParallelStep.CountNonFinite(only);
-            if (precision == ReducePrecision.Bfloat16) bad = WidenBfloat16(Bfloat16Bytes(MemoryMarshal.Cast<byte, float>(only)), MemoryMarshal.Cast<byte, float>(sum.AsSpan()));
-            else only.CopyTo(sum, 0);
-            return new RingResult(sum, bad, 0);
+            if (precision == ReducePrecision.Bfloat16) bad = WidenBfloat16(Bfloat16Bytes(MemoryMarshal.Cast<byte, float>(only)), MemoryMarshal.Cast<byte, float>(sum.Span));
+            else only.CopyTo(sum);
+            return (bad, 0);
         }
         var own = local.Float64 ? RingElement.Float64 : RingElement.Float32;
         var state = new State(local, own, precision, sum, pieceElements);
@@ -127,7 +167,7 @@ public static class RingAllReduce
         for (int p = 0; p < Pieces(firstCount, pieceElements); p++)
         {
             var (start, n) = state.Piece(firstStart, firstCount, p);
-            Send(new RingPiece(0, first, p, state.FirstHop, state.Encode(start, n)));
+            Send(new RingPiece(bucket, 0, first, p, state.FirstHop, state.Encode(start, n)));
         }
         long nonFinite = 0;
         for (int hop = 1; hop < ranks; hop++)
@@ -138,14 +178,14 @@ public static class RingAllReduce
             for (int p = 0; p < Pieces(segmentCount, pieceElements); p++)
             {
                 var (start, n) = state.Piece(segmentStart, segmentCount, p);
-                var incoming = await Receive(link, 0, segment, p, n, hop == 1 ? state.FirstHopAccepts : [state.Partial], cancel);
+                var incoming = await Receive(link, bucket, 0, segment, p, n, hop == 1 ? state.FirstHopAccepts : [state.Partial], cancel);
                 if (!last)
                 {
-                    Send(new RingPiece(0, segment, p, state.Partial, state.Add(incoming, start, n)));
+                    Send(new RingPiece(bucket, 0, segment, p, state.Partial, state.Add(incoming, start, n)));
                     continue;
                 }
                 nonFinite += state.Complete(incoming, start, n, out var final);
-                Send(new RingPiece(1, segment, p, state.Result, final)); // all-gather, hop 0: the segment this worker completed
+                Send(new RingPiece(bucket, 1, segment, p, state.Result, final)); // all-gather, hop 0: the segment this worker completed
             }
         }
         for (int hop = 1; hop < ranks; hop++)
@@ -155,24 +195,24 @@ public static class RingAllReduce
             for (int p = 0; p < Pieces(segmentCount, pieceElements); p++)
             {
                 var (start, n) = state.Piece(segmentStart, segmentCount, p);
-                var incoming = await Receive(link, 1, segment, p, n, [state.Result], cancel);
+                var incoming = await Receive(link, bucket, 1, segment, p, n, [state.Result], cancel);
                 state.Store(incoming, start, n);
                 if (hop < ranks - 1) Send(incoming);
             }
         }
-        return new RingResult(sum, nonFinite, sent);
+        return (nonFinite, sent);
     }
 
     private static int Mod(int a, int n) => ((a % n) + n) % n;
 
-    private static async Task<RingPiece> Receive(IRingLink link, int phase, int segment, int piece, int count, RingElement[] accepted, CancellationToken cancel)
+    private static async Task<RingPiece> Receive(IRingLink link, int bucket, int phase, int segment, int piece, int count, RingElement[] accepted, CancellationToken cancel)
     {
         var incoming = await link.ReceiveAsync(cancel);
-        if (incoming.Phase != phase || incoming.Segment != segment || incoming.Piece != piece || !accepted.Contains(incoming.Element)
+        if (incoming.Bucket != bucket || incoming.Phase != phase || incoming.Segment != segment || incoming.Piece != piece || !accepted.Contains(incoming.Element)
             || incoming.Data.Length != (long)count * Size(incoming.Element))
         {
-            throw new RingBrokenException($"the previous worker sent {incoming.Phase}/{incoming.Segment}/{incoming.Piece} ({incoming.Data.Length} bytes of "
-                + $"{incoming.Element}); expected {new RingPiece(phase, segment, piece, accepted[0], default)} with {count} values as {string.Join(" or ", accepted)}");
+            throw new RingBrokenException($"the previous worker sent {incoming.Bucket}/{incoming.Phase}/{incoming.Segment}/{incoming.Piece} ({incoming.Data.Length} bytes of "
+                + $"{incoming.Element}); expected {new RingPiece(bucket, phase, segment, piece, accepted[0], default)} with {count} values as {string.Join(" or ", accepted)}");
         }
         return incoming;
     }
@@ -242,7 +282,7 @@ public static class RingAllReduce
     public static float FromBfloat16(ushort value) => BitConverter.UInt32BitsToSingle((uint)value << 16);
 
     /// <summary>The arithmetic of one worker's ring: its local gradient, the sum being filled in, and the precision.</summary>
-    private sealed class State(GradientBytes local, RingElement own, ReducePrecision precision, byte[] sum, int pieceElements)
+    private sealed class State(GradientBytes local, RingElement own, ReducePrecision precision, Memory<byte> sum, int pieceElements)
     {
         /// <summary>What the first reduce-scatter hop sends: exact sends the local values as they are.</summary>
         public RingElement FirstHop { get; } = precision switch
@@ -318,8 +358,8 @@ public static class RingAllReduce
         /// <summary>The last hop: the complete sum, rounded once into the result; returns its non-finite count and the bytes to gather.</summary>
         public long Complete(RingPiece incoming, long start, int n, out ReadOnlyMemory<byte> final)
         {
-            var target = MemoryMarshal.Cast<byte, float>(sum.AsSpan(checked((int)(start * 4)), n * 4));
-            final = sum.AsMemory(checked((int)(start * 4)), n * 4);
+            var target = MemoryMarshal.Cast<byte, float>(sum.Span.Slice(checked((int)(start * 4)), n * 4));
+            final = sum.Slice(checked((int)(start * 4)), n * 4);
             if (precision == ReducePrecision.Exact)
             {
                 var wide = (_wide ??= new double[pieceElements]).AsSpan(0, n);
@@ -335,6 +375,6 @@ public static class RingAllReduce
 
         /// <summary>An all-gathered piece of the result into the sum.</summary>
         public void Store(RingPiece incoming, long start, int n) =>
-            Load(incoming.Data.Span, incoming.Element, MemoryMarshal.Cast<byte, float>(sum.AsSpan(checked((int)(start * 4)), n * 4)), add: false);
+            Load(incoming.Data.Span, incoming.Element, MemoryMarshal.Cast<byte, float>(sum.Span.Slice(checked((int)(start * 4)), n * 4)), add: false);
     }
 }

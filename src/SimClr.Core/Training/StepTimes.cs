@@ -6,7 +6,8 @@ namespace SimClr.Core.Training;
 /// Milliseconds a replica spent on its own work, by phase: augmenting views, the forward pass, the gradient-caching
 /// re-forward (re-augmentation included; 0 without chunks), the backward pass, the optimiser step, the rest of its
 /// calls (serialise: bytes to and from tensors, flattening or installing the gradient, the parameter checksum), and
-/// the ring all-reduce with the other workers (ring: sending, waiting for and adding their pieces; 0 with the star).
+/// the ring all-reduce with the other workers (ring: what is left of it once backward has ended, waiting for the other
+/// workers included; the buckets summed during backward are not counted again; 0 with the star).
 /// What the calls cost beyond this (the wire, waiting for the worker's torch thread) the coordinator measures.
 /// </summary>
 public sealed record ReplicaTimes(double AugmentMs, double ForwardMs, double ReforwardMs, double BackwardMs, double OptimizerMs, double SerializeMs,

@@ -165,7 +165,92 @@ public sealed class RingAllReduceTests
 
         var tampered = new MemoryRing(3) { Tamper = p => p.Segment == 1 && p.Phase == 0 ? p with { Piece = p.Piece + 1 } : p };
         await Assert.ThrowsAsync<RingBrokenException>(() => Reduce(locals, ReducePrecision.Exact, 100, tampered));
-        Assert.Contains("expected reduce-scatter segment 1 piece 0", tampered.FirstFailure!.Message);
+        Assert.Contains("expected bucket 0 reduce-scatter segment 1 piece 0", tampered.FirstFailure!.Message);
+    }
+
+    /// <summary>The ring in buckets (the worker's overlap with backward), bucket b's values handed over after a delay
+    /// that differs between ranks, as backward finishes them at different times.</summary>
+    private static async Task<RingResult[]> ReduceInBuckets(IReadOnlyList<GradientBytes> locals, IReadOnlyList<RingBucket> buckets, ReducePrecision precision,
+        int pieceElements, MemoryRing? ring = null)
+    {
+        ring ??= new MemoryRing(locals.Count);
+        return await Task.WhenAll(locals.Select((g, r) => Task.Run(async () =>
+        {
+            async ValueTask<GradientBytes> Bucket(int b, CancellationToken cancel)
+            {
+                await Task.Delay((r * 7 + b * 3) % 11, cancel);
+                var bucket = buckets[b];
+                return new GradientBytes(g.Data.AsSpan((int)(bucket.Offset * g.ElementSize), (int)(bucket.Count * g.ElementSize)).ToArray(), g.Float64);
+            }
+            try
+            {
+                return await RingAllReduce.RunAsync(buckets, Bucket, r, locals.Count, precision, ring.Link(r), pieceElements);
+            }
+            catch (RingBrokenException e)
+            {
+                Interlocked.CompareExchange(ref ring.FirstFailure, e, null);
+                for (int other = 0; other < locals.Count; other++) ring.Break(other);
+                throw;
+            }
+        })));
+    }
+
+    /// <summary>Buckets over <paramref name="count"/> values, last values first (as backward finishes them).</summary>
+    private static RingBucket[] Buckets(long count, params long[] sizes)
+    {
+        var buckets = new List<RingBucket>();
+        long end = count;
+        foreach (long size in sizes.Append(count - sizes.Sum()))
+        {
+            buckets.Add(new RingBucket(end - size, size));
+            end -= size;
+        }
+        return [.. buckets];
+    }
+
+    [Theory]
+    [InlineData(1, 1000, 64)]
+    [InlineData(2, 1000, 64)]
+    [InlineData(3, 4099, 100)]
+    [InlineData(4, 4099, 100)]
+    public async Task Exact_ring_in_buckets_gives_the_bits_of_one_pass_over_the_whole_gradient(int ranks, int count, int pieceElements)
+    {
+        var random = new Random(ranks * 31 + count);
+        var locals = Enumerable.Range(0, ranks).Select(r => Gradient(random, count, float64: r % 2 == 0)).ToList();
+        var whole = await Reduce(locals, ReducePrecision.Exact, pieceElements);
+        var buckets = Buckets(count, 300, 2, 500); // uneven, one smaller than the ring
+        var bucketed = await ReduceInBuckets(locals, buckets, ReducePrecision.Exact, pieceElements);
+        foreach (var result in bucketed) Assert.Equal(whole[0].Sum, result.Sum);
+        Assert.Equal(whole.Sum(r => r.BytesSent), bucketed.Sum(r => r.BytesSent), 2.0 * ranks * ranks * 8 * buckets.Length); // segment edges round per bucket
+    }
+
+    [Theory]
+    [InlineData(ReducePrecision.Float32, 3 * 6e-8)]
+    [InlineData(ReducePrecision.Bfloat16, 3 * 4e-3)]
+    public async Task Lossy_rings_in_buckets_agree_on_every_rank_and_stay_close_to_the_exact_sum(ReducePrecision precision, double tolerance)
+    {
+        var random = new Random(17);
+        var locals = Enumerable.Range(0, 3).Select(_ => Gradient(random, 3000, float64: false)).ToList();
+        var exact = Floats(DataParallelStep.Sum(locals, [], out _));
+        var results = await ReduceInBuckets(locals, Buckets(3000, 1000, 1000), precision, 128);
+        foreach (var result in results) Assert.Equal(results[0].Sum, result.Sum);
+        var sum = Floats(results[0].Sum);
+        var values = locals.Select(l => Floats(l.Data)).ToList();
+        double worst = exact.Select((e, i) => Math.Abs(e - sum[i]) / Math.Max(values.Sum(v => Math.Abs(v[i])), float.Epsilon)).Max();
+        Assert.InRange(worst, double.Epsilon, tolerance);
+    }
+
+    [Fact]
+    public async Task A_piece_of_another_bucket_or_buckets_that_do_not_tile_the_gradient_are_refused()
+    {
+        var random = new Random(23);
+        var locals = Enumerable.Range(0, 3).Select(_ => Gradient(random, 900, float64: false)).ToList();
+        var tampered = new MemoryRing(3) { Tamper = p => p.Bucket == 1 && p.Phase == 1 ? p with { Bucket = 2 } : p };
+        await Assert.ThrowsAsync<RingBrokenException>(() => ReduceInBuckets(locals, Buckets(900, 300, 300), ReducePrecision.Exact, 64, tampered));
+        Assert.Contains("expected bucket 1 all-gather", tampered.FirstFailure!.Message);
+
+        var gap = new[] { new RingBucket(500, 400), new RingBucket(0, 499) };
+        await Assert.ThrowsAsync<ArgumentException>(() => RingAllReduce.RunAsync(gap, (_, _) => ValueTask.FromResult(locals[0]), 0, 1, ReducePrecision.Exact, new MemoryRing(1).Link(0)));
     }
 
     [Fact]
