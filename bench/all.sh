@@ -14,6 +14,7 @@ if [ "$quick" = 1 ]; then
   section "1. compute per step vs PyTorch";      QUICK=1 bash bench/step.sh
   section "2. augmentation vs the seed";         VIEWS=4000 REPEATS=2 bash bench/augment.sh
   section "3. gradient reduction";               "$simclr" bench reduce --quick
+  section "3b. the ring's overlap with backward"; QUICK=1 bash bench/overlap.sh
   section "4. 2 workers vs 1 process";           QUICK=1 bash bench/scaling.sh
   section "5. memory over a run";                "$simclr" bench memory --steps 120
   section "6. time per step, broken down";       bash bench/breakdown.sh --quick
@@ -21,6 +22,7 @@ else
   section "1. compute per step vs PyTorch";      bash bench/step.sh
   section "2. augmentation vs the seed";         bash bench/augment.sh
   section "3. gradient reduction";               "$simclr" bench reduce
+  section "3b. the ring's overlap with backward"; bash bench/overlap.sh; WIDTH=1 bash bench/overlap.sh
   section "4. 2 workers vs 1 process";           bash bench/scaling.sh
   section "5. memory over a run";                "$simclr" bench memory
   section "5b. worker memory vs batch";          bash bench/distributed-memory.sh

@@ -18,15 +18,7 @@ public sealed class WorkerClient : IDisposable
         if (token is not null) _headers = new Metadata { { RunToken.Header, RunToken.BearerValue(token) } };
         Address = address;
         CallTimeout = callTimeout;
-        var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = false, InitialHttp2StreamWindowSize = WireLimits.WindowBytes };
-        if (address.Scheme == Uri.UriSchemeHttps) handler.SslOptions.RemoteCertificateValidationCallback = Tls.Validator(trusted);
-        _channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
-        {
-            MaxReceiveMessageSize = WireLimits.MaxMessageBytes,
-            MaxSendMessageSize = WireLimits.MaxMessageBytes,
-            HttpHandler = handler,
-            DisposeHttpClient = true,
-        });
+        _channel = WireChannel.Open(address, trusted);
         _client = new Protocol.Worker.WorkerClient(_channel);
     }
 

@@ -161,15 +161,7 @@ public sealed class RingPeers(WorkerOptions options) : IDisposable
         lock (_gate)
         {
             if (_channels.TryGetValue(address, out var channel)) return channel;
-            var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = false, InitialHttp2StreamWindowSize = WireLimits.WindowBytes };
-            if (address.StartsWith("https:", StringComparison.OrdinalIgnoreCase)) handler.SslOptions.RemoteCertificateValidationCallback = Tls.Validator(_trusted);
-            channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
-            {
-                MaxReceiveMessageSize = WireLimits.MaxMessageBytes,
-                MaxSendMessageSize = WireLimits.MaxMessageBytes,
-                HttpHandler = handler,
-                DisposeHttpClient = true,
-            });
+            channel = WireChannel.Open(new Uri(address), _trusted);
             _channels[address] = channel;
             return channel;
         }

@@ -100,17 +100,14 @@ internal static class BenchCommand
         Console.WriteLine($"gradient: {parameters:N0} parameters, {gradientBytes / 1e6:F1} MB in float32; memcpy {memcpy:F2} GB/s (median of 5, one thread)");
 
         var hosts = new List<SimClr.Worker.WorkerHost>();
+        var channels = new List<Grpc.Net.Client.GrpcChannel>();
         try
         {
             for (int w = 0; w < counts.Max(); w++) hosts.Add(await SimClr.Worker.WorkerHost.StartAsync(new SimClr.Worker.WorkerOptions { WorkerId = $"bench{w}" }));
 
             // the link: one gradient streamed to a worker over Peer.Ring, as the ring's pieces travel (the first run warms up)
             var link = new List<double>();
-            using (var channel = Grpc.Net.Client.GrpcChannel.ForAddress(hosts[1].Address, new Grpc.Net.Client.GrpcChannelOptions
-            {
-                MaxSendMessageSize = SimClr.Protocol.WireLimits.MaxMessageBytes,
-                HttpHandler = new System.Net.Http.SocketsHttpHandler { InitialHttp2StreamWindowSize = SimClr.Protocol.WireLimits.WindowBytes },
-            }))
+            using (var channel = SimClr.Protocol.WireChannel.Open(hosts[1].Address))
             {
                 var client = new SimClr.Protocol.Peer.PeerClient(channel);
                 for (int r = 0; r <= repeats; r++)
@@ -125,11 +122,7 @@ internal static class BenchCommand
                 + $"{linkBandwidth:F2} GB/s, {linkBandwidth / memcpy:P0} of memcpy");
 
             var random = new Random(1);
-            var channels = hosts.Select(h => Grpc.Net.Client.GrpcChannel.ForAddress(h.Address, new Grpc.Net.Client.GrpcChannelOptions
-            {
-                MaxSendMessageSize = SimClr.Protocol.WireLimits.MaxMessageBytes,
-                HttpHandler = new System.Net.Http.SocketsHttpHandler { InitialHttp2StreamWindowSize = SimClr.Protocol.WireLimits.WindowBytes },
-            })).ToList();
+            channels.AddRange(hosts.Select(h => SimClr.Protocol.WireChannel.Open(h.Address)));
             foreach (int n in counts)
             {
                 // the ring's traffic alone, all links at once (each worker streams 2(N-1)/N x size to the next): what this
@@ -210,6 +203,7 @@ internal static class BenchCommand
         }
         finally
         {
+            foreach (var c in channels) c.Dispose();
             foreach (var h in hosts) await h.DisposeAsync();
         }
         Console.WriteLine("(worker servers in this process, each its own Kestrel and HTTP/2 connections; the ring's time includes its additions and "
