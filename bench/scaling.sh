@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Distributed efficiency on one box (issue 7 row 4): throughput of 2 worker processes x 1 torch thread (simclr launch)
 # against 1 process x 2 threads (simclr pretrain), same config, same global batch, same total cores. Alternates the two
-# REPEATS times; throughput is measured from metrics.jsonl timestamps after WARMUP steps (start-up and JIT excluded).
-# QUICK=1: 2 rounds of 12 steps (about 3 minutes here). Config: the quickstart's pre-training (width 0.25, batch 128).
+# REPEATS times; throughput is measured from metrics.jsonl timestamps after WARMUP steps. The warm-up is long (30
+# steps, ~20 s) because .NET's tiered JIT keeps recompiling hot methods for the first ~30 s of a process, and a
+# launched run has three processes doing so on the same 2 cores (seen: 6-12% of a core per worker 15-25 s in, under
+# 0.5% after 35 s); with 4 warm-up steps this row read 0.69-0.76, mostly start-up. QUICK=1: 2 rounds of 36 steps
+# after 12. Config: the quickstart's pre-training (width 0.25, batch 128).
 # Also measured in each round: 2 independent processes x 1 thread, each training on half the batch at the same time
 # with no communication at all: what this machine's 2 cores give two single-threaded processes, the ceiling for
 # 2 workers here (the rest of the gap to 1 process x 2 threads is the hardware, not distribution).
 source "$(dirname "$0")/common.sh"
-repeats=${REPEATS:-3}; steps=${STEPS:-30}; warmup=${WARMUP:-4}
-if [ "${QUICK:-0}" = 1 ]; then repeats=2; steps=12; warmup=3; fi
+repeats=${REPEATS:-3}; steps=${STEPS:-80}; warmup=${WARMUP:-30}
+if [ "${QUICK:-0}" = 1 ]; then repeats=2; steps=36; warmup=12; fi
 batch=${BATCH:-128}
 # BUCKET_MB: the workers' reduction.bucketMegabytes (the ring's overlap with backward; 0 turns it off)
 extra=(); if [ -n "${BUCKET_MB:-}" ]; then extra=(--set reduction.bucketMegabytes="$BUCKET_MB"); fi

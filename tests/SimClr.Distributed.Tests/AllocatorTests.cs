@@ -63,6 +63,16 @@ public sealed class AllocatorTests
     }
 
     [Fact]
+    public void LaunchedProcessesCompileEverythingOptimisedUnlessTheUserChoseTheirJit()
+    {
+        Assert.Equal(new KeyValuePair<string, string>("DOTNET_TieredCompilation", "0"), Jit.ForLaunchedProcesses(Env()));
+        Assert.Equal(new KeyValuePair<string, string>("DOTNET_TieredCompilation", "0"), Jit.ForLaunchedProcesses(Env(("DOTNET_gcServer", "1"))));
+        Assert.Null(Jit.ForLaunchedProcesses(Env(("DOTNET_TieredCompilation", "1"))));
+        Assert.Null(Jit.ForLaunchedProcesses(Env(("DOTNET_TieredPGO", "0"))));
+        Assert.Null(Jit.ForLaunchedProcesses(Env(("COMPlus_TieredCompilation", "0"))));
+    }
+
+    [Fact]
     public void TcmallocCandidatesAreAbsoluteSharedObjects() =>
         Assert.All(Allocator.TcmallocCandidates(), p => Assert.True(Path.IsPathRooted(p) && p.EndsWith("libtcmalloc_minimal.so.4", StringComparison.Ordinal), p));
 }

@@ -97,6 +97,11 @@ internal static partial class LaunchCommand
         Console.CancelKeyPress += onCancel;
         var childEnvironment = ChildAllocator(out string allocator);
         Write("launch", $"allocator of the workers and the coordinator: {allocator}");
+        if (Jit.ForLaunchedProcesses(Allocator.CurrentEnvironment()) is { } jit)
+        {
+            childEnvironment[jit.Key] = jit.Value;
+            Write("launch", $"JIT of the workers and the coordinator: everything optimised at its first call ({jit.Key}={jit.Value}; set it yourself to choose)");
+        }
         using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
         {
             c.Cancel = true;
