@@ -123,6 +123,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
                 session.Endpoint.BackwardInBuckets(block, buckets, (_, bytes) => finished.Writer.TryWrite(bytes));
                 return true;
             }, context);
+            finished.Writer.TryComplete(); // every bucket is in: a ring still waiting for one fails instead of hanging
         }
         catch
         {
