@@ -265,20 +265,8 @@ public sealed class ModelReplica : IDisposable
             if (next >= buckets.Count || buckets[next].FirstStage != stage) return;
             var bucket = buckets[next];
             long start = Mark();
-            using var scope = NewDisposeScope();
-            GradientBytes bytes;
-            if (sums is null)
-            {
-                var parts = Enumerable.Range(bucket.FirstParameter, bucket.EndParameter - bucket.FirstParameter)
-                    .Select(i => (Parameters[i].Parameter.grad ?? zeros_like(Parameters[i].Parameter)).flatten().to_type(ScalarType.Float32).cpu()).ToList();
-                bytes = new GradientBytes(parts.Count == 0 ? [] : cat(parts, 0).bytes.ToArray(), Float64: false);
-            }
-            else
-            {
-                AccumulateInto(sums, bucket.FirstParameter, bucket.EndParameter);
-                var parts = sums.GetRange(bucket.FirstParameter, bucket.EndParameter - bucket.FirstParameter).Select(t => t.flatten().cpu()).ToList();
-                bytes = new GradientBytes(parts.Count == 0 ? [] : cat(parts, 0).bytes.ToArray(), Float64: true);
-            }
+            if (sums is not null) AccumulateInto(sums, bucket.FirstParameter, bucket.EndParameter);
+            var bytes = FlatGradient(bucket.FirstParameter, bucket.EndParameter, sums);
             _handoverMs += Ms(start, Mark());
             ready(next++, bytes);
         };
@@ -369,12 +357,17 @@ public sealed class ModelReplica : IDisposable
 
     /// <summary>All parameter gradients (zeros where none), flattened in state order: float32, or the exact float64 sums
     /// when the last Backward summed several chunks.</summary>
-    public GradientBytes FlatGradient()
+    public GradientBytes FlatGradient() => FlatGradient(0, Parameters.Count, _exactSums);
+
+    /// <summary>Parameters [first, end)'s gradients flattened in state order: their float64 <paramref name="sums"/> when
+    /// given, else their float32 gradients (zeros where none). The bytes of one bucket, or of the whole gradient.</summary>
+    private GradientBytes FlatGradient(int first, int end, List<Tensor>? sums)
     {
         using var scope = NewDisposeScope();
-        if (_exactSums is { } sums) return new GradientBytes(cat(sums.Select(t => t.flatten().cpu()).ToList(), 0).bytes.ToArray(), Float64: true);
-        var parts = Parameters.Select(p => (p.Parameter.grad ?? zeros_like(p.Parameter)).flatten().to_type(ScalarType.Float32).cpu()).ToList();
-        return new GradientBytes(cat(parts, 0).bytes.ToArray(), Float64: false);
+        var parts = sums is not null
+            ? sums.GetRange(first, end - first).Select(t => t.flatten().cpu()).ToList()
+            : Enumerable.Range(first, end - first).Select(i => (Parameters[i].Parameter.grad ?? zeros_like(Parameters[i].Parameter)).flatten().to_type(ScalarType.Float32).cpu()).ToList();
+        return new GradientBytes(parts.Count == 0 ? [] : cat(parts, 0).bytes.ToArray(), Float64: sums is not null);
     }
 
     /// <summary>Installs a flat float32 gradient (as <see cref="FlatGradient"/> lays it out) as the parameters' gradients.</summary>
