@@ -112,7 +112,7 @@ public sealed class RingPeers(WorkerOptions options) : IDisposable
     }
 
     /// <summary>What <paramref name="task"/> failed with, once it has ended (null when it did not fail).</summary>
-    private static async Task<Exception?> Failure(Task task)
+    internal static async Task<Exception?> Failure(Task task)
     {
         try
         {

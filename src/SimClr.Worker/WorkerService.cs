@@ -130,14 +130,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
             // this worker failed (its neighbours see the ring break): the backward's error is the news
             finished.Writer.TryComplete();
             await stopRing.CancelAsync();
-            try
-            {
-                await reduce;
-            }
-            catch (Exception)
-            {
-                // the ring stopped because this worker did
-            }
+            _ = await RingPeers.Failure(reduce); // the ring stopped because this worker did
             throw;
         }
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
