@@ -13,18 +13,7 @@ if [ "${QUICK:-0}" = 1 ]; then repeats=2; steps=8; warmup=2; fi
 common=(--config configs/quickstart-pretrain.json --set model.width="$width" --set model.projectionHidden=$hidden
   --set data.syntheticTrain=$((batch * steps)) --set epochs=1 --set batchSize="$batch"
   --set knnEveryEpochs=0 --set checkpointEverySteps=0 --set logEverySteps=1 --set warmupEpochs=0 --set runsFolder="$runs")
-measure() { # metrics.jsonl -> "views/s ring_ms backward_ms"
-  python3 - "$1" "$warmup" "$batch" <<'PY'
-import json, sys, datetime, statistics
-rows = [json.loads(l) for l in open(sys.argv[1]) if '"kind":"step"' in l]
-w, b = int(sys.argv[2]), int(sys.argv[3])
-t = {r["step"]: datetime.datetime.fromisoformat(r["time"]) for r in rows}
-last = max(t)
-kept = [r for r in rows if r["step"] > w]
-print(f"{2 * b * (last - w) / (t[last] - t[w]).total_seconds():.1f} {statistics.mean(r['time_ring_ms'] for r in kept):.1f} "
-      f"{statistics.mean(r['time_backward_ms'] for r in kept):.1f}")
-PY
-}
+measure() { step_rate "$1" "$warmup" "$batch" time_ring_ms time_backward_ms; } # metrics.jsonl -> "views/s ring_ms backward_ms"
 off=(); on=()
 for r in $(seq 1 "$repeats"); do
   for mb in 0 "$buckets"; do

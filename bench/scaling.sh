@@ -17,16 +17,7 @@ batch=${BATCH:-128}
 extra=(); if [ -n "${BUCKET_MB:-}" ]; then extra=(--set reduction.bucketMegabytes="$BUCKET_MB"); fi
 common=(--config configs/quickstart-pretrain.json --set data.syntheticTrain=$((batch * steps)) --set epochs=1 --set batchSize="$batch"
   --set knnEveryEpochs=0 --set checkpointEverySteps=0 --set logEverySteps=1 --set warmupEpochs=0 --set runsFolder="$runs")
-rate() { # metrics.jsonl [batch] -> views/s between step $warmup and the last step
-  python3 - "$1" "$warmup" "${2:-$batch}" <<'PY'
-import json, sys, datetime
-rows = [json.loads(l) for l in open(sys.argv[1]) if '"kind":"step"' in l]
-w, b = int(sys.argv[2]), int(sys.argv[3])
-t = {r["step"]: datetime.datetime.fromisoformat(r["time"]) for r in rows}
-last = max(t)
-print(f"{2 * b * (last - w) / (t[last] - t[w]).total_seconds():.1f}")
-PY
-}
+rate() { step_rate "$1" "$warmup" "${2:-$batch}"; } # metrics.jsonl [batch] -> views/s after the warm-up
 single=(); launched=(); apart=()
 for r in $(seq 1 "$repeats"); do
   "$simclr" pretrain --plain "${common[@]}" --set threads=2 --set runName="single-$r" >/dev/null
