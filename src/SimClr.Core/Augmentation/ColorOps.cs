@@ -70,7 +70,7 @@ public static class ColorOps
         var hue6 = where(r.eq(maximum), g.Minus(b), where(g.eq(maximum), b.Minus(r).PlusInPlace(chroma.mul(Scalars.Two)), r.Minus(g).PlusInPlace(chroma.mul(Scalars.Four))))
             .div_(chroma.clamp_min(tiny)).PlusInPlace(PerImage(shift).mul(Scalars.Six)).remainder_(Scalars.Six);
         var k = hue6.Plus(tensor(new float[] { 5, 3, 1 }, device: x.device).view(1, 3, 1, 1)).remainder_(Scalars.Six);
-        var ramp = k.neg().add_(Scalars.Four).minimum(k).clamp_(Scalars.Zero, Scalars.One);
+        var ramp = k.neg().ShiftInPlace(Scalars.Four).minimum(k).clamp_(Scalars.Zero, Scalars.One);
         return maximum.Minus(ramp.mul_(chroma)).MoveToOuterDisposeScope();
     }
 

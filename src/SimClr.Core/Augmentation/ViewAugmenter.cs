@@ -119,18 +119,18 @@ public sealed class ViewAugmenter
     /// </summary>
     private static Tensor Interpolation(Tensor start, Tensor length, int size, int input)
     {
-        var o = arange(size, dtype: ScalarType.Float32, device: start.device).add(Runtime.Scalars.Half).unsqueeze(0);
+        var o = arange(size, dtype: ScalarType.Float32, device: start.device).Shift(Runtime.Scalars.Half).unsqueeze(0);
         var lo = start.unsqueeze(1);
         // (TorchSharp's + and - operators make Scalars that can be finalized mid-call: see Runtime.Scalars)
-        var hi = start.Plus(length).add_(Runtime.Scalars.MinusOne).unsqueeze(1);
+        var hi = start.Plus(length).ShiftInPlace(Runtime.Scalars.MinusOne).unsqueeze(1);
         using var sizeScalar = Runtime.Scalars.Of(size);
-        var position = minimum(maximum(lo.Plus(o.mul(length.div(sizeScalar).unsqueeze(1))).add_(Runtime.Scalars.MinusHalf), lo), hi);
+        var position = minimum(maximum(lo.Plus(o.mul(length.div(sizeScalar).unsqueeze(1))).ShiftInPlace(Runtime.Scalars.MinusHalf), lo), hi);
         var x0 = position.floor();
         var a = position.Minus(x0).unsqueeze(2);
-        var x1 = minimum(x0.add(Runtime.Scalars.One), hi);
+        var x1 = minimum(x0.Shift(Runtime.Scalars.One), hi);
         var left = nn.functional.one_hot(x0.to_type(ScalarType.Int64), input).to_type(ScalarType.Float32);
         var right = nn.functional.one_hot(x1.to_type(ScalarType.Int64), input).to_type(ScalarType.Float32);
-        return left.mul(a.neg().add_(Runtime.Scalars.One)).PlusInPlace(right.mul(a));
+        return left.mul(a.neg().ShiftInPlace(Runtime.Scalars.One)).PlusInPlace(right.mul(a));
     }
 
     private static Tensor ColourJitter(Tensor x, IReadOnlyList<ViewParameters> p)

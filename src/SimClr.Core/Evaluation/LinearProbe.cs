@@ -1,4 +1,5 @@
 using SimClr.Core.Optim;
+using SimClr.Core.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -22,10 +23,12 @@ public static class LinearProbe
         var device = trainFeatures.device;
         // standardise with training statistics: makes one learning rate work across backbones and widths
         using var mean = trainFeatures.mean([0], keepdim: true);
-        using var epsilon = Runtime.Scalars.Of(1e-6); // held: see Runtime.Scalars
-        using var std = trainFeatures.std(0, keepdim: true).add_(epsilon);
-        using var xTrain = (trainFeatures - mean) / std;
-        using var xTest = (testFeatures - mean) / std;
+        using var epsilon = Scalars.Of(1e-6); // held: see Runtime.Scalars
+        using var std = trainFeatures.std(0, keepdim: true).ShiftInPlace(epsilon);
+        using var centredTrain = trainFeatures.Minus(mean);
+        using var centredTest = testFeatures.Minus(mean);
+        using var xTrain = centredTrain.div(std);
+        using var xTest = centredTest.div(std);
         using var yTrain = tensor(trainLabels.Select(l => (long)l).ToArray(), device: device);
         using var yTest = tensor(testLabels.Select(l => (long)l).ToArray(), device: device);
         using var generator = new Generator(seed + 17);

@@ -1,6 +1,6 @@
 using SimClr.Core.Runtime;
 using TorchSharp;
-using TorchSharp.Modules;
+using Sequential = TorchSharp.Modules.Sequential;
 using static TorchSharp.torch;
 
 namespace SimClr.Core.Models;
@@ -18,15 +18,15 @@ public sealed class BasicBlock : nn.Module<Tensor, Tensor>
 
     public BasicBlock(int inChannels, int outChannels, int stride) : base(nameof(BasicBlock))
     {
-        conv1 = nn.Conv2d(inChannels, outChannels, kernel_size: 3, stride: stride, padding: 1, bias: false);
-        bn1 = nn.BatchNorm2d(outChannels);
-        conv2 = nn.Conv2d(outChannels, outChannels, kernel_size: 3, stride: 1, padding: 1, bias: false);
-        bn2 = nn.BatchNorm2d(outChannels);
+        conv1 = new Conv2d(inChannels, outChannels, kernelSize: 3, stride: stride, padding: 1);
+        bn1 = new BatchNorm2d(outChannels);
+        conv2 = new Conv2d(outChannels, outChannels, kernelSize: 3, stride: 1, padding: 1);
+        bn2 = new BatchNorm2d(outChannels);
         if (stride != 1 || inChannels != outChannels)
         {
             downsample = nn.Sequential(
-                nn.Conv2d(inChannels, outChannels, kernel_size: 1, stride: stride, bias: false),
-                nn.BatchNorm2d(outChannels));
+                new Conv2d(inChannels, outChannels, kernelSize: 1, stride: stride),
+                new BatchNorm2d(outChannels));
         }
         RegisterComponents();
     }

@@ -32,8 +32,8 @@ public sealed class ResNet18 : nn.Module<Tensor, Tensor>, IStagedNetwork
         Options = options;
         Classes = classes;
         int c0 = options.Channels(0);
-        conv1 = nn.Conv2d(options.InputChannels, c0, kernel_size: 3, stride: 1, padding: 1, bias: false);
-        bn1 = nn.BatchNorm2d(c0);
+        conv1 = new Conv2d(options.InputChannels, c0, kernelSize: 3, stride: 1, padding: 1);
+        bn1 = new BatchNorm2d(c0);
         layer1 = Stage(c0, options.Channels(0), stride: 1);
         layer2 = Stage(options.Channels(0), options.Channels(1), stride: 2);
         layer3 = Stage(options.Channels(1), options.Channels(2), stride: 2);
@@ -55,9 +55,9 @@ public sealed class ResNet18 : nn.Module<Tensor, Tensor>, IStagedNetwork
             switch (module)
             {
                 case Conv2d conv:
-                    nn.init.kaiming_normal_(conv.weight, mode: nn.init.FanInOut.FanOut, nonlinearity: nn.init.NonlinearityType.ReLU);
+                    nn.init.kaiming_normal_(conv.Weight, mode: nn.init.FanInOut.FanOut, nonlinearity: nn.init.NonlinearityType.ReLU);
                     break;
-                case BatchNorm2d bn:
+                case TorchSharp.Modules.BatchNorm bn:
                     nn.init.ones_(bn.weight);
                     nn.init.zeros_(bn.bias);
                     break;

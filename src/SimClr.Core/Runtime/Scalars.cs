@@ -10,8 +10,10 @@ namespace SimClr.Core.Runtime;
 /// it. The symptom is random native errors (seen here: "Expected false to be true" from c10 Scalar::toFloat in the
 /// optimiser step of a worker busy with gRPC buffers; dotnet/TorchSharp#1434). Code that runs every step passes
 /// these constants (rooted for the life of the process) or a <see cref="Of"/> held in a <c>using</c> around the calls.
-/// TorchSharp's own <c>add(Tensor)</c>, <c>sub(Tensor)</c> and the + and - operators create such a Scalar (alpha = 1)
-/// on every call: every-step code uses <see cref="Plus"/>, <see cref="Minus"/> and their in-place forms instead.
+/// TorchSharp's one-argument <c>add(Tensor)</c>, <c>add_(Tensor)</c>, <c>add(Scalar)</c> and <c>add_(Scalar)</c> create
+/// such a Scalar (alpha = 1) on every call, even when the value passed is rooted, and so does its own BatchNorm forward
+/// (<c>num_batches_tracked.add_(1)</c>; see <see cref="Models.BatchNorm2d"/>): every-step code uses <see cref="Plus"/>,
+/// <see cref="Minus"/>, <see cref="Shift"/> and their in-place forms instead.
 /// </summary>
 public static class Scalars
 {
@@ -36,6 +38,11 @@ public static class Scalars
     public static Tensor Minus(this Tensor a, Tensor b) => a.add(b, MinusOne);
 
     public static Tensor MinusInPlace(this Tensor a, Tensor b) => a.add_(b, MinusOne);
+
+    /// <summary>t + s for a rooted Scalar s, with a rooted alpha.</summary>
+    public static Tensor Shift(this Tensor t, Scalar s) => t.add(s, One);
+
+    public static Tensor ShiftInPlace(this Tensor t, Scalar s) => t.add_(s, One);
 
     /// <summary>A Scalar the caller owns: dispose it after the last call that uses it (which also keeps it alive until then).</summary>
     public static Scalar Of(double value) => value.ToScalar();

@@ -345,7 +345,7 @@ public sealed class ModelReplica : IDisposable
         if (BatchNorm == Config.BatchNormStatistics.Frozen)
         {
             foreach (var (_, module) in Network.named_modules())
-                if (module is TorchSharp.Modules.BatchNorm2d bn) bn.eval();
+                if (module is TorchSharp.Modules.BatchNorm bn) bn.eval();
         }
     }
 

@@ -1,0 +1,73 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace SimClr.Core.Models;
+
+/// <summary>
+/// A square 2-D convolution without bias (torch.nn.Conv2d(in, out, k, stride, padding, bias=False); its one parameter is
+/// named weight, [out, in, k, k]) that keeps CPU convolutions off the oneDNN kernels that compute wrong results.
+/// <para>
+/// libtorch runs float32 CPU convolutions through oneDNN, whose AVX-512 kernels work on blocks of 16 channels. When a
+/// convolution's input or output channels fill a block only partly (8, 12 or 24 channels: width 0.125 has 8, width 0.375
+/// has 24), some of those kernels return wrong values, NaN among them, and one writes past its workspace, corrupting
+/// other memory of the process (uxlfoundation/oneDNN#6035, strided 1x1 backward-weights). Measured on an AMD EPYC with
+/// AVX-512 and 2 threads against float64 (<c>OneDnnConvolutionTests</c>): 3x3 forward with 24 input channels,
+/// 3x3 backward-data with 8, 12 or 24 output channels. Whole blocks were right in every case tried.
+/// So on CPU a convolution whose channel counts are not multiples of 16 runs on zero-padded channels: the input gets zero
+/// channels and the weight zero rows and columns up to whole blocks, and the extra output channels are dropped. The sums
+/// are the same (every added product is 0 x 0 or has a dropped output), and the gradients of the real weight and input
+/// are those of the unpadded convolution. Widths 0.25, 0.5 and 1.0 pad only the 3-channel stem; other devices never pad.
+/// </para>
+/// </summary>
+public sealed class Conv2d : nn.Module<Tensor, Tensor>
+{
+    /// <summary>oneDNN's channel block on AVX-512 (AVX2's 8 divides it).</summary>
+    public const int OneDnnChannelBlock = 16;
+
+#pragma warning disable IDE1006 // PyTorch's parameter name
+    private readonly Parameter weight;
+#pragma warning restore IDE1006
+    private readonly long[] _stride;
+    private readonly long[] _padding;
+    private readonly long[] _inputPad;
+    private readonly long[] _weightPad;
+
+    public Conv2d(int inChannels, int outChannels, int kernelSize, int stride = 1, int padding = 0) : base(nameof(Conv2d))
+    {
+        if (inChannels < 1 || outChannels < 1 || kernelSize < 1 || stride < 1 || padding < 0)
+            throw new ArgumentOutOfRangeException(nameof(inChannels), $"convolution {inChannels} -> {outChannels}, kernel {kernelSize}, stride {stride}, padding {padding} is not valid");
+        InChannels = inChannels;
+        OutChannels = outChannels;
+        KernelSize = kernelSize;
+        _stride = [stride, stride];
+        _padding = [padding, padding];
+        long extraIn = WholeBlocks(inChannels) - inChannels, extraOut = WholeBlocks(outChannels) - outChannels;
+        _inputPad = [0, 0, 0, 0, 0, extraIn];
+        _weightPad = [0, 0, 0, 0, 0, extraIn, 0, extraOut];
+        weight = new Parameter(empty(outChannels, inChannels, kernelSize, kernelSize));
+        RegisterComponents();
+    }
+
+    public int InChannels { get; }
+
+    public int OutChannels { get; }
+
+    public int KernelSize { get; }
+
+    public Parameter Weight => weight;
+
+    /// <summary>Whether CPU runs pad channels to whole oneDNN blocks.</summary>
+    public bool PadsOnCpu => InChannels % OneDnnChannelBlock != 0 || OutChannels % OneDnnChannelBlock != 0;
+
+    public static long WholeBlocks(long channels) => (channels + OneDnnChannelBlock - 1) / OneDnnChannelBlock * OneDnnChannelBlock;
+
+    public override Tensor forward(Tensor input)
+    {
+        if (input.device_type != DeviceType.CPU || !PadsOnCpu) return nn.functional.conv2d(input, weight, null, _stride, _padding);
+        using var scope = NewDisposeScope();
+        var paddedInput = _inputPad[^1] == 0 ? input : nn.functional.pad(input, _inputPad);
+        var output = nn.functional.conv2d(paddedInput, nn.functional.pad(weight, _weightPad), null, _stride, _padding);
+        return (_weightPad[^1] == 0 ? output : output.narrow(1, 0, OutChannels)).MoveToOuterDisposeScope();
+    }
+}
