@@ -22,6 +22,7 @@ internal static class BenchCommand
         command.Subcommands.Add(Step());
         command.Subcommands.Add(Breakdown());
         command.Subcommands.Add(Reduce());
+        command.Subcommands.Add(BenchConvCommand.Create());
         return command;
     }
 
