@@ -35,6 +35,7 @@ internal static class StageCommands
     public static int Run(Stage stage, string? configPath, string[] overrides, string? resume, string? pretrained, bool plain, CancellationToken cancel,
         Func<RunConfig, Func<ImageDataSet, IReadOnlyList<IReplicaEndpoint>>>? replicas = null)
     {
+        RunDirectory? created = null; // a run directory made by this call, removed again when the input is refused
         try
         {
             RunDirectory run;
@@ -52,6 +53,7 @@ internal static class StageCommands
                 config = ForStage(stage, configPath, pretrained, overrides);
                 StageRunner.CheckDevice(config.Device); // before a run directory is made for a run that cannot start
                 run = RunDirectory.Create(config);
+                if (run.IsNew) created = run;
             }
             var result = Execute(config, run, checkpoint, plain, cancel, replicas?.Invoke(config));
             Console.WriteLine(Summary(result));
@@ -60,7 +62,9 @@ internal static class StageCommands
         catch (Exception e) when (e is ConfigException or DataSetException or InvalidDataException or FileNotFoundException or TrainingDivergedException or CheckpointWriteException)
         {
             Console.Error.WriteLine($"simclr: {e.Message}");
-            return e switch { TrainingDivergedException => 3, CheckpointWriteException => 5, _ => 2 };
+            int code = e switch { TrainingDivergedException => 3, CheckpointWriteException => 5, _ => 2 };
+            if (code == 2) created?.DeleteIfUnused(); // the input was refused: leave nothing behind
+            return code;
         }
         catch (Exception e) when (e is WorkerUnavailableException or ReplicaDivergenceException or ReplicaLostException or Grpc.Core.RpcException or SimClr.Protocol.ProtocolViolation)
         {
@@ -80,10 +84,10 @@ internal static class StageCommands
             string? written = null;
             try
             {
-                written = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath),
+                written = System.Text.Json.Nodes.JsonNode.Parse(RunConfigLoader.ReadText(configPath),
                     documentOptions: new() { CommentHandling = System.Text.Json.JsonCommentHandling.Skip, AllowTrailingCommas = true })?["stage"]?.GetValue<string>();
             }
-            catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+            catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or ArgumentException)
             {
                 // the loader below reports what is wrong with the file
             }

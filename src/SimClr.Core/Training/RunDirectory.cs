@@ -30,9 +30,27 @@ public sealed class RunDirectory
         var run = new RunDirectory(System.IO.Path.GetFullPath(System.IO.Path.Combine(config.RunsFolder, name)));
         if (File.Exists(run.ConfigFile) && run.LatestCheckpoint() is not null)
             throw new ConfigException($"{run.Path} already holds a run with checkpoints; resume it with --resume {run.Path}, or choose another runName");
+        run.IsNew = !Directory.Exists(run.Path);
         Directory.CreateDirectory(run.Path);
         AtomicFile.Write(run.ConfigFile, s => s.Write(System.Text.Encoding.UTF8.GetBytes(RunConfigLoader.Serialize(config))));
         return run;
+    }
+
+    /// <summary>Whether <see cref="Create"/> made the folder (it did not exist before).</summary>
+    public bool IsNew { get; private set; }
+
+    /// <summary>Removes a folder this process created when no checkpoint was written into it (a run refused at its start).</summary>
+    public void DeleteIfUnused()
+    {
+        if (!IsNew || LatestCheckpoint() is not null) return;
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // it stays; nothing in it is needed
+        }
     }
 
     /// <summary>An existing run folder (for --resume).</summary>

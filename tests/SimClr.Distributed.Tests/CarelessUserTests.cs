@@ -1,0 +1,93 @@
+using System.Diagnostics;
+
+namespace SimClr.Distributed.Tests;
+
+/// <summary>
+/// The built `simclr` as a careless user runs it (issue 14): broken configs, absurd values, a data file that is a
+/// device, checkpoints of another shape or cut short. Every refusal must be a message with the documented exit code,
+/// never a stack trace, and must leave no run directory behind.
+/// </summary>
+public sealed class CarelessUserTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("simclr-careless-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private string Runs => Path.Combine(_folder, "runs");
+
+    /// <summary>A run of seconds: 64 images, batch 16 (4 steps an epoch), an 8-channel net.</summary>
+    private string[] Tiny => ["--plain", "--set", "data.name=synthetic-shapes", "--set", "data.syntheticTrain=64", "--set", "data.syntheticTest=16",
+        "--set", "model.width=0.125", "--set", "model.projectionHidden=16", "--set", "model.projectionDim=8", "--set", "batchSize=16",
+        "--set", "threads=1", "--set", "knnEveryEpochs=0", "--set", "checkpointEverySteps=2", "--set", $"runsFolder={Runs}", "--set", "runName=r"];
+
+    private static (int Code, string Output) Simclr(params string[] args)
+    {
+        var info = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "simclr"), args)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(3)))
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail("simclr did not finish within 3 minutes: " + stdout.Result + stderr.Result);
+        }
+        process.WaitForExit();
+        return (process.ExitCode, stdout.Result + stderr.Result);
+    }
+
+    private string File(string name, string text)
+    {
+        string path = Path.Combine(_folder, name);
+        System.IO.File.WriteAllText(path, text);
+        return path;
+    }
+
+    private static void NoStackTrace(string output)
+    {
+        Assert.DoesNotContain("   at ", output);
+        Assert.DoesNotContain("Exception", output);
+    }
+
+    [Theory]
+    [InlineData("duplicate-key", "key 'optimizer.momentum' is given more than once; keep one")]
+    [InlineData("root-array", "a config is a JSON object { \"key\": value, ... } at the top level, not an array")]
+    [InlineData("root-string", "at the top level, not a string")]
+    [InlineData("width-1e308", "model.width must be in (0, 8] (got 1E+308")]
+    [InlineData("synthetic-2e9", "syntheticTrain and syntheticTest must be in [1, 1000000] (got 2000000000")]
+    [InlineData("enum", "optimizer.kind must be one of sgd, lars (got \"adam\")")]
+    [InlineData("cifar-dev-zero", "larger than a CIFAR-10 batch file can be (30730000 bytes")]
+    public void Bad_input_is_one_message_with_exit_code_2_and_leaves_no_run_directory(string what, string expected)
+    {
+        string[] args = what switch
+        {
+            "duplicate-key" => ["--config", File("c.json", """{ "optimizer": { "momentum": 0.9, "kind": "sgd", "momentum": 0.8 } }""")],
+            "root-array" => ["--config", File("c.json", "[1, 2]")],
+            "root-string" => ["--config", File("c.json", "\"configs/quickstart-pretrain.json\"")],
+            "width-1e308" => ["--set", "model.width=1e308"],
+            "synthetic-2e9" => ["--set", "data.syntheticTrain=2000000000"],
+            "enum" => ["--set", "optimizer.kind=adam"],
+            "cifar-dev-zero" => ["--set", "data.name=cifar10", "--set", $"data.root={DevZeroCifar()}", "--set", "data.download=false"],
+            _ => throw new ArgumentOutOfRangeException(nameof(what)),
+        };
+        var (code, output) = Simclr(["pretrain", .. Tiny, .. args]);
+        Assert.True(code == 2, output);
+        Assert.Contains(expected, output);
+        NoStackTrace(output);
+        Assert.False(Directory.Exists(Path.Combine(Runs, "r")), $"a run directory was left behind: {output}");
+    }
+
+    /// <summary>A CIFAR-10 folder whose every file is a link to /dev/zero (reports size 0, never ends).</summary>
+    private string DevZeroCifar()
+    {
+        string root = Path.Combine(_folder, "cifar");
+        string folder = Directory.CreateDirectory(Path.Combine(root, "cifar-10-batches-bin")).FullName;
+        foreach (string name in new[] { "data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin" })
+            System.IO.File.CreateSymbolicLink(Path.Combine(folder, name), "/dev/zero");
+        return root;
+    }
+}
