@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using SimClr.Core.Checkpoints;
+using static TorchSharp.torch;
 
 namespace SimClr.Distributed.Tests;
 
@@ -79,6 +81,35 @@ public sealed class CarelessUserTests : IDisposable
         Assert.Contains(expected, output);
         NoStackTrace(output);
         Assert.False(Directory.Exists(Path.Combine(Runs, "r")), $"a run directory was left behind: {output}");
+    }
+
+    [Fact]
+    public void A_checkpoint_of_another_shape_is_refused_naming_the_tensor_and_both_shapes()
+    {
+        var (code, output) = Simclr(["pretrain", .. Tiny, "--set", "epochs=1"]);
+        Assert.True(code == 0, output);
+        string run = Path.Combine(Runs, "r");
+
+        // another width: every conv differs (was a native stack trace)
+        (code, output) = Simclr("pretrain", "--plain", "--resume", run, "--set", "model.width=0.25", "--set", "epochs=2");
+        Assert.True(code == 2, output);
+        Assert.Contains("does not fit this model", output);
+        Assert.Contains("model.backbone.conv1.weight has shape [8, 3, 3, 3], the model [16, 3, 3, 3]", output);
+        NoStackTrace(output);
+
+        // a shape that broadcasts: bn1.weight [1] for [8] (was accepted silently, and every later checkpoint carried it)
+        var before = Directory.GetFiles(Path.Combine(run, "checkpoints")).Order(StringComparer.Ordinal).ToList();
+        string last = before[^1];
+        var (tensors, metadata) = SafeTensors.Read(last);
+        tensors["model.backbone.bn1.weight"].Dispose();
+        tensors["model.backbone.bn1.weight"] = ones(1);
+        using (var stream = System.IO.File.Create(last)) SafeTensors.Write(stream, tensors.Select(kv => (kv.Key, kv.Value)), metadata);
+        foreach (var t in tensors.Values) t.Dispose();
+        (code, output) = Simclr("pretrain", "--plain", "--resume", run, "--set", "epochs=2");
+        Assert.True(code == 2, output);
+        Assert.Contains("model.backbone.bn1.weight has shape [1], the model [8]", output);
+        NoStackTrace(output);
+        Assert.Equal(before, Directory.GetFiles(Path.Combine(run, "checkpoints")).Order(StringComparer.Ordinal)); // nothing written from the refused state
     }
 
     /// <summary>A CIFAR-10 folder whose every file is a link to /dev/zero (reports size 0, never ends).</summary>
