@@ -112,6 +112,27 @@ public sealed class CarelessUserTests : IDisposable
         Assert.Equal(before, Directory.GetFiles(Path.Combine(run, "checkpoints")).Order(StringComparer.Ordinal)); // nothing written from the refused state
     }
 
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-1")]
+    public void Launch_refuses_a_worker_count_below_one(string workers)
+    {
+        var (code, output) = Simclr(["launch", "--workers", workers, "--devices", "cpu", .. Tiny.Where(a => a != "--plain"), "--set", "epochs=1"]);
+        Assert.True(code == 2, output);
+        Assert.Contains($"--workers must be >= 1 (got {workers}); leave it out for the default: one per device in --devices, 2 for --devices cpu", output);
+        Assert.False(Directory.Exists(Path.Combine(Runs, "r")), output);
+    }
+
+    [Fact]
+    public void Pretrain_without_a_config_says_it_uses_the_built_in_defaults()
+    {
+        var (code, output) = Simclr(["pretrain", .. Tiny, "--set", "epochs=1"]);
+        Assert.True(code == 0, output);
+        Assert.Contains("simclr: no --config given: using the built-in defaults (the seed's full recipe) with your --set values: stage pretrain, "
+            + "data synthetic-shapes, model.width 0.125, batchSize 16, epochs 1, device cpu.", output);
+        Assert.Contains("--config configs/quickstart-pretrain.json", output);
+    }
+
     /// <summary>A CIFAR-10 folder whose every file is a link to /dev/zero (reports size 0, never ends).</summary>
     private string DevZeroCifar()
     {

@@ -52,6 +52,7 @@ internal static class StageCommands
             {
                 config = ForStage(stage, configPath, pretrained, overrides);
                 StageRunner.CheckDevice(config.Device); // before a run directory is made for a run that cannot start
+                if (configPath is null) Console.WriteLine(DefaultsNotice(config));
                 run = RunDirectory.Create(config);
                 if (run.IsNew) created = run;
             }
@@ -74,6 +75,12 @@ internal static class StageCommands
             return 4;
         }
     }
+
+    /// <summary>What a run without --config is about to do: the built-in defaults are the seed's full recipe (hours).</summary>
+    public static string DefaultsNotice(RunConfig config) =>
+        $"simclr: no --config given: using the built-in defaults (the seed's full recipe) with your --set values: stage {Kebab(config.Stage)}, "
+        + $"data {config.Data.Name}, model.width {config.Model.Width.ToString(System.Globalization.CultureInfo.InvariantCulture)}, batchSize {config.BatchSize}, "
+        + $"epochs {config.Epochs}, device {config.Device}. At full width that is hours on a CPU; for minutes use --config configs/quickstart-{Kebab(config.Stage)}.json (see configs/).";
 
     /// <summary>A config for this command's stage: a file written for another stage is refused; one without a stage takes this one.</summary>
     public static RunConfig ForStage(Stage stage, string? configPath, string? pretrained, IEnumerable<string> overrides)
