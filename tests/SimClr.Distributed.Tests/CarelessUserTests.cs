@@ -112,6 +112,40 @@ public sealed class CarelessUserTests : IDisposable
         Assert.Equal(before, Directory.GetFiles(Path.Combine(run, "checkpoints")).Order(StringComparer.Ordinal)); // nothing written from the refused state
     }
 
+    [Fact]
+    public void A_damaged_newest_checkpoint_falls_back_to_the_older_intact_one_and_orphaned_temporaries_are_removed()
+    {
+        var (code, output) = Simclr(["pretrain", .. Tiny, "--set", "epochs=2"]);
+        Assert.True(code == 0, output);
+        string checkpoints = Path.Combine(Runs, "r", "checkpoints");
+        string newest = Path.Combine(checkpoints, "step-00000008.safetensors");
+        using (var stream = new FileStream(newest, FileMode.Open)) stream.SetLength(stream.Length / 2);
+        // what a write killed mid-way leaves (AtomicFile's name, a process that no longer exists)
+        string orphan = Path.Combine(checkpoints, ".step-00000010.safetensors.2147483600.0123456789abcdef0123456789abcdef.tmp");
+        System.IO.File.WriteAllBytes(orphan, new byte[1000]);
+
+        (code, output) = Simclr("pretrain", "--plain", "--resume", Path.Combine(Runs, "r"), "--set", "epochs=3");
+        Assert.True(code == 0, output);
+        Assert.Contains("step-00000008.safetensors: ", output);
+        Assert.Contains($"resuming from the older intact {Path.Combine(checkpoints, "step-00000006.safetensors")} instead", output);
+        Assert.Contains("resuming pretrain at step 6 of 12", output);
+        Assert.Contains("removed 1 temporary file(s) that an interrupted write left behind", output);
+        Assert.False(System.IO.File.Exists(orphan));
+        NoStackTrace(output);
+        using var last = Checkpoint.Load(Path.Combine(checkpoints, "step-00000012.safetensors"));
+        Assert.Equal(12, last.Step);
+    }
+
+    [Fact]
+    public void A_run_stopped_before_its_first_checkpoint_does_not_claim_one()
+    {
+        var (code, output) = Simclr(["coordinator", "--workers", "127.0.0.1:9", "--health-timeout", "1", .. Tiny, "--set", "epochs=1"]);
+        Assert.True(code == 4, output);
+        Assert.DoesNotContain("checkpoint is intact", output);
+        Assert.Contains("the run stopped before its first checkpoint, so there is nothing to resume", output);
+        NoStackTrace(output);
+    }
+
     [Theory]
     [InlineData("0")]
     [InlineData("-1")]

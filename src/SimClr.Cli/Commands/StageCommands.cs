@@ -36,17 +36,18 @@ internal static class StageCommands
         Func<RunConfig, Func<ImageDataSet, IReadOnlyList<IReplicaEndpoint>>>? replicas = null)
     {
         RunDirectory? created = null; // a run directory made by this call, removed again when the input is refused
+        RunDirectory? run = null;
         try
         {
-            RunDirectory run;
             RunConfig config;
             string? checkpoint = null;
             if (resume is not null)
             {
                 run = RunDirectory.Open(resume);
                 config = RunConfigLoader.Load(run.ConfigFile, overrides);
-                checkpoint = run.LatestCheckpoint() ?? throw new ConfigException($"{run.Path} has no checkpoint to resume from");
                 if (config.Stage != stage) throw new ConfigException($"{run.Path} is a {config.Stage} run; resume it with that command");
+                RemoveOrphanedTemporaries(run);
+                checkpoint = IntactCheckpoint(run);
             }
             else
             {
@@ -55,6 +56,7 @@ internal static class StageCommands
                 if (configPath is null) Console.WriteLine(DefaultsNotice(config));
                 run = RunDirectory.Create(config);
                 if (run.IsNew) created = run;
+                else RemoveOrphanedTemporaries(run);
             }
             var result = Execute(config, run, checkpoint, plain, cancel, replicas?.Invoke(config));
             Console.WriteLine(Summary(result));
@@ -71,9 +73,48 @@ internal static class StageCommands
         {
             string what = e is Grpc.Core.RpcException rpc ? $"a worker call failed ({rpc.StatusCode}): {rpc.Status.Detail}" : e.Message;
             Console.Error.WriteLine($"simclr: {what}");
-            Console.Error.WriteLine("simclr: the run stopped; its last checkpoint is intact. Fix or restart the workers, then resume with --resume <run directory>.");
+            Console.Error.WriteLine(run?.LatestCheckpoint() is { } last
+                ? $"simclr: the run stopped; its last checkpoint is intact: {last}. Fix or restart the workers, then resume with --resume {run.Path}."
+                : "simclr: the run stopped before its first checkpoint, so there is nothing to resume. Fix or restart the workers, then start the run again.");
             return 4;
         }
+    }
+
+    /// <summary>
+    /// The newest checkpoint of the run that can be read whole. A damaged newest one (cut short by a crash or a full
+    /// disk outside the atomic write, copied in part) is named, and the older intact one used: its later steps are redone.
+    /// </summary>
+    public static string IntactCheckpoint(RunDirectory run)
+    {
+        var all = run.Checkpoints();
+        if (all.Count == 0) throw new ConfigException($"{run.Path} has no checkpoint to resume from; start the run again");
+        var damaged = new List<string>();
+        foreach (string path in all)
+        {
+            try
+            {
+                using var checkpoint = SimClr.Core.Checkpoints.Checkpoint.Load(path);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or FormatException or KeyNotFoundException)
+            {
+                damaged.Add($"{Path.GetFileName(path)}: {e.Message}");
+                continue;
+            }
+            if (damaged.Count > 0)
+            {
+                Console.WriteLine($"simclr: warning: {damaged.Count} newer checkpoint(s) cannot be read ({string.Join("; ", damaged)}); "
+                    + $"resuming from the older intact {path} instead (the steps after it are done again)");
+            }
+            return path;
+        }
+        throw new ConfigException($"no checkpoint in {run.CheckpointsFolder} can be read ({string.Join("; ", damaged)}); start the run again");
+    }
+
+    private static void RemoveOrphanedTemporaries(RunDirectory run)
+    {
+        var removed = run.RemoveOrphanedTemporaries();
+        if (removed.Count > 0)
+            Console.WriteLine($"simclr: removed {removed.Count} temporary file(s) that an interrupted write left behind: {string.Join(", ", removed)}");
     }
 
     /// <summary>What a run without --config is about to do: the built-in defaults are the seed's full recipe (hours).</summary>

@@ -68,6 +68,55 @@ public sealed class RunDirectory
             ? Directory.EnumerateFiles(CheckpointsFolder, "step-*.safetensors").Order(StringComparer.Ordinal).LastOrDefault()
             : null;
 
+    /// <summary>The checkpoints, newest first.</summary>
+    public IReadOnlyList<string> Checkpoints() =>
+        Directory.Exists(CheckpointsFolder)
+            ? Directory.EnumerateFiles(CheckpointsFolder, "step-*.safetensors").Order(StringComparer.Ordinal).Reverse().ToList()
+            : [];
+
+    /// <summary>
+    /// Removes the temporary files (<c>.name.PID.GUID.tmp</c>, see <see cref="AtomicFile"/>) that an interrupted
+    /// write left in the run folder and its checkpoints folder: those of processes that are gone (a live writer's are
+    /// kept). Returns the names removed.
+    /// </summary>
+    public IReadOnlyList<string> RemoveOrphanedTemporaries()
+    {
+        var removed = new List<string>();
+        foreach (string folder in new[] { Path, CheckpointsFolder }.Where(Directory.Exists))
+        {
+            foreach (string file in Directory.EnumerateFiles(folder, ".*.tmp"))
+            {
+                string[] parts = System.IO.Path.GetFileName(file).Split('.');
+                // "", name..., pid, guid, "tmp"
+                if (parts.Length < 5 || !int.TryParse(parts[^3], NumberStyles.None, CultureInfo.InvariantCulture, out int pid) || IsRunning(pid)) continue;
+                try
+                {
+                    File.Delete(file);
+                    removed.Add(System.IO.Path.GetRelativePath(Path, file));
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // left for the next start
+                }
+            }
+        }
+        return removed;
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        if (pid == Environment.ProcessId) return true;
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Deletes all but the newest <paramref name="keep"/> checkpoints.</summary>
     public void PruneCheckpoints(int keep)
     {
