@@ -18,7 +18,7 @@ internal static partial class LaunchCommand
         var config = new Option<string?>("--config", "-c") { Description = "run config (JSON); see configs/" };
         var set = new Option<string[]>("--set", "-s") { Description = "override a config value: key.path=value (repeatable)", AllowMultipleArgumentsPerToken = true };
         var resume = new Option<string?>("--resume") { Description = "continue the run in this run directory from its last checkpoint" };
-        var workers = new Option<int>("--workers", "-n") { Description = "worker processes (default: one per device in --devices)", DefaultValueFactory = _ => 0 };
+        var workers = new Option<int?>("--workers", "-n") { Description = "worker processes, >= 1 (default: one per device in --devices; 2 for --devices cpu)" };
         var devices = new Option<string>("--devices", "-d") { Description = "cpu, or the workers' devices in order: cuda:0,cuda:1,...", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads-per-worker") { Description = "torch threads per CPU worker (default: cores / workers)", DefaultValueFactory = _ => 0 };
         var stage = new Option<string>("--stage") { Description = "pretrain, finetune or supervised", DefaultValueFactory = _ => "pretrain" };
@@ -50,14 +50,15 @@ internal static partial class LaunchCommand
     }
 
     /// <summary>The device of each worker: "cpu" for N workers, or one listed device per worker.</summary>
-    public static IReadOnlyList<string> Placement(int workers, string devices)
+    public static IReadOnlyList<string> Placement(int? workers, string devices)
     {
         var list = devices.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (list.Length == 0) throw new ConfigException("--devices lists no device");
-        if (workers < 0) throw new ConfigException($"--workers must be >= 1 (got {workers})");
+        if (workers < 1)
+            throw new ConfigException($"--workers must be >= 1 (got {workers}); leave it out for the default: one per device in --devices, 2 for --devices cpu");
         if (list.Length == 1)
-            return Enumerable.Repeat(list[0], workers == 0 ? (list[0] == "cpu" ? 2 : 1) : workers).ToList();
-        if (workers != 0 && workers != list.Length)
+            return Enumerable.Repeat(list[0], workers ?? (list[0] == "cpu" ? 2 : 1)).ToList();
+        if (workers is not null && workers != list.Length)
             throw new ConfigException($"--workers {workers} but --devices lists {list.Length} devices; give one device per worker, or one device for all");
         return list;
     }

@@ -35,23 +35,28 @@ internal static class StageCommands
     public static int Run(Stage stage, string? configPath, string[] overrides, string? resume, string? pretrained, bool plain, CancellationToken cancel,
         Func<RunConfig, Func<ImageDataSet, IReadOnlyList<IReplicaEndpoint>>>? replicas = null)
     {
+        RunDirectory? created = null; // a run directory made by this call, removed again when the input is refused
+        RunDirectory? run = null;
         try
         {
-            RunDirectory run;
             RunConfig config;
             string? checkpoint = null;
             if (resume is not null)
             {
                 run = RunDirectory.Open(resume);
                 config = RunConfigLoader.Load(run.ConfigFile, overrides);
-                checkpoint = run.LatestCheckpoint() ?? throw new ConfigException($"{run.Path} has no checkpoint to resume from");
                 if (config.Stage != stage) throw new ConfigException($"{run.Path} is a {config.Stage} run; resume it with that command");
+                RemoveOrphanedTemporaries(run);
+                checkpoint = IntactCheckpoint(run);
             }
             else
             {
                 config = ForStage(stage, configPath, pretrained, overrides);
                 StageRunner.CheckDevice(config.Device); // before a run directory is made for a run that cannot start
+                if (configPath is null) Console.WriteLine(DefaultsNotice(config));
                 run = RunDirectory.Create(config);
+                if (run.IsNew) created = run;
+                else RemoveOrphanedTemporaries(run);
             }
             var result = Execute(config, run, checkpoint, plain, cancel, replicas?.Invoke(config));
             Console.WriteLine(Summary(result));
@@ -60,16 +65,63 @@ internal static class StageCommands
         catch (Exception e) when (e is ConfigException or DataSetException or InvalidDataException or FileNotFoundException or TrainingDivergedException or CheckpointWriteException)
         {
             Console.Error.WriteLine($"simclr: {e.Message}");
-            return e switch { TrainingDivergedException => 3, CheckpointWriteException => 5, _ => 2 };
+            int code = e switch { TrainingDivergedException => 3, CheckpointWriteException => 5, _ => 2 };
+            if (code == 2) created?.DeleteIfUnused(); // the input was refused: leave nothing behind
+            return code;
         }
         catch (Exception e) when (e is WorkerUnavailableException or ReplicaDivergenceException or ReplicaLostException or Grpc.Core.RpcException or SimClr.Protocol.ProtocolViolation)
         {
             string what = e is Grpc.Core.RpcException rpc ? $"a worker call failed ({rpc.StatusCode}): {rpc.Status.Detail}" : e.Message;
             Console.Error.WriteLine($"simclr: {what}");
-            Console.Error.WriteLine("simclr: the run stopped; its last checkpoint is intact. Fix or restart the workers, then resume with --resume <run directory>.");
+            Console.Error.WriteLine(run?.LatestCheckpoint() is { } last
+                ? $"simclr: the run stopped; its last checkpoint is intact: {last}. Fix or restart the workers, then resume with --resume {run.Path}."
+                : "simclr: the run stopped before its first checkpoint, so there is nothing to resume. Fix or restart the workers, then start the run again.");
             return 4;
         }
     }
+
+    /// <summary>
+    /// The newest checkpoint of the run that can be read whole. A damaged newest one (cut short by a crash or a full
+    /// disk outside the atomic write, copied in part) is named, and the older intact one used: its later steps are redone.
+    /// </summary>
+    public static string IntactCheckpoint(RunDirectory run)
+    {
+        var all = run.Checkpoints();
+        if (all.Count == 0) throw new ConfigException($"{run.Path} has no checkpoint to resume from; start the run again");
+        var damaged = new List<string>();
+        foreach (string path in all)
+        {
+            try
+            {
+                using var checkpoint = SimClr.Core.Checkpoints.Checkpoint.Load(path);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or FormatException or KeyNotFoundException)
+            {
+                damaged.Add($"{Path.GetFileName(path)}: {e.Message}");
+                continue;
+            }
+            if (damaged.Count > 0)
+            {
+                Console.WriteLine($"simclr: warning: {damaged.Count} newer checkpoint(s) cannot be read ({string.Join("; ", damaged)}); "
+                    + $"resuming from the older intact {path} instead (the steps after it are done again)");
+            }
+            return path;
+        }
+        throw new ConfigException($"no checkpoint in {run.CheckpointsFolder} can be read ({string.Join("; ", damaged)}); start the run again");
+    }
+
+    private static void RemoveOrphanedTemporaries(RunDirectory run)
+    {
+        var removed = run.RemoveOrphanedTemporaries();
+        if (removed.Count > 0)
+            Console.WriteLine($"simclr: removed {removed.Count} temporary file(s) that an interrupted write left behind: {string.Join(", ", removed)}");
+    }
+
+    /// <summary>What a run without --config is about to do: the built-in defaults are the seed's full recipe (hours).</summary>
+    public static string DefaultsNotice(RunConfig config) =>
+        $"simclr: no --config given: using the built-in defaults (the seed's full recipe) with your --set values: stage {Kebab(config.Stage)}, "
+        + $"data {config.Data.Name}, model.width {config.Model.Width.ToString(System.Globalization.CultureInfo.InvariantCulture)}, batchSize {config.BatchSize}, "
+        + $"epochs {config.Epochs}, device {config.Device}. At full width that is hours on a CPU; for minutes use --config configs/quickstart-{Kebab(config.Stage)}.json (see configs/).";
 
     /// <summary>A config for this command's stage: a file written for another stage is refused; one without a stage takes this one.</summary>
     public static RunConfig ForStage(Stage stage, string? configPath, string? pretrained, IEnumerable<string> overrides)
@@ -80,10 +132,10 @@ internal static class StageCommands
             string? written = null;
             try
             {
-                written = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath),
+                written = System.Text.Json.Nodes.JsonNode.Parse(RunConfigLoader.ReadText(configPath),
                     documentOptions: new() { CommentHandling = System.Text.Json.JsonCommentHandling.Skip, AllowTrailingCommas = true })?["stage"]?.GetValue<string>();
             }
-            catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+            catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or ArgumentException)
             {
                 // the loader below reports what is wrong with the file
             }

@@ -51,7 +51,7 @@ public sealed record AugmentationOptions
         {
             if (!(p >= 0 && p <= 1)) problems.Add($"{name} must be a probability in [0, 1] (got {p})");
         }
-        if (OutputSize < 1) problems.Add($"outputSize must be >= 1 (got {OutputSize})");
+        if (OutputSize < 1 || OutputSize > 1024) problems.Add($"outputSize must be in [1, 1024] (got {OutputSize})");
         if (!(CropScaleMin > 0 && CropScaleMin <= CropScaleMax && CropScaleMax <= 1))
             problems.Add($"crop scale must satisfy 0 < min <= max <= 1 (got {CropScaleMin}-{CropScaleMax})");
         if (!(CropRatioMin > 0 && CropRatioMin <= CropRatioMax && !double.IsInfinity(CropRatioMax)))

@@ -75,13 +75,14 @@ public static class BackboneWeights
     public static void LoadInto(ResNet18 network, IReadOnlyDictionary<string, Tensor> weights, string source)
     {
         var expected = network.state_dict().Where(kv => !kv.Key.StartsWith("fc.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key, kv => kv.Value);
-        var missing = expected.Keys.Where(k => !weights.ContainsKey(k)).ToList();
+        var mismatches = StateDictCheck.Compare(expected, weights, checkTypes: false, allowExtra: true);
+        var missing = mismatches.Where(m => m.Found is null).ToList();
         if (missing.Count > 0)
-            throw new InvalidDataException($"{source} lacks {missing.Count} backbone tensors (first: {missing[0]}); is it a ResNet-18 backbone?");
-        foreach (var (name, target) in expected)
+            throw new InvalidDataException($"{source} lacks {missing.Count} backbone tensors (first: {missing[0].Name}); is it a ResNet-18 backbone?");
+        if (mismatches.Count > 0)
         {
-            if (!weights[name].shape.SequenceEqual(target.shape))
-                throw new InvalidDataException($"{source}: {name} has shape [{string.Join(", ", weights[name].shape)}], this network [{string.Join(", ", target.shape)}] (width or input channels differ?)");
+            var first = mismatches[0];
+            throw new InvalidDataException($"{source}: {first.Name} has shape {StateDictCheck.Shape(first.Found!)}, this network {StateDictCheck.Shape(first.Expected!)} (width or input channels differ?)");
         }
         using var noGrad = no_grad();
         foreach (var (name, target) in expected) target.copy_(weights[name]);

@@ -25,6 +25,9 @@ public sealed class Checkpoint : IDisposable
 
     public Dictionary<string, string> Extra { get; init; } = [];
 
+    /// <summary>The file it was read from (null when built in memory).</summary>
+    public string? Source { get; init; }
+
     public static void Save(string path, long step, string stage, string configJson, IEnumerable<(string Name, Tensor Tensor)> model,
         IEnumerable<(string Name, Tensor Tensor)> optimizer, IReadOnlyDictionary<string, string>? extra = null)
     {
@@ -61,6 +64,7 @@ public sealed class Checkpoint : IDisposable
             Model = tensors.Where(kv => kv.Key.StartsWith(ModelPrefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[ModelPrefix.Length..], kv => kv.Value),
             Optimizer = tensors.Where(kv => kv.Key.StartsWith(OptimizerPrefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[OptimizerPrefix.Length..], kv => kv.Value),
             Extra = metadata,
+            Source = path,
         };
     }
 

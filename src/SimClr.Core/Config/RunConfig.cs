@@ -241,6 +241,17 @@ public sealed record RunConfig
     /// <summary>Name of this run's directory; default: stage and time.</summary>
     public string? RunName { get; init; }
 
+    /// <summary>Upper bounds past which a value would overflow or allocate absurdly (checked before anything runs).</summary>
+    public const double MaxWidth = 8;
+
+    public const int MaxProjection = 65_536;
+
+    public const int MaxEpochs = 1_000_000;
+
+    public const int MaxBatchSize = 1 << 20;
+
+    public const int MaxThreads = 1024;
+
     public IReadOnlyList<string> Problems()
     {
         var problems = new List<string>();
@@ -250,8 +261,10 @@ public sealed record RunConfig
         if (string.IsNullOrWhiteSpace(Device)) problems.Add("device must be cpu, cuda or cuda:N");
         if (Threads < 0) problems.Add($"threads must be >= 0 (got {Threads})");
         if (!(LabelFraction > 0 && LabelFraction <= 1)) problems.Add($"labelFraction must be in (0, 1] (got {LabelFraction})");
-        if (!(Model.Width > 0) || double.IsInfinity(Model.Width)) problems.Add($"model.width must be > 0 (got {Model.Width})");
-        if (Model.ProjectionHidden < 1 || Model.ProjectionDim < 1) problems.Add($"model.projectionHidden and model.projectionDim must be >= 1 (got {Model.ProjectionHidden}, {Model.ProjectionDim})");
+        if (Threads > MaxThreads) problems.Add($"threads must be at most {MaxThreads} (got {Threads}; 0: one per core)");
+        if (!(Model.Width > 0 && Model.Width <= MaxWidth)) problems.Add($"model.width must be in (0, {MaxWidth}] (got {Model.Width}; 1 is the full ResNet-18, {MaxWidth} already has {MaxWidth * 512} channels in its last stage)");
+        if (Model.ProjectionHidden < 1 || Model.ProjectionDim < 1 || Model.ProjectionHidden > MaxProjection || Model.ProjectionDim > MaxProjection)
+            problems.Add($"model.projectionHidden and model.projectionDim must be in [1, {MaxProjection}] (got {Model.ProjectionHidden}, {Model.ProjectionDim})");
         if (!(Loss.Temperature > 0) || double.IsInfinity(Loss.Temperature)) problems.Add($"loss.temperature must be > 0 (got {Loss.Temperature})");
         if (Batching.Chunks < 1) problems.Add($"batching.chunks must be >= 1 (got {Batching.Chunks})");
         if (Stage == Stage.Pretrain && BatchSize >= 1 && Batching.Chunks > BatchSize) problems.Add($"batching.chunks ({Batching.Chunks}) cannot exceed batchSize ({BatchSize})");
@@ -271,7 +284,9 @@ public sealed record RunConfig
         if (!double.IsFinite(Reduction.BucketMegabytes) || Reduction.BucketMegabytes < 0 || Reduction.BucketMegabytes > 1e6)
             problems.Add($"reduction.bucketMegabytes must be in [0, 1000000] (got {Reduction.BucketMegabytes}; 0: one bucket, no overlap with backward)");
         if (Epochs < 1) problems.Add($"epochs must be >= 1 (got {Epochs})");
+        if (Epochs > MaxEpochs) problems.Add($"epochs must be at most {MaxEpochs} (got {Epochs})");
         if (BatchSize < 1) problems.Add($"batchSize must be >= 1 (got {BatchSize})");
+        if (BatchSize > MaxBatchSize) problems.Add($"batchSize must be at most {MaxBatchSize} (got {BatchSize})");
         if (Stage == Stage.Pretrain && BatchSize == 1) problems.Add("batchSize must be >= 2 for contrastive pre-training (negatives come from the batch)");
         if (!(WarmupEpochs >= 0)) problems.Add($"warmupEpochs must be >= 0 (got {WarmupEpochs})");
         if (KnnEveryEpochs < 0) problems.Add($"knnEveryEpochs must be >= 0 (got {KnnEveryEpochs})");

@@ -19,27 +19,19 @@ public static class RunConfigLoader
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false) },
     };
 
-    /// <summary>Reads a config file (or the defaults when <paramref name="path"/> is null), applies overrides, validates.</summary>
+    /// <summary>A config file is at most this many bytes (a bigger one is not a config: a device, a log, a data file).</summary>
+    public const int MaxConfigBytes = 1 << 20;
+
+    private static readonly JsonDocumentOptions DocumentOptions = new() { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true };
+
+    /// <summary>Reads a config file (or the defaults when <paramref name="path"/> is null), applies overrides, validates.
+    /// Every problem found (unknown keys, values of the wrong type, impossible values) is reported in one error.</summary>
     public static RunConfig Load(string? path, IEnumerable<string>? overrides = null)
     {
-        JsonObject root;
-        if (path is null) root = [];
-        else
-        {
-            if (!File.Exists(path)) throw new ConfigException($"config file {path} does not exist");
-            try
-            {
-                root = JsonNode.Parse(File.ReadAllText(path), documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true })?.AsObject()
-                    ?? throw new ConfigException($"{path}: empty config");
-            }
-            catch (JsonException e)
-            {
-                throw new ConfigException($"{path}: not valid JSON ({e.Message})");
-            }
-        }
+        JsonObject root = path is null ? [] : ReadRoot(path);
         var problems = new List<string>();
         foreach (string o in overrides ?? []) ApplyOverride(root, o, problems);
-        if (problems.Count > 0) throw new ConfigException(Describe(path, problems));
+        CheckKeysAndTypes(root, typeof(RunConfig), "", problems); // removes what it reports, so the rest can be validated too
         RunConfig config;
         try
         {
@@ -47,12 +39,204 @@ public static class RunConfigLoader
         }
         catch (JsonException e)
         {
-            string where = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "" : $" at {e.Path.TrimStart('$', '.')}";
-            throw new ConfigException($"{path ?? "config"}{where}: {FriendlyJsonError(e)}");
+            string at = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "" : e.Path.TrimStart('$', '.') + ": ";
+            problems.Add(at + FriendlyJsonError(e));
+            throw new ConfigException(Describe(path, problems));
         }
         problems.AddRange(config.Problems());
         if (problems.Count > 0) throw new ConfigException(Describe(path, problems));
         return config;
+    }
+
+    /// <summary>The text of a config file, refusing what cannot be one (missing, a folder, a device, over
+    /// <see cref="MaxConfigBytes"/>) before reading it whole.</summary>
+    public static string ReadText(string path)
+    {
+        if (Directory.Exists(path)) throw new ConfigException($"config file {path} is a folder; give the JSON file");
+        if (!File.Exists(path)) throw new ConfigException($"config file {path} does not exist");
+        try
+        {
+            using var stream = File.OpenRead(path);
+            var buffer = new byte[MaxConfigBytes + 1];
+            int total = 0, read;
+            while (total < buffer.Length && (read = stream.Read(buffer, total, buffer.Length - total)) > 0) total += read;
+            if (total > MaxConfigBytes)
+                throw new ConfigException($"config file {path} is over {MaxConfigBytes / 1024 / 1024} MiB: not a run config (a device or another file?); give a JSON file from configs/");
+            return System.Text.Encoding.UTF8.GetString(buffer, 0, total);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"config file {path} cannot be read ({e.Message})");
+        }
+    }
+
+    private static JsonObject ReadRoot(string path)
+    {
+        string text = ReadText(path);
+        JsonNode? node;
+        try
+        {
+            node = JsonNode.Parse(text, documentOptions: DocumentOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new ConfigException($"{path}: not valid JSON ({e.Message})");
+        }
+        if (node is not JsonObject root)
+        {
+            string kind = node is null ? "null" : node.GetValueKind() switch
+            {
+                JsonValueKind.Array => "an array",
+                JsonValueKind.String => "a string",
+                JsonValueKind.Number => "a number",
+                _ => node.ToJsonString(),
+            };
+            throw new ConfigException($"{path}: a config is a JSON object {{ \"key\": value, ... }} at the top level, not {kind}; see configs/ for examples");
+        }
+        var duplicates = DuplicateKeys(text);
+        if (duplicates.Count > 0)
+            throw new ConfigException(Describe(path, duplicates.Select(d => $"key '{d}' is given more than once; keep one (JSON keeps no order of precedence)").ToList()));
+        return root;
+    }
+
+    /// <summary>Keys that appear twice in the same object (paths like optimizer.momentum), in order of appearance.</summary>
+    private static List<string> DuplicateKeys(string text)
+    {
+        var duplicates = new List<string>();
+        var reader = new Utf8JsonReader(System.Text.Encoding.UTF8.GetBytes(text), new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        var scopes = new Stack<(HashSet<string> Keys, string Path)>();
+        string? pending = null; // the key whose value comes next
+        while (reader.Read())
+        {
+            switch (reader.TokenType)
+            {
+                case JsonTokenType.StartObject:
+                    string path = scopes.Count == 0 ? "" : pending is null ? scopes.Peek().Path : scopes.Peek().Path + pending + ".";
+                    scopes.Push(([], path));
+                    pending = null;
+                    break;
+                case JsonTokenType.EndObject:
+                    scopes.Pop();
+                    break;
+                case JsonTokenType.StartArray:
+                    scopes.Push((new HashSet<string>(), scopes.Count == 0 ? "" : scopes.Peek().Path + (pending ?? "") + "[]."));
+                    pending = null;
+                    break;
+                case JsonTokenType.EndArray:
+                    scopes.Pop();
+                    break;
+                case JsonTokenType.PropertyName:
+                    pending = reader.GetString()!;
+                    if (!scopes.Peek().Keys.Add(pending) && !duplicates.Contains(scopes.Peek().Path + pending)) duplicates.Add(scopes.Peek().Path + pending);
+                    break;
+                default:
+                    pending = null;
+                    break;
+            }
+        }
+        return duplicates;
+    }
+
+    /// <summary>
+    /// Checks every key of <paramref name="node"/> against <paramref name="type"/>'s properties and every value against
+    /// its property's type, adding one problem per bad key or value (with "did you mean" for a misspelt key, the allowed
+    /// values for an enum) and removing it, so that deserializing what is left succeeds and its values can be validated.
+    /// </summary>
+    private static void CheckKeysAndTypes(JsonObject node, Type type, string prefix, List<string> problems)
+    {
+        var properties = type.GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance)
+            .Where(p => p.GetIndexParameters().Length == 0 && !Attribute.IsDefined(p, typeof(JsonIgnoreAttribute)))
+            .ToDictionary(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name), StringComparer.Ordinal);
+        foreach (var (key, value) in node.ToList())
+        {
+            string where = prefix + key;
+            if (!properties.TryGetValue(key, out var property))
+            {
+                string? near = Nearest(key, properties.Where(p => p.Value.CanWrite).Select(p => p.Key));
+                problems.Add($"unknown key '{where}'" + (near is null ? "" : $" (did you mean '{prefix}{near}'?)"));
+                node.Remove(key);
+                continue;
+            }
+            if (!property.CanWrite) continue; // computed (written into resolved configs); ignored when read
+            Type target = property.PropertyType;
+            if (IsSection(target))
+            {
+                if (value is JsonObject section) CheckKeysAndTypes(section, target, where + ".", problems);
+                else
+                {
+                    problems.Add($"{where} is a section: give an object {{ ... }} in the file, or set its keys one by one (--set {where}.<key>=value)");
+                    node.Remove(key);
+                }
+                continue;
+            }
+            try
+            {
+                object? parsed = value.Deserialize(target, Json);
+                if (parsed is null && Nullable.GetUnderlyingType(target) is null && target != typeof(string)) throw new JsonException("null");
+            }
+            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or OverflowException)
+            {
+                problems.Add(WrongValue(where, target, value));
+                node.Remove(key);
+            }
+        }
+    }
+
+    private static bool IsSection(Type type) => type.IsClass && type != typeof(string) && type.Namespace?.StartsWith("SimClr", StringComparison.Ordinal) == true;
+
+    private static string WrongValue(string where, Type type, JsonNode? value)
+    {
+        string got = value is null ? "null" : value.ToJsonString();
+        if (got.Length > 60) got = got[..57] + "...";
+        type = Nullable.GetUnderlyingType(type) ?? type;
+        if (type.IsEnum)
+        {
+            var allowed = Enum.GetNames(type).Select(JsonNamingPolicy.KebabCaseLower.ConvertName);
+            return $"{where} must be one of {string.Join(", ", allowed)} (got {got})";
+        }
+        if (type == typeof(int)) return $"{where} must be a whole number from {int.MinValue} to {int.MaxValue} (got {got})";
+        if (type == typeof(long)) return $"{where} must be a whole number (got {got})";
+        if (type == typeof(ulong)) return $"{where} must be a whole number from 0 to {ulong.MaxValue} (got {got})";
+        if (type == typeof(double) || type == typeof(float)) return $"{where} must be a number (got {got})";
+        if (type == typeof(bool)) return $"{where} must be true or false (got {got})";
+        if (type == typeof(string)) return $"{where} must be a string in quotes (got {got})";
+        return $"{where} has a value of the wrong kind (got {got})";
+    }
+
+    /// <summary>The candidate closest to <paramref name="key"/> (ignoring case) when it is close enough to be a typo.</summary>
+    public static string? Nearest(string key, IEnumerable<string> candidates)
+    {
+        string? best = null;
+        int bestDistance = int.MaxValue;
+        foreach (string candidate in candidates)
+        {
+            int d = EditDistance(key.ToLowerInvariant(), candidate.ToLowerInvariant());
+            if (d < bestDistance)
+            {
+                best = candidate;
+                bestDistance = d;
+            }
+        }
+        int allowed = key.Length <= 4 ? 1 : key.Length <= 8 ? 2 : 3;
+        return bestDistance <= allowed ? best : null;
+    }
+
+    /// <summary>Levenshtein distance, with a swap of two neighbours counted as one edit.</summary>
+    public static int EditDistance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
+        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
+        for (int i = 1; i <= a.Length; i++)
+        {
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + cost);
+                if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i, j] = Math.Min(d[i, j], d[i - 2, j - 2] + 1);
+            }
+        }
+        return d[a.Length, b.Length];
     }
 
     public static string Serialize(RunConfig config) => JsonSerializer.Serialize(config, Json);

@@ -20,11 +20,15 @@ public sealed record DataOptions(
     public const string FashionMnist = "fashion-mnist";
     public static readonly string[] Names = [SyntheticShapes, Cifar10, FashionMnist];
 
+    /// <summary>Most images synthetic-shapes generates per split (3,072 bytes each).</summary>
+    public const int MaxSyntheticImages = 1_000_000;
+
     public IReadOnlyList<string> Problems()
     {
         var problems = new List<string>();
         if (!Names.Contains(Name)) problems.Add($"data set '{Name}' is unknown; choose one of {string.Join(", ", Names)}");
-        if (SyntheticTrain < 1 || SyntheticTest < 1) problems.Add($"synthetic image counts must be >= 1 (got {SyntheticTrain}, {SyntheticTest})");
+        if (SyntheticTrain < 1 || SyntheticTest < 1 || SyntheticTrain > MaxSyntheticImages || SyntheticTest > MaxSyntheticImages)
+            problems.Add($"syntheticTrain and syntheticTest must be in [1, {MaxSyntheticImages}] (got {SyntheticTrain}, {SyntheticTest}; {MaxSyntheticImages} images are 3 GB)");
         return problems;
     }
 

@@ -14,15 +14,16 @@ public static class IdxReader
     {
         if (!File.Exists(path)) throw new DataSetException($"{path}: file is missing");
         byte[] bytes;
+        string tooBig = $"{path}: more than {MaxBytes / 1024 / 1024} MiB{{0}}, larger than any IDX file of the data sets this reads (Fashion-MNIST's largest is 45 MiB); "
+            + "is it a device, a link to one, or another file?";
         try
         {
-            bytes = File.ReadAllBytes(path);
+            using (var file = File.OpenRead(path))
+                bytes = ReadAtMost(file, MaxBytes) ?? throw new DataSetException(string.Format(System.Globalization.CultureInfo.InvariantCulture, tooBig, ""));
             if (bytes.Length >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b)
             {
                 using var gzip = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
-                using var plain = new MemoryStream();
-                gzip.CopyTo(plain);
-                bytes = plain.ToArray();
+                bytes = ReadAtMost(gzip, MaxBytes) ?? throw new DataSetException(string.Format(System.Globalization.CultureInfo.InvariantCulture, tooBig, " once decompressed"));
             }
         }
         catch (InvalidDataException e)
@@ -54,6 +55,31 @@ public static class IdxReader
         if (bytes.Length - header > count)
             throw new DataSetException($"{path}: {bytes.Length - header - count} bytes after the data of {string.Join("x", dims)}");
         return (dims, bytes[header..]);
+    }
+
+    /// <summary>Most bytes an IDX file may hold (plain or decompressed): a device such as /dev/zero never ends, so it is
+    /// refused after this many instead of being read until memory runs out.</summary>
+    public const int MaxBytes = 128 << 20;
+
+    /// <summary>The stream's bytes when there are at most <paramref name="limit"/>; null when there are more (reading stops one byte past).</summary>
+    private static byte[]? ReadAtMost(Stream stream, int limit)
+    {
+        var buffer = new byte[Math.Min(limit + 1, 1 << 20)];
+        int total = 0;
+        while (true)
+        {
+            if (total == buffer.Length)
+            {
+                if (total > limit) return null;
+                Array.Resize(ref buffer, (int)Math.Min(limit + 1L, buffer.Length * 2L));
+            }
+            int read = stream.Read(buffer, total, buffer.Length - total);
+            if (read == 0) break;
+            total += read;
+        }
+        if (total > limit) return null;
+        Array.Resize(ref buffer, total);
+        return buffer;
     }
 
     /// <summary>Writes a plain or gzip IDX uint8 file (tests and tools).</summary>

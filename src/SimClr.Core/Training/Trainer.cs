@@ -238,13 +238,20 @@ public abstract class Trainer : IDisposable
     {
         if (checkpoint.Stage != StageName) throw new InvalidDataException($"the checkpoint is from stage {checkpoint.Stage}, this run is {StageName}");
         var state = Network.state_dict();
-        var missing = state.Keys.Where(k => !checkpoint.Model.ContainsKey(k)).ToList();
-        if (missing.Count > 0) throw new InvalidDataException($"the checkpoint lacks {missing.Count} model tensors (first: {missing[0]})");
+        // every name, shape and dtype first: copy_ would broadcast a [1] tensor into [8] silently (and every later
+        // checkpoint would carry it), or fail in native code for another width
+        var mismatches = StateDictCheck.Compare(state, checkpoint.Model, checkTypes: true, allowExtra: false);
+        if (mismatches.Count > 0)
+        {
+            throw new InvalidDataException($"checkpoint {checkpoint.Source ?? ""} does not fit this model ({mismatches.Count} tensor(s) differ): "
+                + StateDictCheck.Describe(mismatches, Checkpoint.ModelPrefix)
+                + ". Was it written with another model.width, projection size or data set? Resume with the run's own config.json, without --set model.*");
+        }
+        Optimizer.LoadState(checkpoint.Optimizer); // checks names and shapes before it changes anything
         using (no_grad())
         {
             foreach (var (name, target) in state) target.copy_(checkpoint.Model[name]);
         }
-        Optimizer.LoadState(checkpoint.Optimizer);
     }
 
     public abstract void Dispose();

@@ -64,6 +64,23 @@ public sealed class RunConfigTests : IDisposable
     }
 
     [Fact]
+    public void Every_problem_is_reported_together_and_a_misspelt_key_gets_a_suggestion()
+    {
+        string path = Write("""{ "batchsize": 64, "epochs": 0, "optimizer": { "momentun": 0.5, "kind": "adam" }, "threads": "two", "model": 3 }""");
+        var e = Assert.Throws<ConfigException>(() => RunConfigLoader.Load(path, ["optimiser.kind=sgd", "loss.temperature=-1"]));
+        Assert.Contains("8 problems", e.Message);
+        Assert.Contains("unknown key 'batchsize' (did you mean 'batchSize'?)", e.Message);
+        Assert.Contains("unknown key 'optimizer.momentun' (did you mean 'optimizer.momentum'?)", e.Message);
+        Assert.Contains("unknown key 'optimiser' (did you mean 'optimizer'?)", e.Message);
+        Assert.Contains("optimizer.kind must be one of sgd, lars (got \"adam\")", e.Message);
+        Assert.Contains("threads must be a whole number", e.Message);
+        Assert.Contains("model is a section", e.Message);
+        Assert.Contains("epochs must be >= 1 (got 0)", e.Message);
+        Assert.Contains("loss.temperature must be > 0 (got -1)", e.Message);
+        Assert.Null(RunConfigLoader.Nearest("zzzzzzzz", ["epochs", "batchSize"]));
+    }
+
+    [Fact]
     public void Bad_json_bad_enum_values_and_missing_files_are_named()
     {
         Assert.Contains("not valid JSON", Assert.Throws<ConfigException>(() => RunConfigLoader.Load(Write("{ \"epochs\": "))).Message);

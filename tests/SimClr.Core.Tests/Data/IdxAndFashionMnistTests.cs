@@ -68,6 +68,18 @@ public sealed class IdxAndFashionMnistTests : IDisposable
     }
 
     [Fact]
+    public void A_file_that_links_to_dev_zero_is_refused_without_reading_it_all()
+    {
+        WriteFashion(gzip: false);
+        string images = Path.Combine(_root, "train-images-idx3-ubyte");
+        File.Delete(images);
+        File.CreateSymbolicLink(images, "/dev/zero");
+        var e = Assert.Throws<DataSetException>(() => FashionMnist.Load(_root));
+        Assert.Equal($"{images}: more than 128 MiB, larger than any IDX file of the data sets this reads (Fashion-MNIST's largest is 45 MiB); "
+            + "is it a device, a link to one, or another file?", e.Message);
+    }
+
+    [Fact]
     public void Corrupt_gzip_and_a_missing_folder_are_named()
     {
         WriteFashion(gzip: true);
