@@ -9,7 +9,6 @@ namespace SimClr.Cli.Processes;
 /// </summary>
 internal sealed partial class ChildProcess : IDisposable
 {
-    private const int Sigint = 2;
     private const int Sigterm = 15;
     private readonly Process _process;
     private readonly TaskCompletionSource<int> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -80,10 +79,10 @@ internal sealed partial class ChildProcess : IDisposable
         return Path.GetFileNameWithoutExtension(program) == "dotnet" ? (program, [entry]) : (program, []);
     }
 
-    /// <summary>Asks the process to stop as on Ctrl-C (it writes a checkpoint first, where it has one to write).</summary>
-    public void Interrupt() => Signal(Sigint);
-
-    /// <summary>Asks the process to stop (SIGTERM).</summary>
+    /// <summary>
+    /// Asks the process to stop (SIGTERM), as on Ctrl-C: a coordinator writes a checkpoint first. Never SIGINT: a child of
+    /// a launcher that a script started in the background inherits SIGINT ignored.
+    /// </summary>
     public void Terminate() => Signal(Sigterm);
 
     private void Signal(int signal)
