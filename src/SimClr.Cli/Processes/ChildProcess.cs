@@ -71,12 +71,15 @@ internal sealed partial class ChildProcess : IDisposable
         return child;
     }
 
-    /// <summary>The way to run this program again: the apphost, or `dotnet simclr.dll`.</summary>
+    /// <summary>
+    /// The way to run this program again: the apphost (or a single-file publish: the program itself), or `dotnet
+    /// simclr.dll`. Never Assembly.Location, which is empty in a single file.
+    /// </summary>
     private static (string Program, string[] Prefix) Self()
     {
         string program = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which program this is");
-        string entry = typeof(ChildProcess).Assembly.Location;
-        return Path.GetFileNameWithoutExtension(program) == "dotnet" ? (program, [entry]) : (program, []);
+        if (Path.GetFileNameWithoutExtension(program) != "dotnet") return (program, []);
+        return (program, [Path.Combine(AppContext.BaseDirectory, typeof(ChildProcess).Assembly.GetName().Name + ".dll")]);
     }
 
     /// <summary>
