@@ -1,8 +1,6 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
 
 namespace SimClr.Core.Training;
 
@@ -19,7 +17,7 @@ public sealed class MetricsLog : IDisposable
     private readonly string _jsonlPath;
     private readonly string _eventsFolder;
     private readonly StreamWriter _jsonl;
-    private readonly SummaryWriter? _tensorboard;
+    private readonly TensorBoardEvents? _tensorboard;
     private bool _failed;
 
     public MetricsLog(RunDirectory run, bool tensorboard = true)
@@ -31,7 +29,7 @@ public sealed class MetricsLog : IDisposable
         _jsonl.AutoFlush = true;
         try
         {
-            if (tensorboard) _tensorboard = Guard(_eventsFolder, () => utils.tensorboard.SummaryWriter(_eventsFolder));
+            if (tensorboard) _tensorboard = Guard(_eventsFolder, () => new TensorBoardEvents(_eventsFolder));
         }
         catch
         {
@@ -50,11 +48,7 @@ public sealed class MetricsLog : IDisposable
         Guard(_jsonlPath, () => _jsonl.WriteLine(JsonSerializer.Serialize(record)));
         if (_tensorboard is not null)
         {
-            Guard(_eventsFolder, () =>
-            {
-                foreach (var (k, v) in values)
-                    if (double.IsFinite(v)) _tensorboard.add_scalar($"{kind}/{k}", (float)v, (int)Math.Min(step, int.MaxValue));
-            });
+            Guard(_eventsFolder, () => _tensorboard.AddScalars(step, values.Where(kv => double.IsFinite(kv.Value)).Select(kv => ($"{kind}/{kv.Key}", (float)kv.Value))));
         }
     }
 
