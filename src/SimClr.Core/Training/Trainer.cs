@@ -155,7 +155,7 @@ public abstract class Trainer : IDisposable
             else
             {
                 double rate = viewsPerStep * (step - start + 1) / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
-                Observer.Step(new StepReport(step + 1, TotalSteps, epoch, loss, lr, rate, clock.Elapsed));
+                Observer.Step(new StepReport(step + 1, TotalSteps, epoch, loss, lr, rate, clock.Elapsed, start));
                 foreach (var (k, v) in stepMetrics)
                     if (k.StartsWith("time_", StringComparison.Ordinal)) times[k] = times.GetValueOrDefault(k) + v;
                 timedSteps++;
