@@ -8,6 +8,14 @@ using SimClr.Cli.Processes;
 Allocator.ReexecWithTcmalloc(args);
 Allocator.TuneThisProcess();
 
+// Then TorchSharp's native libraries, for the commands that use them: one message naming a missing or broken library
+// instead of TorchSharp's page about NuGet packages (or "ArgumentNullException (paths)") and a stack trace.
+if (NativeTorch.LoadFor(args) is { } problem)
+{
+    Console.Error.WriteLine($"simclr: {problem}");
+    return 2;
+}
+
 var root = new RootCommand("simclr: SimCLR contrastive pre-training of a CIFAR-stem ResNet-18, then fine-tuning, in C# with TorchSharp.");
 root.Subcommands.Add(QuickstartCommand.Create());
 foreach (var stage in StageCommands.Create()) root.Subcommands.Add(stage);
@@ -19,4 +27,18 @@ root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(ShowAugmentCommand.Create());
 // Each command handles SIGINT/SIGTERM itself (a checkpoint first, children stopped in order): System.CommandLine must not
 // end the process two seconds after a signal.
-return root.Parse(args).Invoke(new InvocationConfiguration { ProcessTerminationTimeout = null });
+try
+{
+    return root.Parse(args).Invoke(new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false });
+}
+catch (Exception e) when (NativeTorch.IsLoadFailure(e))
+{
+    // TorchSharp's own message talks about NuGet packages and Python installs, or is "ArgumentNullException (paths)"
+    Console.Error.WriteLine($"simclr: {NativeTorch.Explain(e)}");
+    return 2;
+}
+catch (Exception e)
+{
+    Console.Error.WriteLine($"Unhandled exception: {e}"); // as System.CommandLine's own handler prints it
+    return 1;
+}

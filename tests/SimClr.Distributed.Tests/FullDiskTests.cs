@@ -34,6 +34,39 @@ public sealed class FullDiskTests : IDisposable
         return (process.ExitCode, stdout.Result + stderr.Result);
     }
 
+    private string[] Tiny(string runs) =>
+        ["--plain", "--set", "data.name=synthetic-shapes", "--set", "data.syntheticTrain=64", "--set", "data.syntheticTest=16",
+            "--set", "model.width=0.125", "--set", "model.projectionHidden=16", "--set", "model.projectionDim=8", "--set", "batchSize=16",
+            "--set", "threads=1", "--set", "knnEveryEpochs=0", "--set", "checkpointEverySteps=2", "--set", $"runsFolder={runs}", "--set", "runName=r"];
+
+    /// <summary>
+    /// The disk fills up outside a checkpoint: metrics.jsonl refuses its next line (a real ENOSPC: the file is made a
+    /// link to /dev/full, which refuses every write). The user must be told which file, the run must keep its state in a
+    /// final checkpoint (the checkpoints folder still has room), and exit with the disk's exit code, not a stack trace.
+    /// </summary>
+    [Fact]
+    public void A_full_disk_under_metrics_jsonl_names_the_file_writes_a_final_checkpoint_and_exits_5()
+    {
+        string runs = Path.Combine(_folder, "runs");
+        var (code, output) = Simclr("unlimited", ["pretrain", .. Tiny(runs), "--set", "epochs=1"]);
+        Assert.True(code == 0, output);
+        string run = Path.Combine(runs, "r");
+        string metrics = Path.Combine(run, "metrics.jsonl");
+        File.Delete(metrics);
+        File.CreateSymbolicLink(metrics, "/dev/full");
+
+        (code, output) = Simclr("unlimited", "pretrain", "--plain", "--resume", run, "--set", "epochs=2");
+        Assert.True(code == 5, $"exit code {code}:\n{output}");
+        Assert.Contains($"could not write {metrics}", output); // which file
+        Assert.Contains("No space left on device", output); // what the system said
+        string final = Path.Combine(run, "checkpoints", "step-00000005.safetensors"); // step 5 was the first one it could not log
+        Assert.Contains($"final checkpoint {final}", output);
+        Assert.DoesNotContain("   at ", output); // a message, not a stack trace
+        Assert.DoesNotContain("Unhandled exception", output);
+        using var loaded = Checkpoint.Load(final);
+        Assert.Equal(5, loaded.Step);
+    }
+
     [Fact]
     public void A_checkpoint_the_disk_refuses_leaves_the_previous_one_intact_and_says_so()
     {

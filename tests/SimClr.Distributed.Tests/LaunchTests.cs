@@ -134,13 +134,15 @@ public sealed partial class LaunchTests(LaunchTests.UndisturbedRun undisturbed, 
         public readonly List<string> Lines = [];
 
         public Launcher(params string[] args)
+            : this(new ProcessStartInfo(Simclr), args)
         {
-            var info = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "simclr.exe" : "simclr"))
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
+        }
+
+        private Launcher(ProcessStartInfo info, IEnumerable<string> args)
+        {
+            info.RedirectStandardOutput = true;
+            info.RedirectStandardError = true;
+            info.UseShellExecute = false;
             foreach (string a in args) info.ArgumentList.Add(a);
             Process = new Process { StartInfo = info };
             Process.OutputDataReceived += (_, e) => Add(e.Data);
@@ -148,6 +150,32 @@ public sealed partial class LaunchTests(LaunchTests.UndisturbedRun undisturbed, 
             Process.Start();
             Process.BeginOutputReadLine();
             Process.BeginErrorReadLine();
+        }
+
+        private static string Simclr => Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "simclr.exe" : "simclr");
+
+        /// <summary>
+        /// simclr started the way a script starts a long job: `simclr ... &amp;` in a non-interactive bash, which starts
+        /// background commands with SIGINT and SIGQUIT ignored (and the launcher's children inherit that). The script
+        /// prints the launcher's PID first, then waits for it and exits with its exit code.
+        /// </summary>
+        public static Launcher InBackgroundOfScript(params string[] args)
+        {
+            string quoted = string.Join(' ', args.Prepend(Simclr).Select(a => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));
+            return new Launcher(new ProcessStartInfo("bash"), ["-c", $"{quoted} & echo \"script: launcher pid $!\"; wait $!"]);
+        }
+
+        /// <summary>The launcher's PID: its own, or the one the script printed.</summary>
+        public int LauncherPid
+        {
+            get
+            {
+                lock (Lines)
+                {
+                    return Lines.Select(l => ScriptPidLine().Match(l)).FirstOrDefault(m => m.Success) is { } m
+                        ? int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : Process.Id;
+                }
+            }
         }
 
         private void Add(string? line)
@@ -274,6 +302,33 @@ public sealed partial class LaunchTests(LaunchTests.UndisturbedRun undisturbed, 
         Assert.True(loaded.Step > 0);
     }
 
+    [Fact]
+    public async Task SIGTERM_to_a_launcher_started_in_the_background_of_a_script_stops_it_with_a_checkpoint_and_exit_code_130()
+    {
+        using var launcher = Launcher.InBackgroundOfScript("launch", "--config", Config(epochs: 500), "--workers", "2");
+        Assert.True(await launcher.WaitForLineAsync(l => l.Contains("[coord] pretrain step", StringComparison.Ordinal), TimeSpan.FromMinutes(2)), launcher.Output);
+        var pids = launcher.ChildPids();
+        Assert.Equal(3, pids.Count);
+        int pid = launcher.LauncherPid;
+        Assert.NotEqual(launcher.Process.Id, pid); // the script's background job, not bash
+        Assert.True(IgnoresSigint(pid), "bash should start its background job with SIGINT ignored");
+        Signal(pid, "TERM");
+        Assert.True(launcher.Process.WaitForExit(TimeSpan.FromSeconds(60)), "the launcher did not stop within 60 s of SIGTERM:\n" + launcher.Output);
+        launcher.Process.WaitForExit();
+        Assert.True(launcher.Process.ExitCode == 130, $"exit code {launcher.Process.ExitCode}:\n{launcher.Output}");
+        await AssertAllGoneAsync(pids, TimeSpan.FromSeconds(5));
+        Assert.Contains("[coord] stopped at step", launcher.Output);
+        using var loaded = Checkpoint.Load(LastCheckpoint(_folder));
+        Assert.True(loaded.Step > 0);
+    }
+
+    /// <summary>Whether SIGINT is in the process's ignored signals (SigIgn in /proc/PID/status, a hexadecimal mask).</summary>
+    private static bool IgnoresSigint(int pid)
+    {
+        string mask = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("SigIgn:", StringComparison.Ordinal))["SigIgn:".Length..].Trim();
+        return (ulong.Parse(mask, System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture) & (1UL << (2 - 1))) != 0;
+    }
+
     [Theory]
     [InlineData("KILL")] // the process dies: its connection breaks; the launcher restarts it and it rejoins
     [InlineData("STOP")] // the process hangs: only the heartbeat notices
@@ -355,6 +410,9 @@ public sealed partial class LaunchTests(LaunchTests.UndisturbedRun undisturbed, 
         Signal(launcher.Process.Id, "KILL"); // no chance to clean up: the children's own watch must end them
         await AssertAllGoneAsync(pids, TimeSpan.FromSeconds(30));
     }
+
+    [GeneratedRegex(@"^script: launcher pid (\d+)")]
+    private static partial Regex ScriptPidLine();
 
     [GeneratedRegex(@"^\[(?:worker\d+|coord)\] (?:worker listening on|coordinator health on) (\S+)")]
     private static partial Regex HealthLine();

@@ -167,7 +167,11 @@ internal static partial class LaunchCommand
                 }
                 if (done == interrupted.Task)
                 {
-                    code = await coordinator.StopAsync(coordinator.Interrupt, TimeSpan.FromMinutes(5));
+                    // SIGTERM, not SIGINT, whichever signal the launcher got: a script's background job (`simclr launch &`)
+                    // starts with SIGINT ignored, and the children inherit that, so a forwarded SIGINT would be lost and
+                    // the run would go on; the coordinator handles SIGTERM as Ctrl-C (a checkpoint, then exit 130)
+                    code = await coordinator.StopAsync(coordinator.Terminate, TimeSpan.FromMinutes(5));
+                    if (code == 128 + Sigterm) code = 130; // stopped by the signal itself, before its handler was installed
                     break;
                 }
                 // a worker died: the coordinator notices on its own and, by faults.policy, redoes the step over the
@@ -223,6 +227,8 @@ internal static partial class LaunchCommand
             : $"glibc's, tuned at start-up (no tcmalloc found: apt-get install libtcmalloc-minimal4 for it; {Allocator.Variable}=system for glibc's defaults)";
         return [];
     }
+
+    private const int Sigterm = 15;
 
     /// <summary>Restarts of one worker within a run; a worker that keeps dying is left dead.</summary>
     private const int MaxRestarts = 3;

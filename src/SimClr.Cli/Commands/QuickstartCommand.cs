@@ -58,10 +58,11 @@ internal static class QuickstartCommand
             Console.WriteLine($"runs, metrics, plots and checkpoints: {Path.GetFullPath(runs)}  ({clock.Elapsed:mm\\:ss})");
             return 0;
         }
-        catch (Exception e) when (e is ConfigException or DataSetException or InvalidDataException or FileNotFoundException or TrainingDivergedException or CheckpointWriteException)
+        catch (Exception e) when (e is ConfigException or DataSetException or InvalidDataException or FileNotFoundException or TrainingDivergedException
+            or CheckpointWriteException or RunOutputException)
         {
             Console.Error.WriteLine($"simclr quickstart: {e.Message}");
-            return 2;
+            return e is CheckpointWriteException or RunOutputException ? 5 : 2;
         }
     }
 

@@ -62,10 +62,11 @@ internal static class StageCommands
             Console.WriteLine(Summary(result));
             return result.Completed ? 0 : 130;
         }
-        catch (Exception e) when (e is ConfigException or DataSetException or InvalidDataException or FileNotFoundException or TrainingDivergedException or CheckpointWriteException)
+        catch (Exception e) when (e is ConfigException or DataSetException or InvalidDataException or FileNotFoundException or TrainingDivergedException
+            or CheckpointWriteException or RunOutputException)
         {
             Console.Error.WriteLine($"simclr: {e.Message}");
-            int code = e switch { TrainingDivergedException => 3, CheckpointWriteException => 5, _ => 2 };
+            int code = e switch { TrainingDivergedException => 3, CheckpointWriteException or RunOutputException => 5, _ => 2 };
             if (code == 2) created?.DeleteIfUnused(); // the input was refused: leave nothing behind
             return code;
         }
@@ -168,7 +169,15 @@ internal static class StageCommands
         try
         {
             var result = ConsoleObserver.Run(plain, observer => StageRunner.RunAsync(config, run, observer, checkpoint, cancel: interrupt.Token, replicas: replicas).GetAwaiter().GetResult());
-            RunPlots.Write(run.Path);
+            try
+            {
+                RunPlots.Write(run.Path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // the run and its checkpoint are complete; the plots only draw metrics.jsonl again
+                Console.Error.WriteLine($"simclr: warning: could not write the plots in {run.Path}: {e.Message}");
+            }
             return result;
         }
         finally

@@ -9,7 +9,6 @@ namespace SimClr.Cli.Processes;
 /// </summary>
 internal sealed partial class ChildProcess : IDisposable
 {
-    private const int Sigint = 2;
     private const int Sigterm = 15;
     private readonly Process _process;
     private readonly TaskCompletionSource<int> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -72,18 +71,21 @@ internal sealed partial class ChildProcess : IDisposable
         return child;
     }
 
-    /// <summary>The way to run this program again: the apphost, or `dotnet simclr.dll`.</summary>
+    /// <summary>
+    /// The way to run this program again: the apphost (or a single-file publish: the program itself), or `dotnet
+    /// simclr.dll`. Never Assembly.Location, which is empty in a single file.
+    /// </summary>
     private static (string Program, string[] Prefix) Self()
     {
         string program = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which program this is");
-        string entry = typeof(ChildProcess).Assembly.Location;
-        return Path.GetFileNameWithoutExtension(program) == "dotnet" ? (program, [entry]) : (program, []);
+        if (Path.GetFileNameWithoutExtension(program) != "dotnet") return (program, []);
+        return (program, [Path.Combine(AppContext.BaseDirectory, typeof(ChildProcess).Assembly.GetName().Name + ".dll")]);
     }
 
-    /// <summary>Asks the process to stop as on Ctrl-C (it writes a checkpoint first, where it has one to write).</summary>
-    public void Interrupt() => Signal(Sigint);
-
-    /// <summary>Asks the process to stop (SIGTERM).</summary>
+    /// <summary>
+    /// Asks the process to stop (SIGTERM), as on Ctrl-C: a coordinator writes a checkpoint first. Never SIGINT: a child of
+    /// a launcher that a script started in the background inherits SIGINT ignored.
+    /// </summary>
     public void Terminate() => Signal(Sigterm);
 
     private void Signal(int signal)

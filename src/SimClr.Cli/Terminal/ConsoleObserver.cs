@@ -14,13 +14,30 @@ internal static class ConsoleObserver
     {
         if (plain || !AnsiConsole.Profile.Capabilities.Interactive || Console.IsOutputRedirected)
             return work(new PlainObserver());
+        return RunBar(AnsiConsole.Console, work);
+    }
+
+    /// <summary>
+    /// The live bar on <paramref name="console"/>: a description that fits the terminal's width, the bar, the percentage.
+    /// One ETA only, the description's (at the pace of this process's steps); Spectre's RemainingTimeColumn, its own
+    /// estimate from the bar's recent speed, disagreed with it.
+    /// </summary>
+    public static T RunBar<T>(IAnsiConsole console, Func<ITrainingObserver, T> work)
+    {
+        int bar = BarWidth(console.Profile.Width);
         T result = default!;
-        AnsiConsole.Progress()
+        console.Progress()
             .AutoClear(false)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-            .Start(context => result = work(new BarObserver(context)));
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn { Width = bar }, new PercentageColumn())
+            .Start(context => result = work(new BarObserver(console, context, bar)));
         return result;
     }
+
+    /// <summary>The bar's width on a terminal this wide: what the description leaves (its short form needs about 55 columns).</summary>
+    private static int BarWidth(int terminal) => Math.Clamp(terminal - 65, 10, 40);
+
+    /// <summary>Columns the bar, the percentage ("100%") and the gaps between the three columns take besides the bar.</summary>
+    private const int BesidesDescription = 4 + 3;
 
     private sealed class PlainObserver : ITrainingObserver
     {
@@ -47,7 +64,7 @@ internal static class ConsoleObserver
         public void Finished() { }
     }
 
-    private sealed class BarObserver(ProgressContext context) : ITrainingObserver
+    private sealed class BarObserver(IAnsiConsole console, ProgressContext context, int bar) : ITrainingObserver
     {
         private ProgressTask? _task;
         private string _what = "";
@@ -63,21 +80,49 @@ internal static class ConsoleObserver
         {
             if (_task is null) return;
             _task.Value = r.Step;
-            _task.Description = Markup.Escape(Format(_what, r));
+            _task.Description = Markup.Escape(Fit(_what, r, console.Profile.Width - bar - BesidesDescription));
         }
 
-        public void Message(string text) => AnsiConsole.MarkupLine(Markup.Escape(text));
+        public void Message(string text) => console.MarkupLine(Markup.Escape(text));
 
         public void Finished() => _task?.StopTask();
     }
 
-    private static string Format(string what, StepReport r)
+    /// <summary>The full progress line (plain output).</summary>
+    public static string Format(string what, StepReport r) => Line(what, r, name: true, epoch: true, lr: true);
+
+    /// <summary>
+    /// The longest form of the progress line within <paramref name="width"/> columns: the full line, then without the
+    /// stage name, the learning rate and the epoch, and last step, loss, views/s and ETA with single spaces (what
+    /// matters on an 80-column terminal). Spectre cuts a description that does not fit down to "...".
+    /// </summary>
+    public static string Fit(string what, StepReport r, int width)
     {
-        var parts = new List<string> { $"{what} step {r.Step}/{r.TotalSteps}", $"epoch {r.Epoch + 1}" };
-        if (double.IsFinite(r.Loss)) parts.Add($"loss {r.Loss:F4}");
-        if (double.IsFinite(r.LearningRate)) parts.Add($"lr {r.LearningRate:G3}");
-        if (r.ViewsPerSecond > 0) parts.Add($"{r.ViewsPerSecond:F0} views/s");
-        if (r.Elapsed > TimeSpan.Zero) parts.Add($"ETA {r.Remaining.ToString(@"hh\:mm\:ss", CultureInfo.InvariantCulture)}");
-        return string.Join("  ", parts);
+        foreach (string line in new[]
+        {
+            Line(what, r, name: true, epoch: true, lr: true),
+            Line(what, r, name: false, epoch: true, lr: true),
+            Line(what, r, name: false, epoch: true, lr: false),
+            Line(what, r, name: false, epoch: false, lr: false),
+        })
+        {
+            if (line.Length <= width) return line;
+        }
+        return Line(what, r, name: false, epoch: false, lr: false, gap: " ");
     }
+
+    private static string Line(string what, StepReport r, bool name, bool epoch, bool lr, string gap = "  ")
+    {
+        var parts = new List<string> { name ? $"{what} step {r.Step}/{r.TotalSteps}" : $"step {r.Step}/{r.TotalSteps}" };
+        if (epoch) parts.Add($"epoch {r.Epoch + 1}");
+        if (double.IsFinite(r.Loss)) parts.Add($"loss {r.Loss:F4}");
+        if (lr && double.IsFinite(r.LearningRate)) parts.Add($"lr {r.LearningRate:G3}");
+        if (r.ViewsPerSecond > 0) parts.Add($"{r.ViewsPerSecond:F0} views/s");
+        if (r.Elapsed > TimeSpan.Zero) parts.Add($"ETA {Duration(r.Remaining)}");
+        return string.Join(gap, parts);
+    }
+
+    /// <summary>h:mm:ss, hours past 24 included (TimeSpan's hh wraps at a day).</summary>
+    private static string Duration(TimeSpan t) =>
+        $"{(long)t.TotalHours}:{t.Minutes.ToString("D2", CultureInfo.InvariantCulture)}:{t.Seconds.ToString("D2", CultureInfo.InvariantCulture)}";
 }

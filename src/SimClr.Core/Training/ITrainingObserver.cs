@@ -1,9 +1,12 @@
 namespace SimClr.Core.Training;
 
-/// <summary>Progress of a step, for a progress bar or a log line.</summary>
-public readonly record struct StepReport(long Step, long TotalSteps, int Epoch, double Loss, double LearningRate, double ViewsPerSecond, TimeSpan Elapsed)
+/// <summary>Progress of a step, for a progress bar or a log line. <paramref name="Elapsed"/> is the time since step
+/// <paramref name="FirstStep"/> (where this process started or resumed the run).</summary>
+public readonly record struct StepReport(long Step, long TotalSteps, int Epoch, double Loss, double LearningRate, double ViewsPerSecond, TimeSpan Elapsed,
+    long FirstStep = 0)
 {
-    public TimeSpan Remaining => Step <= 0 ? TimeSpan.Zero : Elapsed / Step * (TotalSteps - Step);
+    /// <summary>At the pace of the steps this process took (not of the steps before a resume, which took none of its time).</summary>
+    public TimeSpan Remaining => Step <= FirstStep ? TimeSpan.Zero : Elapsed / (Step - FirstStep) * (TotalSteps - Step);
 }
 
 /// <summary>What a training run tells the outside world; the CLI draws progress bars or prints plain lines.</summary>

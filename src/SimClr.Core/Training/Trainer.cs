@@ -150,12 +150,12 @@ public abstract class Trainer : IDisposable
                         + $"Last checkpoint: {Run.LatestCheckpoint() ?? "none"}. Lower the learning rate or check the data.");
                 }
                 Observer.Message($"step {step} skipped: {notApplied}; the weights are unchanged ({_skipped} of at most {Config.Faults.MaxSkippedSteps} skipped steps)");
-                metrics.Write("skip", step + 1, new Dictionary<string, double> { ["skipped_steps"] = _skipped }, new Dictionary<string, string> { ["stage"] = StageName, ["reason"] = notApplied });
+                Log(metrics, "skip", step + 1, new Dictionary<string, double> { ["skipped_steps"] = _skipped }, new Dictionary<string, string> { ["stage"] = StageName, ["reason"] = notApplied });
             }
             else
             {
                 double rate = viewsPerStep * (step - start + 1) / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
-                Observer.Step(new StepReport(step + 1, TotalSteps, epoch, loss, lr, rate, clock.Elapsed));
+                Observer.Step(new StepReport(step + 1, TotalSteps, epoch, loss, lr, rate, clock.Elapsed, start));
                 foreach (var (k, v) in stepMetrics)
                     if (k.StartsWith("time_", StringComparison.Ordinal)) times[k] = times.GetValueOrDefault(k) + v;
                 timedSteps++;
@@ -169,7 +169,7 @@ public abstract class Trainer : IDisposable
                     stepMetrics["lr"] = lr;
                     stepMetrics["views_per_second"] = rate;
                     stepMetrics["skipped_steps"] = _skipped;
-                    metrics.Write("step", step + 1, stepMetrics, new Dictionary<string, string> { ["stage"] = StageName });
+                    Log(metrics, "step", step + 1, stepMetrics, new Dictionary<string, string> { ["stage"] = StageName });
                 }
             }
             if (Config.CheckpointEverySteps > 0 && (step + 1) % Config.CheckpointEverySteps == 0 && step + 1 < TotalSteps)
@@ -189,7 +189,7 @@ public abstract class Trainer : IDisposable
                 var evaluation = EndOfEpoch(epoch, last: step + 1 == TotalSteps);
                 evaluation["epoch"] = epoch + 1;
                 foreach (var (k, v) in evaluation) finals[k] = v;
-                metrics.Write("epoch", step + 1, evaluation, new Dictionary<string, string> { ["stage"] = StageName });
+                Log(metrics, "epoch", step + 1, evaluation, new Dictionary<string, string> { ["stage"] = StageName });
                 if (evaluation.Count > 1)
                     Observer.Message($"epoch {epoch + 1}/{Config.Epochs}: " + string.Join(", ", evaluation.Where(kv => kv.Key != "epoch").Select(kv => $"{kv.Key} {kv.Value:F4}")));
             }
@@ -197,6 +197,31 @@ public abstract class Trainer : IDisposable
         lastCheckpoint = SaveCheckpoint(step);
         Observer.Finished();
         return new StageResult(Run.Path, lastCheckpoint, finals, Completed: true);
+    }
+
+    /// <summary>
+    /// Writes a metrics record after step <paramref name="stepsDone"/>; when the disk refuses it, the run stops with a
+    /// final checkpoint where one can still be written, and a message that names the file.
+    /// </summary>
+    private void Log(MetricsLog metrics, string kind, long stepsDone, IReadOnlyDictionary<string, double> values, IReadOnlyDictionary<string, string> labels)
+    {
+        try
+        {
+            metrics.Write(kind, stepsDone, values, labels);
+        }
+        catch (RunOutputException e)
+        {
+            string outcome;
+            try
+            {
+                outcome = $"the run stopped after step {stepsDone} with a final checkpoint {SaveCheckpoint(stepsDone)}; free some space, then continue with --resume {Run.Path}";
+            }
+            catch (CheckpointWriteException c)
+            {
+                outcome = $"the run stopped after step {stepsDone}; no final checkpoint either: {c.Message}";
+            }
+            throw new RunOutputException($"{e.Message}; {outcome}", e.InnerException ?? e) { Path = e.Path };
+        }
     }
 
     /// <summary>Whether a checkpoint can still be written when a lost replica stops the run.</summary>
