@@ -39,6 +39,9 @@ public sealed class WorkerHost : IAsyncDisposable
         var torch = new TorchThread($"torch-{options.WorkerId}");
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        // the worker's own lines; from gRPC and ASP.NET Core only warnings and errors: they log every refused call at
+        // Information, with its exception's stack (the worker logs each in one line)
+        builder.Logging.AddFilter("Grpc", LogLevel.Warning).AddFilter("Microsoft", LogLevel.Warning);
         logging?.Invoke(builder.Logging);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -74,6 +77,13 @@ public sealed class WorkerHost : IAsyncDisposable
         builder.Services.AddSingleton<RingPeers>();
         builder.Services.AddSingleton<WorkerService>();
         builder.Services.AddSingleton<PeerService>();
+        // the services' methods, bound so that a message that does not decode is InvalidArgument
+        builder.Services.AddSingleton<Grpc.AspNetCore.Server.Model.IServiceMethodProvider<WorkerService>>(services =>
+            new UndecodableIsInvalid<WorkerService>(services.GetRequiredService<WorkerService>(), (binder, service) => Protocol.Worker.BindService(binder, service),
+                services.GetRequiredService<ILogger<WorkerService>>()));
+        builder.Services.AddSingleton<Grpc.AspNetCore.Server.Model.IServiceMethodProvider<PeerService>>(services =>
+            new UndecodableIsInvalid<PeerService>(services.GetRequiredService<PeerService>(), (binder, service) => Peer.BindService(binder, service),
+                services.GetRequiredService<ILogger<PeerService>>()));
         var app = builder.Build();
         app.MapGrpcService<WorkerService>();
         app.MapGrpcService<PeerService>();

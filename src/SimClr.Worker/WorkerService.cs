@@ -12,12 +12,18 @@ namespace SimClr.Worker;
 /// The Worker service of protos/simclr.proto: validates every incoming message, translates wire <-> Core, and
 /// hands all torch work to the process's one <see cref="TorchThread"/>. One replica per worker process.
 /// </summary>
+[BindServiceMethod(typeof(WorkerService), nameof(Bind))]
 public sealed class WorkerService(TorchThread torch, WorkerOptions options, RingPeers peers, ILogger<WorkerService> log) : Protocol.Worker.WorkerBase, IDisposable
 {
     private readonly Lock _gate = new();
     private ReplicaSession? _session;
     private long[]? _lastProjectionShape;
     private byte[]? _reduced; // the last ring's sum, for the next ApplyStep with StepHeader.reduced
+
+    /// <summary>gRPC's own binding, turned off: <see cref="UndecodableIsInvalid{TService}"/> binds the methods.</summary>
+    public static void Bind(ServiceBinderBase binder, WorkerService service)
+    {
+    }
 
     public override async Task<JoinReply> Join(JoinRequest request, ServerCallContext context)
     {

@@ -1,0 +1,174 @@
+using System.Collections.Concurrent;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.Logging;
+using SimClr.Coordinator;
+using SimClr.Core.Config;
+using SimClr.Core.Data;
+using SimClr.Core.Optim;
+using SimClr.Protocol;
+using SimClr.Worker;
+
+namespace SimClr.Distributed.Tests;
+
+/// <summary>
+/// What a careless or hostile client found at a worker's wire (issue 14), each tried against a real in-process worker
+/// over gRPC: undecodable messages, tensors too large to allocate, idle streams, unbounded state, connections
+/// without a token. Every one must be answered with a status that says what was wrong, logged in one line.
+/// </summary>
+public sealed class HostileWireTests : IAsyncLifetime
+{
+    private static readonly RunConfig Config = new()
+    {
+        Seed = 2,
+        Model = new ModelOptions { Width = 0.125, ProjectionHidden = 16, ProjectionDim = 8 },
+        Optimizer = new OptimizerOptions { Kind = OptimizerKind.Lars, BaseLearningRate = 0.5, Scaling = LearningRateScaling.None },
+        Data = new DataOptions(DataOptions.SyntheticShapes, SyntheticTrain: 16, SyntheticTest: 4),
+    };
+
+    private static readonly Marshaller<byte[]> Raw = Marshallers.Create(b => b, b => b);
+
+    private TrainTestSplit _data = null!;
+
+    public async Task InitializeAsync() => _data = await Config.Data.LoadAsync();
+
+    public Task DisposeAsync()
+    {
+        _data.Dispose();
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Every log entry of a worker: level, category, message, and whether it carried an exception.</summary>
+    private sealed class Captured : ILoggerProvider
+    {
+        public ConcurrentQueue<(LogLevel Level, string Category, string Message, Exception? Error)> Entries { get; } = new();
+
+        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+        public void Dispose()
+        {
+        }
+
+        private sealed class Logger(Captured owner, string category) : ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(LogLevel logLevel) => true;
+
+            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                owner.Entries.Enqueue((logLevel, category, formatter(state, exception), exception));
+        }
+    }
+
+    private static async Task<WorkerHost> Start(Captured log, WorkerOptions? options = null) =>
+        await WorkerHost.StartAsync(options ?? new WorkerOptions(), logging => logging.AddProvider(log).SetMinimumLevel(LogLevel.Trace));
+
+    private static GrpcChannel Open(Uri address) => GrpcChannel.ForAddress(address, new GrpcChannelOptions
+    {
+        MaxSendMessageSize = WireLimits.MaxMessageBytes,
+        MaxReceiveMessageSize = WireLimits.MaxMessageBytes,
+    });
+
+    private static Method<byte[], byte[]> RawMethod(MethodType type, string service, string name) => new(type, service, name, Raw, Raw);
+
+    private static CallOptions Deadline(double seconds = 20) => new(deadline: DateTime.UtcNow.AddSeconds(seconds));
+
+    /// <summary>The status a call ends with (OK when it succeeded).</summary>
+    private static async Task<Status> StatusOf(Func<Task> call)
+    {
+        try
+        {
+            await call();
+            return Status.DefaultSuccess;
+        }
+        catch (RpcException e)
+        {
+            return e.Status;
+        }
+    }
+
+    /// <summary>Sends <paramref name="messages"/> (raw bytes, one gRPC message each) on a client- or duplex-streaming call and returns its status.</summary>
+    private static Task<Status> Stream(CallInvoker invoker, MethodType type, string service, string name, params byte[][] messages) => StatusOf(async () =>
+    {
+        var method = RawMethod(type, service, name);
+        if (type == MethodType.ClientStreaming)
+        {
+            using var call = invoker.AsyncClientStreamingCall(method, null, Deadline());
+            await Send(call.RequestStream, messages);
+            await call.ResponseAsync;
+        }
+        else
+        {
+            using var call = invoker.AsyncDuplexStreamingCall(method, null, Deadline());
+            await Send(call.RequestStream, messages);
+            while (await call.ResponseStream.MoveNext(CancellationToken.None)) { }
+        }
+    });
+
+    private static async Task Send(IClientStreamWriter<byte[]> stream, byte[][] messages)
+    {
+        try
+        {
+            foreach (var m in messages) await stream.WriteAsync(m);
+            await stream.CompleteAsync();
+        }
+        catch (RpcException)
+        {
+            // the worker answered before the stream ended: its status is read from the response
+        }
+        catch (InvalidOperationException)
+        {
+        }
+    }
+
+    // field 1 with wire type 7, which protobuf does not have: no message of protos/simclr.proto decodes it
+    private static readonly byte[] Undecodable = [0x0F, 0xFF, 0xFF];
+
+    [Fact]
+    public async Task Undecodable_messages_and_a_tensor_too_large_to_allocate_are_refused_with_a_status_and_logged_in_one_line()
+    {
+        var log = new Captured();
+        await using var host = await Start(log);
+        var joined = await WorkerPool.JoinAsync([host.Address], Config, _data.Train, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(30));
+        using var channel = Open(host.Address);
+        var invoker = channel.CreateCallInvoker();
+        var errors = new StringWriter();
+        var console = Console.Error;
+        Console.SetError(errors);
+        var statuses = new Dictionary<string, Status>();
+        try
+        {
+            statuses["Join"] = await StatusOf(async () => await invoker.AsyncUnaryCall(RawMethod(MethodType.Unary, "simclr.v1.Worker", "Join"), null, Deadline(), Undecodable));
+            statuses["SaveState"] = await StatusOf(async () =>
+            {
+                using var call = invoker.AsyncServerStreamingCall(RawMethod(MethodType.ServerStreaming, "simclr.v1.Worker", "SaveState"), null, Deadline(), Undecodable);
+                while (await call.ResponseStream.MoveNext(CancellationToken.None)) { }
+            });
+            statuses["Peer.Ring"] = await Stream(invoker, MethodType.ClientStreaming, "simclr.v1.Peer", "Ring", Undecodable);
+            statuses["LoadState"] = await Stream(invoker, MethodType.ClientStreaming, "simclr.v1.Worker", "LoadState", Undecodable);
+            statuses["Forward"] = await Stream(invoker, MethodType.DuplexStreaming, "simclr.v1.Worker", "Forward", Undecodable);
+
+            // a tensor of 2^31 - 1 bytes: as many as a byte count may say, more than one array holds
+            var huge = new TensorChunk { Index = 0, Header = new TensorHeader { Name = "model.huge", Dtype = DType.Uint8, Chunks = 1u << 10 } };
+            huge.Header.Shape.Add(int.MaxValue);
+            statuses["LoadState 2^31-1 bytes"] = await Stream(invoker, MethodType.ClientStreaming, "simclr.v1.Worker", "LoadState", Google.Protobuf.MessageExtensions.ToByteArray(huge));
+        }
+        finally
+        {
+            Console.SetError(console);
+        }
+        Assert.True(statuses.Values.All(s => s.StatusCode is StatusCode.InvalidArgument or StatusCode.ResourceExhausted),
+            string.Join("; ", statuses.Select(kv => $"{kv.Key}: {kv.Value.StatusCode} ({kv.Value.Detail})")));
+        Assert.Equal("", errors.ToString());
+        var logged = log.Entries.ToList();
+        Assert.All(logged, e => Assert.True(e.Error is null && !e.Message.Contains('\n', StringComparison.Ordinal), $"{e.Category}: {e.Message} {e.Error}"));
+        foreach (string call in new[] { "Worker/Join", "Worker/SaveState", "Peer/Ring", "Worker/LoadState", "Worker/Forward" })
+            Assert.Single(logged, e => e.Level == LogLevel.Warning && e.Message.Contains(call, StringComparison.Ordinal));
+
+        // and the worker is unharmed
+        await WorkerPool.WaitHealthyAsync(new WorkerClient(host.Address, TimeSpan.FromSeconds(10)), TimeSpan.FromSeconds(10));
+        var state = await joined[0].SaveStateAsync(default);
+        Assert.NotEmpty(state);
+        joined[0].Dispose();
+    }
+}
