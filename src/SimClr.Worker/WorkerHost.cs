@@ -67,6 +67,7 @@ public sealed class WorkerHost : IAsyncDisposable
             grpc.Interceptors.Add<TokenInterceptor>();
             grpc.Interceptors.Add<CallGate>();
             grpc.Interceptors.Add<FaultInterceptor>();
+            grpc.Interceptors.Add<ReadDeadline>();
         });
         // grpc.health.v1: SERVING once the server is up (coordinators and the launcher wait for it); answered live, not cached
         builder.Services.AddGrpcHealthChecks(o => o.UseHealthChecksCache = false)

@@ -171,4 +171,39 @@ public sealed class HostileWireTests : IAsyncLifetime
         Assert.NotEmpty(state);
         joined[0].Dispose();
     }
+
+    [Fact]
+    public async Task A_stream_that_goes_quiet_is_ended_after_the_per_message_timeout_and_frees_the_worker_for_the_next_call()
+    {
+        var log = new Captured();
+        await using var host = await Start(log, new WorkerOptions { MessageSeconds = 1, BusySeconds = 8 });
+        var joined = await WorkerPool.JoinAsync([host.Address], Config, _data.Train, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(30));
+        using var channel = Open(host.Address);
+        var raw = new Protocol.Worker.WorkerClient(channel);
+
+        // a Forward that sends its headers and no message ...
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using (var quiet = raw.Forward(Deadline(60)))
+        {
+            var status = await StatusOf(async () =>
+            {
+                while (await quiet.ResponseStream.MoveNext(CancellationToken.None)) { }
+            });
+            Assert.True(status.StatusCode is StatusCode.DeadlineExceeded or StatusCode.Cancelled, $"{status.StatusCode} ({status.Detail})");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(6), $"the quiet Forward held the worker for {clock.Elapsed.TotalSeconds:0.0} s");
+        }
+        Assert.NotEmpty(await joined[0].SaveStateAsync(default)); // ... no longer holds the slot
+
+        // a LoadState that sends one chunk of two, then nothing: the next call still gets in well before BusySeconds
+        using var half = raw.LoadState(Deadline(60));
+        var header = new TensorHeader { Name = "model.x", Dtype = DType.Float32, Chunks = 2 };
+        header.Shape.Add(2);
+        await half.RequestStream.WriteAsync(new TensorChunk { Header = header, Index = 0, Data = Google.Protobuf.ByteString.CopyFrom(new byte[4]) });
+        clock.Restart();
+        Assert.NotEmpty(await joined[0].SaveStateAsync(default));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(6), $"SaveState waited {clock.Elapsed.TotalSeconds:0.0} s behind a quiet LoadState");
+        var ended = await StatusOf(() => half.ResponseAsync);
+        Assert.True(ended.StatusCode is StatusCode.DeadlineExceeded or StatusCode.Cancelled, $"{ended.StatusCode} ({ended.Detail})");
+        joined[0].Dispose();
+    }
 }
