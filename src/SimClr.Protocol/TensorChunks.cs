@@ -71,8 +71,10 @@ public static class TensorChunks
     /// Reassembles one tensor at a time from chunks in arrival order. <see cref="Add"/> returns the tensor when its
     /// last chunk arrives, null before; any chunk out of order, without a header when one is due, beyond the
     /// declared count or size, or with a declared shape over the limits is a <see cref="ProtocolViolation"/>.
+    /// <paramref name="check"/>, when given, sees each tensor's header and byte count before anything is allocated for
+    /// it, and refuses it by throwing.
     /// </summary>
-    public sealed class Assembler(long maxTensorBytes = WireLimits.MaxTensorBytes)
+    public sealed class Assembler(long maxTensorBytes = WireLimits.MaxTensorBytes, Action<TensorHeader, long>? check = null)
     {
         private TensorHeader? _header;
         private byte[]? _buffer;
@@ -102,6 +104,7 @@ public static class TensorChunks
                 if (bytes > maxTensorBytes) throw new ProtocolViolation($"tensor '{h.Name}' declares {bytes} bytes, over the limit of {maxTensorBytes}");
                 if ((bytes + WireLimits.ChunkBytes - 1) / WireLimits.ChunkBytes > h.Chunks || (bytes > 0 && h.Chunks > bytes))
                     throw new ProtocolViolation($"tensor '{h.Name}' declares {h.Chunks} chunks for {bytes} bytes");
+                check?.Invoke(h, bytes);
                 _header = h;
                 _buffer = new byte[bytes];
                 _filled = 0;

@@ -227,13 +227,26 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     public override async Task<LoadStateReply> LoadState(IAsyncStreamReader<TensorChunk> requestStream, ServerCallContext context)
     {
         var session = Session();
-        var assembler = new TensorChunks.Assembler();
+        // each tensor is checked by its header, before its bytes arrive: a name this model has, its dtype and shape,
+        // once; so a call holds at most the model's state (StateBytes), however many tensors a client sends
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        long declared = 0;
+        var assembler = new TensorChunks.Assembler(check: (header, bytes) =>
+        {
+            if (!session.StateLayout.TryGetValue(header.Name, out var expected))
+                throw Invalid($"state tensor {header.Name}: this model's state has no tensor of that name");
+            var dtype = expected.IsFloat ? DType.Float32 : DType.Int64;
+            if (header.Dtype != dtype || !header.Shape.SequenceEqual(expected.Shape))
+                throw Invalid($"state tensor {header.Name}: {header.Dtype} of shape [{string.Join(", ", header.Shape)}]; this model's is {dtype} of shape [{string.Join(", ", expected.Shape)}]");
+            if (!names.Add(header.Name)) throw Invalid($"state tensor {header.Name} sent twice");
+            declared += bytes;
+            if (declared > session.StateBytes)
+                throw new RpcException(new Status(StatusCode.ResourceExhausted, $"state: {declared} bytes, more than this model's whole state ({session.StateBytes})"));
+        });
         var state = new List<NamedBytes>();
         await foreach (var chunk in requestStream.ReadAllAsync(context.CancellationToken))
         {
             if (Guard(() => assembler.Add(chunk)) is not { } tensor) continue;
-            if (tensor.DType is not (DType.Float32 or DType.Int64)) throw Invalid($"state tensor {tensor.Name}: {tensor.DType}; state travels as float32 or int64");
-            if (state.Any(s => s.Name == tensor.Name)) throw Invalid($"state tensor {tensor.Name} sent twice");
             state.Add(new NamedBytes(tensor.Name, tensor.DType == DType.Float32, tensor.Shape, tensor.Data));
         }
         Guard(assembler.Complete);

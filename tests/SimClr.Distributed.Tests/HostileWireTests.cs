@@ -195,15 +195,58 @@ public sealed class HostileWireTests : IAsyncLifetime
         Assert.NotEmpty(await joined[0].SaveStateAsync(default)); // ... no longer holds the slot
 
         // a LoadState that sends one chunk of two, then nothing: the next call still gets in well before BusySeconds
+        var held = (await joined[0].SaveStateAsync(default)).First(t => t.IsFloat); // a tensor the worker's model has: its header is accepted
         using var half = raw.LoadState(Deadline(60));
-        var header = new TensorHeader { Name = "model.x", Dtype = DType.Float32, Chunks = 2 };
-        header.Shape.Add(2);
+        var header = new TensorHeader { Name = held.Name, Dtype = DType.Float32, Chunks = 2 };
+        header.Shape.Add(held.Shape);
         await half.RequestStream.WriteAsync(new TensorChunk { Header = header, Index = 0, Data = Google.Protobuf.ByteString.CopyFrom(new byte[4]) });
         clock.Restart();
         Assert.NotEmpty(await joined[0].SaveStateAsync(default));
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(6), $"SaveState waited {clock.Elapsed.TotalSeconds:0.0} s behind a quiet LoadState");
         var ended = await StatusOf(() => half.ResponseAsync);
         Assert.True(ended.StatusCode is StatusCode.DeadlineExceeded or StatusCode.Cancelled, $"{ended.StatusCode} ({ended.Detail})");
+        joined[0].Dispose();
+    }
+
+    [Fact]
+    public async Task LoadState_refuses_an_unknown_misshapen_or_repeated_tensor_at_its_header_before_its_bytes_arrive()
+    {
+        var log = new Captured();
+        await using var host = await Start(log);
+        var joined = await WorkerPool.JoinAsync([host.Address], Config, _data.Train, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(30));
+        using var channel = Open(host.Address);
+        var raw = new Protocol.Worker.WorkerClient(channel);
+        var state = await joined[0].SaveStateAsync(default);
+        var first = state.First(t => t.IsFloat && t.Shape.Length > 0);
+
+        // the first chunk of a tensor declared in 2; the stream stays open, so the worker must answer from the header
+        static TensorChunk Header(string name, DType dtype, long[] shape)
+        {
+            var header = new TensorHeader { Name = name, Dtype = dtype, Chunks = 2 };
+            header.Shape.Add(shape);
+            return new TensorChunk { Header = header, Index = 0, Data = Google.Protobuf.ByteString.CopyFrom(new byte[4]) };
+        }
+        async Task<Status> Refused(string what, params TensorChunk[] chunks)
+        {
+            using var call = raw.LoadState(Deadline(60));
+            foreach (var chunk in chunks) await call.RequestStream.WriteAsync(chunk);
+            var answered = await Task.WhenAny(call.ResponseAsync, Task.Delay(TimeSpan.FromSeconds(10)));
+            Assert.True(answered == call.ResponseAsync, $"{what}: no answer while the stream was open");
+            return await StatusOf(() => call.ResponseAsync);
+        }
+
+        var unknown = await Refused("an unknown name", Header("model.not_a_tensor", DType.Float32, [1024 * 1024]));
+        var misshapen = await Refused("a wrong shape", Header(first.Name, DType.Float32, [first.Shape[0] + 1, .. first.Shape[1..]]));
+        var wrongType = await Refused("a wrong dtype", Header(first.Name, DType.Float64, first.Shape));
+        var repeated = await Refused("a tensor sent twice",
+            [.. TensorChunks.Split(first.Name, DType.Float32, first.Shape, first.Data), Header(first.Name, DType.Float32, first.Shape)]);
+        foreach (var (what, status) in new[] { ("unknown", unknown), ("misshapen", misshapen), ("wrong dtype", wrongType), ("repeated", repeated) })
+            Assert.True(status.StatusCode is StatusCode.InvalidArgument or StatusCode.ResourceExhausted, $"{what}: {status.StatusCode} ({status.Detail})");
+        Assert.Contains("no tensor of that name", unknown.Detail, StringComparison.Ordinal);
+        Assert.Contains("sent twice", repeated.Detail, StringComparison.Ordinal);
+
+        // the whole state, as the coordinator sends it, still loads
+        Assert.False(string.IsNullOrEmpty(await joined[0].LoadStateAsync(state, default)));
         joined[0].Dispose();
     }
 }
