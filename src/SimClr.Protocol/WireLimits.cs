@@ -16,7 +16,8 @@ public static class WireLimits
 
     public const int MaxDimensions = 8;
 
-    /// <summary>Connections a worker accepts at once (a coordinator uses one; rejoins and health checks a few more).</summary>
+    /// <summary>Connections without an authorised call a worker keeps at once (health checks, strangers, connections before
+    /// their first call); a new one beyond closes the oldest. A coordinator's connection, once its token passed, is not counted.</summary>
     public const int MaxConnections = 16;
 
     /// <summary>HTTP/2 flow-control window, per stream and per connection, both sides (16 MiB, the .NET client's largest): about 4 tensor chunks in flight.</summary>

@@ -43,19 +43,22 @@ public sealed class WorkerHost : IAsyncDisposable
         // Information, with its exception's stack (the worker logs each in one line)
         builder.Logging.AddFilter("Grpc", LogLevel.Warning).AddFilter("Microsoft", LogLevel.Warning);
         logging?.Invoke(builder.Logging);
+        var connections = new ConnectionGuard();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Listen(System.Net.IPAddress.Parse(options.Host), options.Port, listen =>
             {
                 listen.Protocols = HttpProtocols.Http2;
+                listen.Use(connections.Middleware); // before TLS: a connection counts from its first byte
                 if (certificate is not null) listen.UseHttps(certificate);
             });
             kestrel.Limits.MaxRequestBodySize = null; // streams are bounded per message below
             // a coordinator needs one connection and one call at a time (plus health checks). Memory a stray client can
             // pin is bounded: connections x HTTP/2's per-connection flow-control window for calls waiting, and one
-            // message being assembled (Worker calls run one at a time: CallGate). Kestrel's stream limit (100) stays:
-            // lowering it made Kestrel answer bursts of cancelled calls with ENHANCE_YOUR_CALM.
-            kestrel.Limits.MaxConcurrentConnections = WireLimits.MaxConnections;
+            // message being assembled (Worker calls run one at a time: CallGate). Connections without an authorised
+            // call are capped by ConnectionGuard (the oldest make room), not by Kestrel's MaxConcurrentConnections,
+            // which counted them against the coordinator before any token was seen. Kestrel's stream limit (100)
+            // stays: lowering it made Kestrel answer bursts of cancelled calls with ENHANCE_YOUR_CALM.
             // tensors stream in MBs: HTTP/2's small default windows (768 KiB per stream) stall a sender every few chunks
             kestrel.Limits.Http2.InitialConnectionWindowSize = WireLimits.WindowBytes;
             kestrel.Limits.Http2.InitialStreamWindowSize = WireLimits.WindowBytes;
@@ -74,6 +77,7 @@ public sealed class WorkerHost : IAsyncDisposable
             .AddCheck("worker", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
         builder.Services.AddSingleton(torch);
         builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(connections);
         builder.Services.AddSingleton<CallGate>();
         builder.Services.AddSingleton<RingPeers>();
         builder.Services.AddSingleton<WorkerService>();

@@ -249,4 +249,45 @@ public sealed class HostileWireTests : IAsyncLifetime
         Assert.False(string.IsNullOrEmpty(await joined[0].LoadStateAsync(state, default)));
         joined[0].Dispose();
     }
+
+    [Fact]
+    public async Task Idle_health_watches_without_the_token_on_many_connections_do_not_lock_out_the_coordinator_that_has_it()
+    {
+        const string token = "0123456789abcdef0123456789abcdef";
+        var log = new Captured();
+        await using var host = await Start(log, new WorkerOptions { Token = token });
+        // a stranger opens twice as many connections as a worker once accepted in all, each holding a health Watch open
+        var strangers = new List<(GrpcChannel Channel, AsyncServerStreamingCall<Grpc.Health.V1.HealthCheckResponse> Watch)>();
+        int watching = 0;
+        try
+        {
+            for (int i = 0; i < 2 * WireLimits.MaxConnections; i++)
+            {
+                var channel = WireChannel.Open(host.Address);
+                var watch = new Grpc.Health.V1.Health.HealthClient(channel).Watch(new Grpc.Health.V1.HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(60));
+                strangers.Add((channel, watch));
+                try
+                {
+                    if (await watch.ResponseStream.MoveNext(new CancellationTokenSource(TimeSpan.FromSeconds(5)).Token)) watching++;
+                }
+                catch (Exception e) when (e is RpcException or OperationCanceledException)
+                {
+                }
+            }
+            Assert.True(watching >= WireLimits.MaxConnections, $"only {watching} watches opened");
+
+            // the coordinator, with the token, still gets in and is served
+            var joined = await WorkerPool.JoinAsync([host.Address], Config, _data.Train, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30), token: token);
+            Assert.NotEmpty(await joined[0].SaveStateAsync(default));
+            joined[0].Dispose();
+        }
+        finally
+        {
+            foreach (var (channel, watch) in strangers)
+            {
+                watch.Dispose();
+                channel.Dispose();
+            }
+        }
+    }
 }
