@@ -23,8 +23,7 @@ public sealed class FaultInterceptor(ILogger<FaultInterceptor> log) : AroundInte
         }
         catch (Exception e) when (e is not RpcException and not OperationCanceledException)
         {
-            log.LogError(e, "{Method} failed", context.Method);
-            Console.Error.WriteLine($"worker: {context.Method} failed: {e}");
+            log.LogError(e, "{Method} failed", context.Method); // with its stack: a fault of the worker's, not the client's
             throw new RpcException(new Status(StatusCode.Internal, $"{context.Method} failed on the worker: {e.GetType().Name}: {e.Message}"));
         }
     }

@@ -31,6 +31,7 @@ public sealed class WorkerHost : IAsyncDisposable
     /// <summary>Signalled when the host is stopping (SIGINT/SIGTERM reach the host's console lifetime first).</summary>
     public CancellationToken Stopping => _app.Lifetime.ApplicationStopping;
 
+    /// <param name="logging">Where the worker logs; null: the console, one line an entry.</param>
     public static async Task<WorkerHost> StartAsync(WorkerOptions options, Action<ILoggingBuilder>? logging = null)
     {
         if (!options.IsLoopback && options.Token is null)
@@ -42,7 +43,12 @@ public sealed class WorkerHost : IAsyncDisposable
         // the worker's own lines; from gRPC and ASP.NET Core only warnings and errors: they log every refused call at
         // Information, with its exception's stack (the worker logs each in one line)
         builder.Logging.AddFilter("Grpc", LogLevel.Warning).AddFilter("Microsoft", LogLevel.Warning);
-        logging?.Invoke(builder.Logging);
+        if (logging is not null) logging(builder.Logging);
+        else builder.Logging.AddSimpleConsole(console => // joins, loads and broken rings, one line each
+        {
+            console.SingleLine = true;
+            console.TimestampFormat = "HH:mm:ss ";
+        });
         var connections = new ConnectionGuard();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {

@@ -28,7 +28,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     public override async Task<JoinReply> Join(JoinRequest request, ServerCallContext context)
     {
         if (request.Version != ProtocolVersion._1)
-            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"protocol version {request.Version} is not spoken here (this worker speaks {ProtocolVersion._1})"));
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"protocol version {(int)request.Version} is not spoken here (this worker speaks version {(int)ProtocolVersion._1})"));
         RunConfig config;
         try
         {

@@ -290,4 +290,42 @@ public sealed class HostileWireTests : IAsyncLifetime
             }
         }
     }
+
+    [Fact]
+    public async Task A_worker_logs_its_join_in_one_console_line_and_names_the_protocol_version_it_speaks_by_number()
+    {
+        var written = new StringWriter();
+        var console = TextWriter.Synchronized(written);
+        var stdout = Console.Out;
+        Console.SetOut(console); // the console logger takes its writer when it starts
+        string text;
+        WorkerHost host;
+        try
+        {
+            host = await WorkerHost.StartAsync(new WorkerOptions()); // as `simclr worker` starts it: no logging given
+        }
+        finally
+        {
+            Console.SetOut(stdout);
+        }
+        await using (host)
+        {
+            var joined = await WorkerPool.JoinAsync([host.Address], Config, _data.Train, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(30));
+            joined[0].Dispose();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            do
+            {
+                await Task.Delay(100);
+                lock (console) text = written.ToString();
+            }
+            while (!text.Contains("joined run", StringComparison.Ordinal) && clock.Elapsed < TimeSpan.FromSeconds(10));
+            Assert.Single(text.Split('\n'), line => line.Contains("joined run", StringComparison.Ordinal) && line.Contains("parameters on cpu", StringComparison.Ordinal));
+
+            using var client = new WorkerClient(host.Address, TimeSpan.FromSeconds(30));
+            var refused = await Assert.ThrowsAsync<RpcException>(() => client.JoinAsync(new JoinRequest { Version = (ProtocolVersion)7 }));
+            Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+            Assert.Contains("protocol version 7", refused.Status.Detail, StringComparison.Ordinal);
+            Assert.Contains("speaks version 1", refused.Status.Detail, StringComparison.Ordinal);
+        }
+    }
 }
