@@ -50,10 +50,11 @@ public static class TensorChunks
         return checked(count * ElementSize(dtype));
     }
 
-    /// <summary>Reads a stream that carries exactly one tensor (either side of a call); anything else is a violation.</summary>
-    public static async Task<Received> ReadOneAsync(Grpc.Core.IAsyncStreamReader<TensorChunk> stream, CancellationToken cancel = default)
+    /// <summary>Reads a stream that carries exactly one tensor (either side of a call); anything else is a violation.
+    /// <paramref name="check"/>: as <see cref="Assembler"/>'s.</summary>
+    public static async Task<Received> ReadOneAsync(Grpc.Core.IAsyncStreamReader<TensorChunk> stream, CancellationToken cancel = default, Action<TensorHeader, long>? check = null)
     {
-        var assembler = new Assembler();
+        var assembler = new Assembler(check: check);
         Received? received = null;
         while (await stream.MoveNext(cancel))
         {

@@ -328,4 +328,52 @@ public sealed class HostileWireTests : IAsyncLifetime
             Assert.Contains("speaks version 1", refused.Status.Detail, StringComparison.Ordinal);
         }
     }
+
+    [Fact]
+    public async Task Forward_and_ApplyStep_refuse_a_tensor_of_the_wrong_shape_at_its_header_before_its_bytes_arrive()
+    {
+        var log = new Captured();
+        await using var host = await Start(log);
+        var joined = await WorkerPool.JoinAsync([host.Address], Config, _data.Train, TimeSpan.FromSeconds(60), TimeSpan.FromSeconds(30));
+        using var channel = Open(host.Address);
+        var raw = new Protocol.Worker.WorkerClient(channel);
+        var shard = new ShardHeader { Step = 0 };
+        shard.Indices.AddRange([0, 1, 2, 3]);
+        shard.Views.AddRange([0, 0, 0, 0]);
+
+        // the first chunk of a tensor far larger than the call needs; the stream stays open
+        static TensorChunk Header(string name, DType dtype, long[] shape)
+        {
+            long bytes = shape.Aggregate(1L, (n, d) => n * d) * TensorChunks.ElementSize(dtype);
+            var header = new TensorHeader { Name = name, Dtype = dtype, Chunks = (uint)((bytes + WireLimits.ChunkBytes - 1) / WireLimits.ChunkBytes) };
+            header.Shape.Add(shape);
+            return new TensorChunk { Header = header, Index = 0, Data = Google.Protobuf.ByteString.CopyFrom(new byte[4]) };
+        }
+        static async Task<Status> Answered(string what, Task response)
+        {
+            var answered = await Task.WhenAny(response, Task.Delay(TimeSpan.FromSeconds(10)));
+            Assert.True(answered == response, $"{what}: no answer while the stream was open");
+            return await StatusOf(() => response);
+        }
+
+        Status forward;
+        using (var call = raw.Forward(Deadline(60)))
+        {
+            await call.RequestStream.WriteAsync(new ForwardMessage { Shard = shard });
+            await call.RequestStream.WriteAsync(new ForwardMessage { Images = Header("images", DType.Uint8, [4096, 3, 32, 32]) }); // 4 rows sent
+            forward = await Answered("Forward", call.ResponseStream.MoveNext(CancellationToken.None));
+        }
+        Status apply;
+        using (var call = raw.ApplyStep(Deadline(60)))
+        {
+            await call.RequestStream.WriteAsync(new ApplyStepMessage { Step = new StepHeader { Step = 0, LearningRate = 0.1 } });
+            await call.RequestStream.WriteAsync(new ApplyStepMessage { Gradient = Header("gradient", DType.Float32, [1 << 24]) });
+            apply = await Answered("ApplyStep", call.ResponseAsync);
+        }
+        Assert.True(forward.StatusCode == StatusCode.InvalidArgument && forward.Detail.Contains("expected uint8 [4, 3, 32, 32]", StringComparison.Ordinal),
+            $"Forward: {forward.StatusCode} ({forward.Detail})");
+        Assert.True(apply.StatusCode == StatusCode.InvalidArgument && apply.Detail.Contains("gradient: Float32 [16777216]", StringComparison.Ordinal),
+            $"ApplyStep: {apply.StatusCode} ({apply.Detail})");
+        joined[0].Dispose();
+    }
 }
