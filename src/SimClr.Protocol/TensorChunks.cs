@@ -50,10 +50,11 @@ public static class TensorChunks
         return checked(count * ElementSize(dtype));
     }
 
-    /// <summary>Reads a stream that carries exactly one tensor (either side of a call); anything else is a violation.</summary>
-    public static async Task<Received> ReadOneAsync(Grpc.Core.IAsyncStreamReader<TensorChunk> stream, CancellationToken cancel = default)
+    /// <summary>Reads a stream that carries exactly one tensor (either side of a call); anything else is a violation.
+    /// <paramref name="check"/>: as <see cref="Assembler"/>'s.</summary>
+    public static async Task<Received> ReadOneAsync(Grpc.Core.IAsyncStreamReader<TensorChunk> stream, CancellationToken cancel = default, Action<TensorHeader, long>? check = null)
     {
-        var assembler = new Assembler();
+        var assembler = new Assembler(check: check);
         Received? received = null;
         while (await stream.MoveNext(cancel))
         {
@@ -71,8 +72,10 @@ public static class TensorChunks
     /// Reassembles one tensor at a time from chunks in arrival order. <see cref="Add"/> returns the tensor when its
     /// last chunk arrives, null before; any chunk out of order, without a header when one is due, beyond the
     /// declared count or size, or with a declared shape over the limits is a <see cref="ProtocolViolation"/>.
+    /// <paramref name="check"/>, when given, sees each tensor's header and byte count before anything is allocated for
+    /// it, and refuses it by throwing.
     /// </summary>
-    public sealed class Assembler(long maxTensorBytes = WireLimits.MaxTensorBytes)
+    public sealed class Assembler(long maxTensorBytes = WireLimits.MaxTensorBytes, Action<TensorHeader, long>? check = null)
     {
         private TensorHeader? _header;
         private byte[]? _buffer;
@@ -102,6 +105,7 @@ public static class TensorChunks
                 if (bytes > maxTensorBytes) throw new ProtocolViolation($"tensor '{h.Name}' declares {bytes} bytes, over the limit of {maxTensorBytes}");
                 if ((bytes + WireLimits.ChunkBytes - 1) / WireLimits.ChunkBytes > h.Chunks || (bytes > 0 && h.Chunks > bytes))
                     throw new ProtocolViolation($"tensor '{h.Name}' declares {h.Chunks} chunks for {bytes} bytes");
+                check?.Invoke(h, bytes);
                 _header = h;
                 _buffer = new byte[bytes];
                 _filled = 0;

@@ -9,12 +9,15 @@ public static class WireLimits
     /// <summary>Largest gRPC message either side accepts: a chunk plus its header, with room to spare.</summary>
     public const int MaxMessageBytes = ChunkBytes + 64 * 1024;
 
-    /// <summary>Largest tensor accepted in one stream (a 4096-image shard of 32x32 RGB views in float32 is 100 MB).</summary>
-    public const long MaxTensorBytes = 2L * 1024 * 1024 * 1024;
+    /// <summary>Largest tensor accepted in one stream (a 4096-image shard of 32x32 RGB views in float32 is 100 MB): the
+    /// most one .NET array holds (<see cref="Array.MaxLength"/>, just under 2 GiB), so a larger declared size is refused
+    /// before any allocation instead of failing it.</summary>
+    public const long MaxTensorBytes = 0x7FFFFFC7;
 
     public const int MaxDimensions = 8;
 
-    /// <summary>Connections a worker accepts at once (a coordinator uses one; rejoins and health checks a few more).</summary>
+    /// <summary>Connections without an authorised call a worker keeps at once (health checks, strangers, connections before
+    /// their first call); a new one beyond closes the oldest. A coordinator's connection, once its token passed, is not counted.</summary>
     public const int MaxConnections = 16;
 
     /// <summary>HTTP/2 flow-control window, per stream and per connection, both sides (16 MiB, the .NET client's largest): about 4 tensor chunks in flight.</summary>

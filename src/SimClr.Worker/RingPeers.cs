@@ -200,8 +200,14 @@ public sealed class RingPeers(WorkerOptions options) : IDisposable
 }
 
 /// <summary>The Peer service of protos/simclr.proto: the previous worker's ring pieces, checked, into this worker's inbox.</summary>
+[BindServiceMethod(typeof(PeerService), nameof(Bind))]
 public sealed class PeerService(RingPeers peers) : Peer.PeerBase
 {
+    /// <summary>gRPC's own binding, turned off: <see cref="UndecodableIsInvalid{TService}"/> binds the methods.</summary>
+    public static void Bind(ServiceBinderBase binder, PeerService service)
+    {
+    }
+
     public override async Task<RingReply> Ring(IAsyncStreamReader<WirePiece> requestStream, ServerCallContext context)
     {
         System.Threading.Channels.Channel<Piece>? inbox = null;

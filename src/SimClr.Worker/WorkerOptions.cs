@@ -26,5 +26,9 @@ public sealed record WorkerOptions
     /// <summary>How long a Worker call waits for the one before it to finish before it is refused (ResourceExhausted).</summary>
     public double BusySeconds { get; init; } = 60;
 
+    /// <summary>How long a Worker call that streams its request may go without sending a message before it is ended
+    /// (DeadlineExceeded), freeing the worker for the next call (<see cref="ReadDeadline"/>).</summary>
+    public double MessageSeconds { get; init; } = 30;
+
     public bool IsLoopback => System.Net.IPAddress.TryParse(Host, out var ip) && System.Net.IPAddress.IsLoopback(ip);
 }

@@ -12,6 +12,7 @@ namespace SimClr.Worker;
 /// The Worker service of protos/simclr.proto: validates every incoming message, translates wire <-> Core, and
 /// hands all torch work to the process's one <see cref="TorchThread"/>. One replica per worker process.
 /// </summary>
+[BindServiceMethod(typeof(WorkerService), nameof(Bind))]
 public sealed class WorkerService(TorchThread torch, WorkerOptions options, RingPeers peers, ILogger<WorkerService> log) : Protocol.Worker.WorkerBase, IDisposable
 {
     private readonly Lock _gate = new();
@@ -19,10 +20,15 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     private long[]? _lastProjectionShape;
     private byte[]? _reduced; // the last ring's sum, for the next ApplyStep with StepHeader.reduced
 
+    /// <summary>gRPC's own binding, turned off: <see cref="UndecodableIsInvalid{TService}"/> binds the methods.</summary>
+    public static void Bind(ServiceBinderBase binder, WorkerService service)
+    {
+    }
+
     public override async Task<JoinReply> Join(JoinRequest request, ServerCallContext context)
     {
         if (request.Version != ProtocolVersion._1)
-            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"protocol version {request.Version} is not spoken here (this worker speaks {ProtocolVersion._1})"));
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"protocol version {(int)request.Version} is not spoken here (this worker speaks version {(int)ProtocolVersion._1})"));
         RunConfig config;
         try
         {
@@ -60,11 +66,13 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     {
         var session = Session();
         var (shard, images) = await ReadHeaderThenTensor(requestStream, m => m.Shard, m => m.Images, m => m.PartCase,
-            "Forward", "the shard header, then the images", context);
+            "Forward", "the shard header, then the images", context, expect: (shard, images) =>
+            {
+                long rows = shard.Indices.Count;
+                if (images.Dtype != DType.Uint8 || !images.Shape.SequenceEqual([rows, session.Channels, session.Height, session.Width]))
+                    throw Invalid($"images: {images.Dtype} [{string.Join(", ", images.Shape)}] for {rows} rows; expected uint8 [{rows}, {session.Channels}, {session.Height}, {session.Width}]");
+            });
         long rows = shard.Indices.Count;
-        if (images.DType != DType.Uint8 || images.Shape.Length != 4 || images.Shape[0] != rows || images.Shape[1] != session.Channels
-            || images.Shape[2] != session.Height || images.Shape[3] != session.Width)
-            throw Invalid($"images: {images.DType} [{string.Join(", ", images.Shape)}] for {rows} rows; expected uint8 [{rows}, {session.Channels}, {session.Height}, {session.Width}]");
         if (shard.Views.Count != rows) throw Invalid($"{shard.Views.Count} views for {rows} indices");
         if (shard.Views.Any(v => v is < 0 or > 1) || shard.Indices.Any(i => i < 0)) throw Invalid("views must be 0 or 1 and indices >= 0");
         if (rows == 0) throw Invalid("an empty shard");
@@ -85,7 +93,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     public override async Task Backward(IAsyncStreamReader<TensorChunk> requestStream, IServerStreamWriter<TensorChunk> responseStream, ServerCallContext context)
     {
         var session = Session();
-        var block = CheckProjectionGradient(await ReceiveOne(requestStream, context));
+        var block = CheckProjectionGradient(await ReceiveOne(requestStream, context, (dz, _) => CheckProjectionGradient(dz.Dtype, dz.Shape)));
         var (flat, times) = await RunBackward(session, () => session.Endpoint.BackwardAsync(block, returnGradient: true, CancellationToken.None).GetAwaiter().GetResult()!, context);
         ReportTimes(context, times);
         foreach (var chunk in TensorChunks.Split("gradient", flat.Float64 ? DType.Float64 : DType.Float32, [flat.Count], flat.Data)) await responseStream.WriteAsync(chunk);
@@ -95,7 +103,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     {
         var session = Session();
         var (ring, gradient) = await ReadHeaderThenTensor(requestStream, m => m.Ring, m => m.Dz, m => m.PartCase,
-            "BackwardReduce", "the ring, then dL/dz", context);
+            "BackwardReduce", "the ring, then dL/dz", context, expect: (_, dz) => CheckProjectionGradient(dz.Dtype, dz.Shape));
         if (ring.RingId == 0) throw Invalid("ring: ring_id 0 is not an id");
         if (ring.Peers.Count is < 1 or > 4096 || ring.Rank >= ring.Peers.Count)
             throw Invalid($"ring: rank {ring.Rank} of {ring.Peers.Count} peers");
@@ -169,19 +177,31 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     /// <summary>dL/dz as received, checked against the last Forward's projections.</summary>
     private FloatBlock CheckProjectionGradient(TensorChunks.Received gradient)
     {
+        CheckProjectionGradient(gradient.DType, gradient.Shape);
+        return new FloatBlock(gradient.Shape, gradient.Data);
+    }
+
+    /// <summary>dL/dz's dtype and shape (as received, or declared by its header before its bytes are allocated), checked
+    /// against the last Forward's projections.</summary>
+    private void CheckProjectionGradient(DType dtype, IReadOnlyList<long> shape)
+    {
         long[]? expected;
         lock (_gate) expected = _lastProjectionShape;
         if (expected is null) throw new RpcException(new Status(StatusCode.FailedPrecondition, "Backward needs a Forward first"));
-        if (gradient.DType != DType.Float32 || !gradient.Shape.SequenceEqual(expected))
-            throw Invalid($"dL/dz: {gradient.DType} [{string.Join(", ", gradient.Shape)}], expected float32 [{string.Join(", ", expected)}]");
-        return new FloatBlock(gradient.Shape, gradient.Data);
+        if (dtype != DType.Float32 || !shape.SequenceEqual(expected))
+            throw Invalid($"dL/dz: {dtype} [{string.Join(", ", shape)}], expected float32 [{string.Join(", ", expected)}]");
     }
 
     public override async Task<ApplyStepReply> ApplyStep(IAsyncStreamReader<ApplyStepMessage> requestStream, ServerCallContext context)
     {
         var session = Session();
         var (step, gradient) = await ReadHeaderThenTensor(requestStream, m => m.Step, m => m.Gradient, m => m.PartCase,
-            "ApplyStep", "the step header, then the gradient (none with reduced)", context, tensorOptional: true);
+            "ApplyStep", "the step header, then the gradient (none with reduced)", context, tensorOptional: true, expect: (step, gradient) =>
+            {
+                if (step.Reduced) throw Invalid("a reduced ApplyStep carries no gradient: the worker applies its ring's sum");
+                if (gradient.Dtype != DType.Float32 || gradient.Shape.Count != 1 || gradient.Shape[0] != session.ParameterCount)
+                    throw Invalid($"gradient: {gradient.Dtype} [{string.Join(", ", gradient.Shape)}], expected float32 [{session.ParameterCount}]");
+            });
         if (!double.IsFinite(step.LearningRate) || step.LearningRate < 0) throw Invalid($"learning rate {step.LearningRate}");
         byte[] data;
         if (step.Reduced)
@@ -221,13 +241,26 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     public override async Task<LoadStateReply> LoadState(IAsyncStreamReader<TensorChunk> requestStream, ServerCallContext context)
     {
         var session = Session();
-        var assembler = new TensorChunks.Assembler();
+        // each tensor is checked by its header, before its bytes arrive: a name this model has, its dtype and shape,
+        // once; so a call holds at most the model's state (StateBytes), however many tensors a client sends
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        long declared = 0;
+        var assembler = new TensorChunks.Assembler(check: (header, bytes) =>
+        {
+            if (!session.StateLayout.TryGetValue(header.Name, out var expected))
+                throw Invalid($"state tensor {header.Name}: this model's state has no tensor of that name");
+            var dtype = expected.IsFloat ? DType.Float32 : DType.Int64;
+            if (header.Dtype != dtype || !header.Shape.SequenceEqual(expected.Shape))
+                throw Invalid($"state tensor {header.Name}: {header.Dtype} of shape [{string.Join(", ", header.Shape)}]; this model's is {dtype} of shape [{string.Join(", ", expected.Shape)}]");
+            if (!names.Add(header.Name)) throw Invalid($"state tensor {header.Name} sent twice");
+            declared += bytes;
+            if (declared > session.StateBytes)
+                throw new RpcException(new Status(StatusCode.ResourceExhausted, $"state: {declared} bytes, more than this model's whole state ({session.StateBytes})"));
+        });
         var state = new List<NamedBytes>();
         await foreach (var chunk in requestStream.ReadAllAsync(context.CancellationToken))
         {
             if (Guard(() => assembler.Add(chunk)) is not { } tensor) continue;
-            if (tensor.DType is not (DType.Float32 or DType.Int64)) throw Invalid($"state tensor {tensor.Name}: {tensor.DType}; state travels as float32 or int64");
-            if (state.Any(s => s.Name == tensor.Name)) throw Invalid($"state tensor {tensor.Name} sent twice");
             state.Add(new NamedBytes(tensor.Name, tensor.DType == DType.Float32, tensor.Shape, tensor.Data));
         }
         Guard(assembler.Complete);
@@ -253,15 +286,16 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     }
 
     /// <summary>Reads a call's header message, then the chunks of one tensor; anything else, or either missing (the tensor
-    /// unless <paramref name="tensorOptional"/>), is InvalidArgument.</summary>
+    /// unless <paramref name="tensorOptional"/>), is InvalidArgument. <paramref name="expect"/> checks the tensor's header
+    /// against the call's before any of its bytes are allocated (it throws to refuse), so a call holds no more than it should.</summary>
     private static async Task<(THeader Header, TensorChunks.Received Tensor)> ReadHeaderThenTensor<TMessage, THeader>(IAsyncStreamReader<TMessage> stream,
         Func<TMessage, THeader?> header, Func<TMessage, TensorChunk?> chunk, Func<TMessage, object> part, string call, string expected, ServerCallContext context,
-        bool tensorOptional = false)
+        Action<THeader, TensorHeader> expect, bool tensorOptional = false)
         where THeader : class
     {
         THeader? first = null;
         TensorChunks.Received? tensor = null;
-        var assembler = new TensorChunks.Assembler();
+        var assembler = new TensorChunks.Assembler(check: (tensorHeader, _) => expect(first!, tensorHeader)); // a chunk is taken only after the header
         await foreach (var message in stream.ReadAllAsync(context.CancellationToken))
         {
             if (header(message) is { } h && first is null) first = h;
@@ -274,11 +308,11 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         return (first, tensor);
     }
 
-    private static async Task<TensorChunks.Received> ReceiveOne(IAsyncStreamReader<TensorChunk> stream, ServerCallContext context)
+    private static async Task<TensorChunks.Received> ReceiveOne(IAsyncStreamReader<TensorChunk> stream, ServerCallContext context, Action<TensorHeader, long> expect)
     {
         try
         {
-            return await TensorChunks.ReadOneAsync(stream, context.CancellationToken);
+            return await TensorChunks.ReadOneAsync(stream, context.CancellationToken, expect);
         }
         catch (ProtocolViolation e)
         {

@@ -407,9 +407,10 @@ public sealed class DistributedStepTests : IAsyncLifetime
         using var client = new WorkerClient(host.Address, TimeSpan.FromSeconds(30));
         var raw = new SimClr.Protocol.Worker.WorkerClient(client.Channel);
         // a stray caller opens a stream and never finishes it: it holds the worker's one call slot ...
+        var held = (await joined[0].SaveStateAsync(default)).First(t => t.IsFloat); // a tensor the worker's model has: its header is accepted
         using var hold = raw.LoadState();
-        var header = new TensorHeader { Name = "model.x", Dtype = DType.Float32, Chunks = 2 };
-        header.Shape.Add(2);
+        var header = new TensorHeader { Name = held.Name, Dtype = DType.Float32, Chunks = 2 };
+        header.Shape.Add(held.Shape);
         await hold.RequestStream.WriteAsync(new TensorChunk { Header = header, Index = 0, Data = Google.Protobuf.ByteString.CopyFrom(new byte[4]) }); // 1 of 2 chunks
         await Task.Delay(300);
         // ... so the next call waits, and after BusySeconds is refused with a clear status; health still answers
