@@ -85,7 +85,7 @@ internal static class BenchConvCommand
             paddedTotal += count * p;
             plainTotal += count * u;
             Console.WriteLine($"{cin,4} -> {cout,4}  {kernel}x{kernel} stride {stride} at {side,2}x{side,-2} x{count}: "
-                + (conv.PadsOnCpu ? $"padded to {Conv2d.WholeBlocks(cin)} -> {Conv2d.WholeBlocks(cout)}" : "whole blocks, not padded").PadRight(28)
+                + (conv.PadsOnCpu ? $"padded to {conv.CpuChannels.In} -> {conv.CpuChannels.Out}" : "not padded").PadRight(28)
                 + $" {p,8:F2} ms, unpadded {u,8:F2} ms");
         }
         Console.WriteLine($"all convolutions (each shape x its count): {paddedTotal:F1} ms as trained, {plainTotal:F1} ms unpadded, "

@@ -22,6 +22,9 @@ public class OneDnnConvolutionTests
     [InlineData(24, 16, 16, 3, 1, 1)]
     [InlineData(3, 8, 32, 3, 1, 1)]    // the stem at width 0.125
     [InlineData(1, 8, 28, 3, 1, 1)]    // Fashion-MNIST's stem at width 0.125
+    [InlineData(3, 64, 32, 3, 1, 1)]   // the full-width stem: 3 input channels unpadded, whole output blocks
+    [InlineData(3, 16, 32, 3, 1, 1)]   // the quickstart's stem
+    [InlineData(4, 16, 16, 3, 1, 1)]   // 4 input channels are padded
     [InlineData(16, 32, 16, 3, 2, 1)]  // whole blocks: the unpadded path
     public void A_convolution_gives_float64s_output_and_gradients_on_every_trial_with_2_threads(int inChannels, int outChannels, int side, int kernel, int stride, int padding)
     {
@@ -62,7 +65,9 @@ public class OneDnnConvolutionTests
     {
         Assert.False(new Conv2d(64, 128, 3).PadsOnCpu);
         Assert.False(new Conv2d(16, 32, 1, stride: 2).PadsOnCpu);
-        Assert.True(new Conv2d(3, 64, 3).PadsOnCpu);
+        Assert.False(new Conv2d(3, 64, 3).PadsOnCpu);
+        Assert.True(new Conv2d(3, 8, 3).PadsOnCpu);
+        Assert.True(new Conv2d(4, 16, 3).PadsOnCpu);
         Assert.True(new Conv2d(8, 16, 1, stride: 2).PadsOnCpu);
         Assert.True(new Conv2d(32, 24, 3).PadsOnCpu);
         Assert.Equal(32, Conv2d.WholeBlocks(24));
