@@ -22,26 +22,6 @@ public sealed class CarelessUserTests : IDisposable
         "--set", "model.width=0.125", "--set", "model.projectionHidden=16", "--set", "model.projectionDim=8", "--set", "batchSize=16",
         "--set", "threads=1", "--set", "knnEveryEpochs=0", "--set", "checkpointEverySteps=2", "--set", $"runsFolder={Runs}", "--set", "runName=r"];
 
-    private static (int Code, string Output) Simclr(params string[] args)
-    {
-        var info = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "simclr"), args)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(3)))
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail("simclr did not finish within 3 minutes: " + stdout.Result + stderr.Result);
-        }
-        process.WaitForExit();
-        return (process.ExitCode, stdout.Result + stderr.Result);
-    }
-
     private string File(string name, string text)
     {
         string path = Path.Combine(_folder, name);
@@ -76,7 +56,7 @@ public sealed class CarelessUserTests : IDisposable
             "cifar-dev-zero" => ["--set", "data.name=cifar10", "--set", $"data.root={DevZeroCifar()}", "--set", "data.download=false"],
             _ => throw new ArgumentOutOfRangeException(nameof(what)),
         };
-        var (code, output) = Simclr(["pretrain", .. Tiny, .. args]);
+        var (code, output) = SimclrProcess.Run(["pretrain", .. Tiny, .. args]);
         Assert.True(code == 2, output);
         Assert.Contains(expected, output);
         NoStackTrace(output);
@@ -86,12 +66,12 @@ public sealed class CarelessUserTests : IDisposable
     [Fact]
     public void A_checkpoint_of_another_shape_is_refused_naming_the_tensor_and_both_shapes()
     {
-        var (code, output) = Simclr(["pretrain", .. Tiny, "--set", "epochs=1"]);
+        var (code, output) = SimclrProcess.Run(["pretrain", .. Tiny, "--set", "epochs=1"]);
         Assert.True(code == 0, output);
         string run = Path.Combine(Runs, "r");
 
         // another width: every conv differs (was a native stack trace)
-        (code, output) = Simclr("pretrain", "--plain", "--resume", run, "--set", "model.width=0.25", "--set", "epochs=2");
+        (code, output) = SimclrProcess.Run("pretrain", "--plain", "--resume", run, "--set", "model.width=0.25", "--set", "epochs=2");
         Assert.True(code == 2, output);
         Assert.Contains("does not fit this model", output);
         Assert.Contains("model.backbone.conv1.weight has shape [8, 3, 3, 3], the model [16, 3, 3, 3]", output);
@@ -105,7 +85,7 @@ public sealed class CarelessUserTests : IDisposable
         tensors["model.backbone.bn1.weight"] = ones(1);
         using (var stream = System.IO.File.Create(last)) SafeTensors.Write(stream, tensors.Select(kv => (kv.Key, kv.Value)), metadata);
         foreach (var t in tensors.Values) t.Dispose();
-        (code, output) = Simclr("pretrain", "--plain", "--resume", run, "--set", "epochs=2");
+        (code, output) = SimclrProcess.Run("pretrain", "--plain", "--resume", run, "--set", "epochs=2");
         Assert.True(code == 2, output);
         Assert.Contains("model.backbone.bn1.weight has shape [1], the model [8]", output);
         NoStackTrace(output);
@@ -115,7 +95,7 @@ public sealed class CarelessUserTests : IDisposable
     [Fact]
     public void A_damaged_newest_checkpoint_falls_back_to_the_older_intact_one_and_orphaned_temporaries_are_removed()
     {
-        var (code, output) = Simclr(["pretrain", .. Tiny, "--set", "epochs=2"]);
+        var (code, output) = SimclrProcess.Run(["pretrain", .. Tiny, "--set", "epochs=2"]);
         Assert.True(code == 0, output);
         string checkpoints = Path.Combine(Runs, "r", "checkpoints");
         string newest = Path.Combine(checkpoints, "step-00000008.safetensors");
@@ -124,7 +104,7 @@ public sealed class CarelessUserTests : IDisposable
         string orphan = Path.Combine(checkpoints, ".step-00000010.safetensors.2147483600.0123456789abcdef0123456789abcdef.tmp");
         System.IO.File.WriteAllBytes(orphan, new byte[1000]);
 
-        (code, output) = Simclr("pretrain", "--plain", "--resume", Path.Combine(Runs, "r"), "--set", "epochs=3");
+        (code, output) = SimclrProcess.Run("pretrain", "--plain", "--resume", Path.Combine(Runs, "r"), "--set", "epochs=3");
         Assert.True(code == 0, output);
         Assert.Contains("step-00000008.safetensors: ", output);
         Assert.Contains($"resuming from the older intact {Path.Combine(checkpoints, "step-00000006.safetensors")} instead", output);
@@ -139,7 +119,7 @@ public sealed class CarelessUserTests : IDisposable
     [Fact]
     public void A_run_stopped_before_its_first_checkpoint_does_not_claim_one()
     {
-        var (code, output) = Simclr(["coordinator", "--workers", "127.0.0.1:9", "--health-timeout", "1", .. Tiny, "--set", "epochs=1"]);
+        var (code, output) = SimclrProcess.Run(["coordinator", "--workers", "127.0.0.1:9", "--health-timeout", "1", .. Tiny, "--set", "epochs=1"]);
         Assert.True(code == 4, output);
         Assert.DoesNotContain("checkpoint is intact", output);
         Assert.Contains("the run stopped before its first checkpoint, so there is nothing to resume", output);
@@ -151,7 +131,7 @@ public sealed class CarelessUserTests : IDisposable
     [InlineData("-1")]
     public void Launch_refuses_a_worker_count_below_one(string workers)
     {
-        var (code, output) = Simclr(["launch", "--workers", workers, "--devices", "cpu", .. Tiny.Where(a => a != "--plain"), "--set", "epochs=1"]);
+        var (code, output) = SimclrProcess.Run(["launch", "--workers", workers, "--devices", "cpu", .. Tiny.Where(a => a != "--plain"), "--set", "epochs=1"]);
         Assert.True(code == 2, output);
         Assert.Contains($"--workers must be >= 1 (got {workers}); leave it out for the default: one per device in --devices, 2 for --devices cpu", output);
         Assert.False(Directory.Exists(Path.Combine(Runs, "r")), output);
@@ -160,7 +140,7 @@ public sealed class CarelessUserTests : IDisposable
     [Fact]
     public void Pretrain_without_a_config_says_it_uses_the_built_in_defaults()
     {
-        var (code, output) = Simclr(["pretrain", .. Tiny, "--set", "epochs=1"]);
+        var (code, output) = SimclrProcess.Run(["pretrain", .. Tiny, "--set", "epochs=1"]);
         Assert.True(code == 0, output);
         Assert.Contains("simclr: no --config given: using the built-in defaults (the seed's full recipe) with your --set values: stage pretrain, "
             + "data synthetic-shapes, model.width 0.125, batchSize 16, epochs 1, device cpu.", output);

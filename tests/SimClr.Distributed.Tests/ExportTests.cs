@@ -9,17 +9,6 @@ public sealed class ExportTests : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    private (int Code, string Output) Simclr(params string[] args)
-    {
-        var info = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "simclr"), args) { RedirectStandardOutput = true, RedirectStandardError = true };
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(3)));
-        process.WaitForExit();
-        return (process.ExitCode, stdout.Result + stderr.Result);
-    }
-
     /// <summary>
     /// `simclr export` of a narrowed backbone (width 0.125: stages 8/16/32/64) prints PyTorch lines that
     /// build that shape; they said Conv2d(3, 64, ...) and torchvision's full-width resnet18 whatever the width.
@@ -28,13 +17,13 @@ public sealed class ExportTests : IDisposable
     public void Export_prints_pytorch_lines_with_the_checkpoints_own_widths()
     {
         string runs = Path.Combine(_folder, "runs");
-        var (code, output) = Simclr("pretrain", "--plain", "--set", "data.name=synthetic-shapes", "--set", "data.syntheticTrain=32", "--set", "data.syntheticTest=16",
+        var (code, output) = SimclrProcess.Run("pretrain", "--plain", "--set", "data.name=synthetic-shapes", "--set", "data.syntheticTrain=32", "--set", "data.syntheticTest=16",
             "--set", "model.width=0.125", "--set", "model.projectionHidden=16", "--set", "model.projectionDim=8", "--set", "batchSize=16", "--set", "epochs=1",
             "--set", "threads=1", "--set", "knnEveryEpochs=0", "--set", $"runsFolder={runs}", "--set", "runName=r");
         Assert.True(code == 0, output);
         string checkpoint = Directory.GetFiles(Path.Combine(runs, "r", "checkpoints")).Order().Last();
         string backbone = Path.Combine(_folder, "backbone.safetensors");
-        (code, output) = Simclr("export", "--checkpoint", checkpoint, "--out", backbone);
+        (code, output) = SimclrProcess.Run("export", "--checkpoint", checkpoint, "--out", backbone);
         Assert.True(code == 0, output);
         Assert.Contains("m.conv1 = torch.nn.Conv2d(3, 8, 3, 1, 1, bias=False); m.bn1 = torch.nn.BatchNorm2d(8)", output, StringComparison.Ordinal);
         Assert.Contains("m.inplanes = 8;", output, StringComparison.Ordinal);

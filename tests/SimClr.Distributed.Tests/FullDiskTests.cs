@@ -19,19 +19,9 @@ public sealed class FullDiskTests : IDisposable
     {
         string simclr = Path.Combine(AppContext.BaseDirectory, "simclr");
         string quoted = string.Join(' ', args.Select(a => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));
-        var info = new ProcessStartInfo("bash", ["-c", $"trap '' XFSZ; ulimit -f {limitKb}; exec '{simclr}' {quoted}"])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
+        var info = new ProcessStartInfo("bash", ["-c", $"trap '' XFSZ; ulimit -f {limitKb}; exec '{simclr}' {quoted}"]);
         info.Environment["DOTNET_EnableWriteXorExecute"] = "0"; // the runtime's double-mapped code heap is a file too
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(3)));
-        process.WaitForExit();
-        return (process.ExitCode, stdout.Result + stderr.Result);
+        return SimclrProcess.Run(info);
     }
 
     private string[] Tiny(string runs) =>

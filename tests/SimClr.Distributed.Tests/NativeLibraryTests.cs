@@ -16,7 +16,7 @@ public sealed class NativeLibraryTests : IDisposable
     [Theory]
     [InlineData("missing")]
     [InlineData("empty")]
-    public async Task A_missing_or_broken_native_library_is_named_with_what_to_do(string damage)
+    public void A_missing_or_broken_native_library_is_named_with_what_to_do(string damage)
     {
         string app = Path.Combine(_folder, "app");
         using (var copy = Process.Start("cp", ["-al", AppContext.BaseDirectory.TrimEnd('/'), app])!)
@@ -30,27 +30,20 @@ public sealed class NativeLibraryTests : IDisposable
         if (damage == "empty") File.WriteAllBytes(shim, []);
 
         var info = new ProcessStartInfo(Path.Combine(app, "simclr"), ["pretrain", "--plain", "--set", "data.name=synthetic-shapes", "--set", "epochs=1",
-            "--set", "model.width=0.125", "--set", $"runsFolder={Path.Combine(_folder, "runs")}"])
-        { RedirectStandardOutput = true, RedirectStandardError = true };
+            "--set", "model.width=0.125", "--set", $"runsFolder={Path.Combine(_folder, "runs")}"]);
         info.Environment["NUGET_PACKAGES"] = Path.Combine(_folder, "no-nuget-cache");
         info.Environment["HOME"] = _folder;
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(2)));
-        process.WaitForExit();
-        string error = await stderr;
-        string output = await stdout + error;
-        Assert.True(process.ExitCode == 2, $"exit code {process.ExitCode}:\n{output}");
+        var (code, output) = SimclrProcess.Run(info, TimeSpan.FromMinutes(2));
+        Assert.True(code == 2, $"exit code {code}:\n{output}");
         if (damage == "missing")
         {
-            Assert.Contains($"simclr: the native library libLibTorchSharp.so is missing (looked in {native} and {app})", error, StringComparison.Ordinal);
-            Assert.Contains("It comes with the TorchSharp package: build again (dotnet build -c Release", error, StringComparison.Ordinal);
+            Assert.Contains($"simclr: the native library libLibTorchSharp.so is missing (looked in {native} and {app})", output, StringComparison.Ordinal);
+            Assert.Contains("It comes with the TorchSharp package: build again (dotnet build -c Release", output, StringComparison.Ordinal);
         }
         else
         {
-            Assert.Contains($"simclr: the native library {shim} does not load: ", error, StringComparison.Ordinal);
-            Assert.Contains("build again to restore it", error, StringComparison.Ordinal);
+            Assert.Contains($"simclr: the native library {shim} does not load: ", output, StringComparison.Ordinal);
+            Assert.Contains("build again to restore it", output, StringComparison.Ordinal);
         }
         Assert.DoesNotContain("This application or script uses TorchSharp", output, StringComparison.Ordinal); // TorchSharp's page, kept off the screen
         Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
