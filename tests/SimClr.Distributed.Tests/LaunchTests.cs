@@ -133,8 +133,13 @@ public sealed partial class LaunchTests(LaunchTests.UndisturbedRun undisturbed, 
         public readonly Process Process;
         public readonly List<string> Lines = [];
 
+        /// <summary>
+        /// simclr started as from a terminal: SIGINT at its default disposition. A test runner that is itself a
+        /// script's background job (`bash .ci/run &amp;`) has SIGINT ignored, and its children inherit that, so a SIGINT
+        /// test would see the launcher ignore it; coreutils' env resets it before simclr starts (same PID: env execs).
+        /// </summary>
         public Launcher(params string[] args)
-            : this(new ProcessStartInfo(Simclr), args)
+            : this(new ProcessStartInfo("env"), ["--default-signal=INT", Simclr, .. args])
         {
         }
 
