@@ -118,14 +118,40 @@ public sealed class DistributedStepTests : IAsyncLifetime
     /// <summary>Three steps over <paramref name="workers"/> gRPC workers summing by <paramref name="reduction"/>; the final state of worker 0.</summary>
     private async Task<(IReadOnlyList<NamedBytes> State, List<StepOutcome> Outcomes, bool Ring)> Steps(int workers, int groups, ReductionOptions reduction)
     {
-        var replicas = await Endpoints(workers, WithBatchNorm);
+        var (state, outcomes, ring, _) = await CountedSteps(workers, groups, reduction);
+        return (state, outcomes, ring);
+    }
+
+    /// <summary>An endpoint that counts the ring calls it takes part in and the gradients the coordinator sends it.</summary>
+    private sealed class CountingEndpoint(IReplicaEndpoint inner) : DelegatingEndpoint(inner)
+    {
+        public int RingCalls;
+        public int GradientsSent;
+
+        public override Task<long> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel)
+        {
+            Interlocked.Increment(ref RingCalls);
+            return base.BackwardReduceAsync(gradient, ring, rank, cancel);
+        }
+
+        public override Task<string?> ApplyStepAsync(long step, double learningRate, byte[]? gradient, bool checksum, CancellationToken cancel)
+        {
+            if (gradient is not null) Interlocked.Increment(ref GradientsSent);
+            return base.ApplyStepAsync(step, learningRate, gradient, checksum, cancel);
+        }
+    }
+
+    private async Task<(IReadOnlyList<NamedBytes> State, List<StepOutcome> Outcomes, bool Ring, List<CountingEndpoint> Counts)> CountedSteps(
+        int workers, int groups, ReductionOptions reduction)
+    {
+        var replicas = (await Endpoints(workers, WithBatchNorm)).Select(r => new CountingEndpoint(r)).ToList();
         var step = new DataParallelStep(replicas, new ContrastiveLoss(new NtXentLoss(Config.Loss.Temperature)), new BatchingOptions { Groups = groups },
             reduction: reduction);
         var outcomes = Enumerable.Range(0, 3).Select(s => step.Run(_data.Train, Batches[s], epoch: s, step: s, learningRate: 0.5)).ToList();
         var state = await replicas[0].SaveStateAsync(default);
         bool ring = step.UsesRing;
         foreach (var replica in replicas) replica.Dispose();
-        return (state, outcomes, ring);
+        return (state, outcomes, ring, replicas);
     }
 
     /// <summary>The largest element difference over the state's tensors (with <paramref name="relative"/>: over the tensor's largest value).</summary>
@@ -146,12 +172,16 @@ public sealed class DistributedStepTests : IAsyncLifetime
     [InlineData(4, 4, 1e-6)] // a bucket per stage
     public async Task The_workers_ring_gives_the_bits_of_the_coordinators_star_and_moves_no_gradient_through_it(int workers, int groups, double bucketMegabytes)
     {
-        var star = await Steps(workers, groups, new ReductionOptions { Method = ReductionMethod.Star });
-        var ring = await Steps(workers, groups, new ReductionOptions { BucketMegabytes = bucketMegabytes }); // auto: the ring, as every replica is a worker
+        var star = await CountedSteps(workers, groups, new ReductionOptions { Method = ReductionMethod.Star });
+        var ring = await CountedSteps(workers, groups, new ReductionOptions { BucketMegabytes = bucketMegabytes }); // auto: the ring, as every replica is a worker
         Assert.False(star.Ring);
         Assert.True(ring.Ring);
         Assert.Equal(0, LargestDifference(star.State, ring.State)); // exact sums: bit-identical, BatchNorm on batch statistics
-        Assert.All(ring.Outcomes, o => Assert.True(o.Times!.Replicas.All(r => r.RingMs > 0) && o.Times.ReduceMs == 0, "ring time on the workers, none on the coordinator"));
+        // every worker summed by the ring in each of the 3 steps and got no gradient from the coordinator, which reduced
+        // nothing; the star the other way round. (The ring's exposed time can be 0: backward may hide all of it.)
+        Assert.All(ring.Counts, c => Assert.Equal((3, 0), (c.RingCalls, c.GradientsSent)));
+        Assert.All(ring.Outcomes, o => Assert.True(o.Times!.ReduceMs == 0 && o.Times.Replicas.All(r => r.RingMs >= 0), "no reduction on the coordinator"));
+        Assert.All(star.Counts, c => Assert.Equal((0, 3), (c.RingCalls, c.GradientsSent)));
         Assert.All(star.Outcomes, o => Assert.True(o.Times!.Replicas.All(r => r.RingMs == 0)));
     }
 
