@@ -76,10 +76,20 @@ public sealed class WorkerClient : IDisposable
     public async Task<string> ApplyStepAsync(long step, double learningRate, byte[]? gradient, CancellationToken cancel = default, Action<string?>? times = null)
     {
         using var call = _client.ApplyStep(Options(cancel));
-        await call.RequestStream.WriteAsync(new ApplyStepMessage { Step = new StepHeader { Step = step, LearningRate = learningRate, Reduced = gradient is null } }, cancel);
-        foreach (var chunk in gradient is null ? [] : TensorChunks.Split("gradient", DType.Float32, [gradient.Length / 4], gradient))
-            await call.RequestStream.WriteAsync(new ApplyStepMessage { Gradient = chunk }, cancel);
-        await call.RequestStream.CompleteAsync();
+        try
+        {
+            await call.RequestStream.WriteAsync(new ApplyStepMessage { Step = new StepHeader { Step = step, LearningRate = learningRate, Reduced = gradient is null } }, cancel);
+            foreach (var chunk in gradient is null ? [] : TensorChunks.Split("gradient", DType.Float32, [gradient.Length / 4], gradient))
+                await call.RequestStream.WriteAsync(new ApplyStepMessage { Gradient = chunk }, cancel);
+            await call.RequestStream.CompleteAsync();
+        }
+        catch (Exception e) when (e is RpcException or InvalidOperationException or IOException && !cancel.IsCancellationRequested)
+        {
+            // the worker answered before it read the whole request (an error it found in the header, such as a call before
+            // Join): its status is the news, not the write that then failed (Cancelled under load)
+            await call.ResponseAsync;
+            throw;
+        }
         var reply = await call.ResponseAsync;
         times?.Invoke(Times(call.GetTrailers()));
         if (reply.Step != step) throw new InvalidOperationException($"worker {Address} answered step {reply.Step} for step {step}");
