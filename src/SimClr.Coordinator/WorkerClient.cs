@@ -63,10 +63,9 @@ public sealed class WorkerClient : IDisposable
     public async Task<ReduceReply> BackwardReduceAsync(RingSpec ring, long[] shape, byte[] gradient, CancellationToken cancel = default, Action<string?>? times = null)
     {
         using var call = _client.BackwardReduce(Options(cancel));
-        await call.RequestStream.WriteAsync(new BackwardReduceMessage { Ring = ring }, cancel);
-        foreach (var chunk in TensorChunks.Split("dz", DType.Float32, shape, gradient)) await call.RequestStream.WriteAsync(new BackwardReduceMessage { Dz = chunk }, cancel);
-        await call.RequestStream.CompleteAsync();
-        var reply = await call.ResponseAsync;
+        // lazily: a chunk is made when it is written, never the whole gradient's chunks at once
+        var reply = await SendAsync(call, TensorChunks.Split("dz", DType.Float32, shape, gradient).Select(c => new BackwardReduceMessage { Dz = c })
+            .Prepend(new BackwardReduceMessage { Ring = ring }), cancel);
         times?.Invoke(Times(call.GetTrailers()));
         return reply;
     }
@@ -76,21 +75,9 @@ public sealed class WorkerClient : IDisposable
     public async Task<string> ApplyStepAsync(long step, double learningRate, byte[]? gradient, CancellationToken cancel = default, Action<string?>? times = null)
     {
         using var call = _client.ApplyStep(Options(cancel));
-        try
-        {
-            await call.RequestStream.WriteAsync(new ApplyStepMessage { Step = new StepHeader { Step = step, LearningRate = learningRate, Reduced = gradient is null } }, cancel);
-            foreach (var chunk in gradient is null ? [] : TensorChunks.Split("gradient", DType.Float32, [gradient.Length / 4], gradient))
-                await call.RequestStream.WriteAsync(new ApplyStepMessage { Gradient = chunk }, cancel);
-            await call.RequestStream.CompleteAsync();
-        }
-        catch (Exception e) when (e is RpcException or InvalidOperationException or IOException && !cancel.IsCancellationRequested)
-        {
-            // the worker answered before it read the whole request (an error it found in the header, such as a call before
-            // Join): its status is the news, not the write that then failed (Cancelled under load)
-            await call.ResponseAsync;
-            throw;
-        }
-        var reply = await call.ResponseAsync;
+        var header = new ApplyStepMessage { Step = new StepHeader { Step = step, LearningRate = learningRate, Reduced = gradient is null } };
+        var chunks = gradient is null ? [] : TensorChunks.Split("gradient", DType.Float32, [gradient.Length / 4], gradient);
+        var reply = await SendAsync(call, chunks.Select(c => new ApplyStepMessage { Gradient = c }).Prepend(header), cancel);
         times?.Invoke(Times(call.GetTrailers()));
         if (reply.Step != step) throw new InvalidOperationException($"worker {Address} answered step {reply.Step} for step {step}");
         return reply.Checksum;
@@ -114,11 +101,27 @@ public sealed class WorkerClient : IDisposable
     public async Task<LoadStateReply> LoadStateAsync(IEnumerable<(string Name, DType DType, long[] Shape, byte[] Data)> state, CancellationToken cancel = default)
     {
         using var call = _client.LoadState(Options(cancel));
-        foreach (var (name, dtype, shape, data) in state)
+        return await SendAsync(call, state.SelectMany(t => TensorChunks.Split(t.Name, t.DType, t.Shape, t.Data)), cancel);
+    }
+
+    /// <summary>
+    /// Writes a client stream, completes it and returns the worker's reply. A worker that refuses a call before it has
+    /// read the whole request (an error found in the header, a call before Join) ends the call while the client still
+    /// writes: its status is the news, not the write that then failed (Cancelled under CPU load).
+    /// </summary>
+    private static async Task<TResponse> SendAsync<TRequest, TResponse>(AsyncClientStreamingCall<TRequest, TResponse> call, IEnumerable<TRequest> messages,
+        CancellationToken cancel)
+    {
+        try
         {
-            foreach (var chunk in TensorChunks.Split(name, dtype, shape, data)) await call.RequestStream.WriteAsync(chunk, cancel);
+            foreach (var message in messages) await call.RequestStream.WriteAsync(message, cancel);
+            await call.RequestStream.CompleteAsync();
         }
-        await call.RequestStream.CompleteAsync();
+        catch (Exception e) when (e is RpcException or InvalidOperationException or IOException && !cancel.IsCancellationRequested)
+        {
+            await call.ResponseAsync; // throws the worker's status
+            throw;
+        }
         return await call.ResponseAsync;
     }
 
