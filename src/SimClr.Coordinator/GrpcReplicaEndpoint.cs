@@ -1,7 +1,9 @@
 using Grpc.Core;
 using Grpc.Health.V1;
+using SimClr.Core.Collectives;
 using SimClr.Core.Config;
-using SimClr.Core.Training;
+using SimClr.Core.Replica;
+using SimClr.Core.Step;
 using SimClr.Protocol;
 
 namespace SimClr.Coordinator;
@@ -59,8 +61,8 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
             Rank = (uint)rank,
             Precision = ring.Precision switch
             {
-                Core.Config.ReducePrecision.Float32 => Protocol.ReducePrecision.Float32,
-                Core.Config.ReducePrecision.Bfloat16 => Protocol.ReducePrecision.Bfloat16,
+                Core.Collectives.ReducePrecision.Float32 => Protocol.ReducePrecision.Float32,
+                Core.Collectives.ReducePrecision.Bfloat16 => Protocol.ReducePrecision.Bfloat16,
                 _ => Protocol.ReducePrecision.Exact,
             },
             PieceElements = (uint)ring.PieceElements,
@@ -96,7 +98,7 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
         }
         var send = gradient ?? _localGradient ?? throw new InvalidOperationException($"{Name}: no gradient to apply (Backward first)");
         _localGradient = null;
-        if (gradient is null && DataParallelStep.CountNonFinite(send) is > 0 and var bad)
+        if (gradient is null && GradientSum.CountNonFinite(send) is > 0 and var bad)
             throw new NonFiniteGradientException($"the gradient has {bad} non-finite value(s)"); // its own, sent back: checked here
         return await Watched("ApplyStep", token => Client.ApplyStepAsync(step, learningRate, send, token, AddTimes), cancel);
     }

@@ -1,5 +1,6 @@
 using Grpc.Core;
 using Grpc.Net.Client;
+using SimClr.Core.Step;
 using SimClr.Protocol;
 
 namespace SimClr.Coordinator;

@@ -2,7 +2,7 @@ using Grpc.Core;
 using Grpc.Health.V1;
 using SimClr.Core.Config;
 using SimClr.Core.Data;
-using SimClr.Core.Training;
+using SimClr.Core.Step;
 using SimClr.Protocol;
 
 namespace SimClr.Coordinator;

@@ -1,6 +1,7 @@
 using SimClr.Core.Checkpoints;
 using SimClr.Core.Config;
-using SimClr.Core.Training;
+using SimClr.Core.Replica;
+using SimClr.Core.Step;
 using static TorchSharp.torch;
 
 namespace SimClr.Worker;

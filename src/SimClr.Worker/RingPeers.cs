@@ -2,9 +2,9 @@ using System.Threading.Channels;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
-using SimClr.Core.Training;
+using SimClr.Core.Collectives;
 using SimClr.Protocol;
-using Piece = SimClr.Core.Training.RingPiece;
+using Piece = SimClr.Core.Collectives.RingPiece;
 using WirePiece = SimClr.Protocol.RingPiece;
 
 namespace SimClr.Worker;
@@ -73,9 +73,9 @@ public sealed class RingPeers(WorkerOptions options) : IDisposable
         int ranks = spec.Peers.Count;
         var precision = spec.Precision switch
         {
-            ReducePrecision.Exact => Core.Config.ReducePrecision.Exact,
-            ReducePrecision.Float32 => Core.Config.ReducePrecision.Float32,
-            ReducePrecision.Bfloat16 => Core.Config.ReducePrecision.Bfloat16,
+            Protocol.ReducePrecision.Exact => Core.Collectives.ReducePrecision.Exact,
+            Protocol.ReducePrecision.Float32 => Core.Collectives.ReducePrecision.Float32,
+            Protocol.ReducePrecision.Bfloat16 => Core.Collectives.ReducePrecision.Bfloat16,
             _ => throw new ArgumentOutOfRangeException(nameof(spec), spec.Precision, "precision"),
         };
         int pieces = spec.PieceElements == 0 ? RingAllReduce.DefaultPieceElements : (int)spec.PieceElements;

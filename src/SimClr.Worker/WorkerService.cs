@@ -1,8 +1,10 @@
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
+using SimClr.Core.Collectives;
 using SimClr.Core.Config;
+using SimClr.Core.Replica;
 using SimClr.Core.Runtime;
-using SimClr.Core.Training;
+using SimClr.Core.Step;
 using SimClr.Protocol;
 using static TorchSharp.torch;
 

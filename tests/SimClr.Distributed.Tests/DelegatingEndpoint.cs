@@ -1,4 +1,6 @@
-using SimClr.Core.Training;
+using SimClr.Core.Collectives;
+using SimClr.Core.Replica;
+using SimClr.Core.Step;
 
 namespace SimClr.Distributed.Tests;
 

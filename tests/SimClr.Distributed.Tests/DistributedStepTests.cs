@@ -1,17 +1,19 @@
+using System.Runtime.InteropServices;
 using Grpc.Core;
 using SimClr.Coordinator;
-using System.Runtime.InteropServices;
 using SimClr.Core.Augmentation;
+using SimClr.Core.Collectives;
 using SimClr.Core.Config;
 using SimClr.Core.Data;
 using SimClr.Core.Loss;
 using SimClr.Core.Models;
 using SimClr.Core.Optim;
-using SimClr.Core.Training;
+using SimClr.Core.Replica;
+using SimClr.Core.Step;
 using SimClr.Protocol;
 using SimClr.Worker;
-using ReducePrecision = SimClr.Core.Config.ReducePrecision;
 using TorchSharp;
+using ReducePrecision = SimClr.Core.Collectives.ReducePrecision;
 using static TorchSharp.torch;
 
 namespace SimClr.Distributed.Tests;

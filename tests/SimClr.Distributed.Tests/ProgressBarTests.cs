@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 using SimClr.Cli.Terminal;
-using SimClr.Core.Training;
+using SimClr.Core.Stages;
 using Spectre.Console;
 
 namespace SimClr.Distributed.Tests;

@@ -6,7 +6,8 @@ using SimClr.Core.Config;
 using SimClr.Core.Data;
 using SimClr.Core.Loss;
 using SimClr.Core.Optim;
-using SimClr.Core.Training;
+using SimClr.Core.Replica;
+using SimClr.Core.Step;
 using SimClr.Protocol;
 using SimClr.Worker;
 

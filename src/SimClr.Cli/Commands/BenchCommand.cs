@@ -2,11 +2,14 @@ using System.CommandLine;
 using System.Diagnostics;
 using SimClr.Cli.Processes;
 using SimClr.Core.Augmentation;
+using SimClr.Core.Collectives;
 using SimClr.Core.Config;
-using SimClr.Core.Optim;
-using SimClr.Core.Training;
 using SimClr.Core.Data;
 using SimClr.Core.Loss;
+using SimClr.Core.Optim;
+using SimClr.Core.Replica;
+using SimClr.Core.Stages;
+using SimClr.Core.Step;
 using static TorchSharp.torch;
 
 namespace SimClr.Cli.Commands;

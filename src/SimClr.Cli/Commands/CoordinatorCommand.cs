@@ -2,7 +2,7 @@ using System.CommandLine;
 using SimClr.Cli.Processes;
 using SimClr.Coordinator;
 using SimClr.Core.Config;
-using SimClr.Core.Training;
+using SimClr.Core.Step;
 
 namespace SimClr.Cli.Commands;
 

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using SimClr.Core.Config;
 using SimClr.Core.Data;
-using SimClr.Core.Training;
+using SimClr.Core.Stages;
 using Spectre.Console;
 
 namespace SimClr.Cli.Commands;

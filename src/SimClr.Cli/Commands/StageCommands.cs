@@ -1,10 +1,11 @@
 using System.CommandLine;
 using SimClr.Cli.Plots;
 using SimClr.Cli.Terminal;
+using SimClr.Coordinator;
 using SimClr.Core.Config;
 using SimClr.Core.Data;
-using SimClr.Coordinator;
-using SimClr.Core.Training;
+using SimClr.Core.Stages;
+using SimClr.Core.Step;
 
 namespace SimClr.Cli.Commands;
 

@@ -32,7 +32,7 @@ internal static class WorkerCommand
         WorkerOptions options;
         try
         {
-            SimClr.Core.Training.StageRunner.CheckDevice(device);
+            SimClr.Core.Stages.StageRunner.CheckDevice(device);
             token = SimClr.Protocol.RunToken.Read(tokenFile);
             if (host != "localhost" && !System.Net.IPAddress.TryParse(host, out _))
                 throw new SimClr.Core.Config.ConfigException($"--host {host} is not an IP address; give the address of the interface to listen on (0.0.0.0 for all)");

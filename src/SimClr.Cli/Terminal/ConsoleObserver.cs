@@ -1,5 +1,5 @@
 using System.Globalization;
-using SimClr.Core.Training;
+using SimClr.Core.Stages;
 using Spectre.Console;
 
 namespace SimClr.Cli.Terminal;

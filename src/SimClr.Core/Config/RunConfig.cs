@@ -1,4 +1,5 @@
 using SimClr.Core.Augmentation;
+using SimClr.Core.Collectives;
 using SimClr.Core.Data;
 using SimClr.Core.Optim;
 
@@ -124,25 +125,12 @@ public enum ReductionMethod
     /// <summary>The ring between workers when every replica is a worker that can take part, else the star.</summary>
     Auto,
 
-    /// <summary>Bandwidth-optimal ring all-reduce between the workers (<see cref="Training.RingAllReduce"/>); the
+    /// <summary>Bandwidth-optimal ring all-reduce between the workers (<see cref="Collectives.RingAllReduce"/>); the
     /// coordinator moves no gradient and its traffic does not grow with the workers.</summary>
     Ring,
 
     /// <summary>Every gradient to the coordinator, the sum back to every worker (traffic 2N x the gradient through it).</summary>
     Star,
-}
-
-/// <summary>What the ring's partial sums travel as.</summary>
-public enum ReducePrecision
-{
-    /// <summary>float64 partial sums: exact, the same bits whatever the ring's order or size (and the star's).</summary>
-    Exact,
-
-    /// <summary>float32 partial sums: fewer bytes when there are more than 2 workers; rounding depends on the ring.</summary>
-    Float32,
-
-    /// <summary>bfloat16 on the wire, float32 sums, the result rounded to bfloat16: half the bytes, lossy.</summary>
-    Bfloat16,
 }
 
 public sealed record ReductionOptions
@@ -151,7 +139,7 @@ public sealed record ReductionOptions
 
     public ReducePrecision Precision { get; init; } = ReducePrecision.Exact;
 
-    /// <summary>Values per piece the ring streams (pipelining granularity); 0: <see cref="Training.RingAllReduce.DefaultPieceElements"/>.</summary>
+    /// <summary>Values per piece the ring streams (pipelining granularity); 0: <see cref="Collectives.RingAllReduce.DefaultPieceElements"/>.</summary>
     public int PieceElements { get; init; }
 
     /// <summary>The ring sums the gradient in buckets of about this many megabytes (10^6 bytes) of float32, whole stages
@@ -279,8 +267,8 @@ public sealed record RunConfig
         if (Faults.HeartbeatMisses < 1) problems.Add($"faults.heartbeatMisses must be >= 1 (got {Faults.HeartbeatMisses})");
         if (Reduction.Method == ReductionMethod.Star && Reduction.Precision != ReducePrecision.Exact)
             problems.Add($"reduction.precision {Reduction.Precision} applies to the ring; the star always sums exactly (set reduction.method to ring or auto)");
-        if (Reduction.PieceElements < 0 || Reduction.PieceElements > Training.RingAllReduce.MaxPieceElements)
-            problems.Add($"reduction.pieceElements must be in [0, {Training.RingAllReduce.MaxPieceElements}] (got {Reduction.PieceElements}; 0: the default)");
+        if (Reduction.PieceElements < 0 || Reduction.PieceElements > Collectives.RingAllReduce.MaxPieceElements)
+            problems.Add($"reduction.pieceElements must be in [0, {Collectives.RingAllReduce.MaxPieceElements}] (got {Reduction.PieceElements}; 0: the default)");
         if (!double.IsFinite(Reduction.BucketMegabytes) || Reduction.BucketMegabytes < 0 || Reduction.BucketMegabytes > 1e6)
             problems.Add($"reduction.bucketMegabytes must be in [0, 1000000] (got {Reduction.BucketMegabytes}; 0: one bucket, no overlap with backward)");
         if (Epochs < 1) problems.Add($"epochs must be >= 1 (got {Epochs})");

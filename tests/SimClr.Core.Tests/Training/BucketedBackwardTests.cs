@@ -1,8 +1,9 @@
 using SimClr.Core.Augmentation;
+using SimClr.Core.Collectives;
 using SimClr.Core.Config;
 using SimClr.Core.Models;
 using SimClr.Core.Optim;
-using SimClr.Core.Training;
+using SimClr.Core.Replica;
 using TorchSharp;
 using static TorchSharp.torch;
 

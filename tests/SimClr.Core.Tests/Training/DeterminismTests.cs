@@ -1,6 +1,6 @@
 using SimClr.Core.Checkpoints;
 using SimClr.Core.Config;
-using SimClr.Core.Training;
+using SimClr.Core.Stages;
 
 namespace SimClr.Core.Tests.Training;
 

@@ -1,5 +1,5 @@
 using SimClr.Core.Config;
-using SimClr.Core.Training;
+using SimClr.Core.Stages;
 
 namespace SimClr.Core.Tests.Training;
 

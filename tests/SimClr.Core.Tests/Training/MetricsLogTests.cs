@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 using SimClr.Core.Config;
-using SimClr.Core.Training;
+using SimClr.Core.Stages;
 
 namespace SimClr.Core.Tests.Training;
 

@@ -1,7 +1,10 @@
 using SimClr.Core.Checkpoints;
+using SimClr.Core.Collectives;
 using SimClr.Core.Config;
 using SimClr.Core.Data;
-using SimClr.Core.Training;
+using SimClr.Core.Replica;
+using SimClr.Core.Stages;
+using SimClr.Core.Step;
 using TorchSharp;
 using static TorchSharp.torch;
 

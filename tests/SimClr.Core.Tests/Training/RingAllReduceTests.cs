@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
+using SimClr.Core.Collectives;
 using SimClr.Core.Config;
-using SimClr.Core.Training;
 
 namespace SimClr.Core.Tests.Training;
 
@@ -81,7 +81,7 @@ public sealed class RingAllReduceTests
     {
         var random = new Random(ranks * 1000 + count);
         var locals = Enumerable.Range(0, ranks).Select(r => Gradient(random, count, float64: r % 2 == 1)).ToList();
-        var expected = DataParallelStep.Sum(locals, [], out long expectedBad);
+        var expected = GradientSum.Sum(locals, [], out long expectedBad);
         var results = await Reduce(locals, ReducePrecision.Exact, pieceElements);
         foreach (var result in results)
         {
@@ -103,7 +103,7 @@ public sealed class RingAllReduceTests
         var three = await Reduce([Partial(groups.Take(2)), Partial(groups.Skip(2).Take(2)), Partial(groups.Skip(4))], ReducePrecision.Exact, 333);
         var two = await Reduce([Partial(groups.Take(3)), Partial(groups.Skip(3))], ReducePrecision.Exact, 1000);
         Assert.Equal(three[0].Sum, two[0].Sum);
-        Assert.Equal(DataParallelStep.Sum(groups, [], out _), two[1].Sum);
+        Assert.Equal(GradientSum.Sum(groups, [], out _), two[1].Sum);
     }
 
     private static byte[] SumToFloat64(IEnumerable<GradientBytes> of)
@@ -125,7 +125,7 @@ public sealed class RingAllReduceTests
     {
         var random = new Random(11);
         var locals = Enumerable.Range(0, 4).Select(_ => Gradient(random, 3000, float64: false)).ToList();
-        var exact = Floats(DataParallelStep.Sum(locals, [], out _));
+        var exact = Floats(GradientSum.Sum(locals, [], out _));
         var results = await Reduce(locals, precision, 250);
         foreach (var result in results) Assert.Equal(results[0].Sum, result.Sum); // one result for the whole ring
         var sum = Floats(results[0].Sum);
@@ -231,7 +231,7 @@ public sealed class RingAllReduceTests
     {
         var random = new Random(17);
         var locals = Enumerable.Range(0, 3).Select(_ => Gradient(random, 3000, float64: false)).ToList();
-        var exact = Floats(DataParallelStep.Sum(locals, [], out _));
+        var exact = Floats(GradientSum.Sum(locals, [], out _));
         var results = await ReduceInBuckets(locals, Buckets(3000, 1000, 1000), precision, 128);
         foreach (var result in results) Assert.Equal(results[0].Sum, result.Sum);
         var sum = Floats(results[0].Sum);

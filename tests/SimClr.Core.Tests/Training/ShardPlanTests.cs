@@ -1,8 +1,10 @@
 using SimClr.Core.Augmentation;
+using SimClr.Core.Collectives;
 using SimClr.Core.Config;
 using SimClr.Core.Models;
 using SimClr.Core.Optim;
-using SimClr.Core.Training;
+using SimClr.Core.Replica;
+using SimClr.Core.Step;
 using static TorchSharp.torch;
 
 namespace SimClr.Core.Tests.Training;
@@ -102,7 +104,7 @@ public class ShardPlanTests
         byte[] SumOver(int replicas)
         {
             var partials = Enumerable.Range(0, replicas).Select(r => Partial(groups.Skip(r * 6 / replicas).Take(((r + 1) * 6 / replicas) - (r * 6 / replicas)))).ToList();
-            return DataParallelStep.Sum(partials, partials.Select((_, r) => (IReplicaEndpoint)new LocalReplicaEndpoint(null!, $"r{r}")).ToList(), out _);
+            return GradientSum.Sum(partials, partials.Select((_, r) => $"r{r}").ToList(), out _);
         }
         var one = SumOver(1);
         foreach (int replicas in new[] { 2, 3, 6 }) Assert.Equal(one, SumOver(replicas));

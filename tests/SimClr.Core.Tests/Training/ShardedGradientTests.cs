@@ -3,7 +3,7 @@ using SimClr.Core.Config;
 using SimClr.Core.Loss;
 using SimClr.Core.Models;
 using SimClr.Core.Optim;
-using SimClr.Core.Training;
+using SimClr.Core.Replica;
 using static TorchSharp.torch;
 
 namespace SimClr.Core.Tests.Training;

@@ -2,7 +2,7 @@ using System.Text.Json;
 using SimClr.Core.Checkpoints;
 using SimClr.Core.Config;
 using SimClr.Core.Models;
-using SimClr.Core.Training;
+using SimClr.Core.Stages;
 using static TorchSharp.torch;
 
 namespace SimClr.Core.Tests.Training;

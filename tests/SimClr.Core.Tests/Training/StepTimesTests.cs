@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json;
 using SimClr.Core.Config;
-using SimClr.Core.Training;
+using SimClr.Core.Replica;
+using SimClr.Core.Stages;
+using SimClr.Core.Step;
 
 namespace SimClr.Core.Tests.Training;
 

@@ -1,0 +1,44 @@
+using System.Globalization;
+
+namespace SimClr.Core.Replica;
+
+/// <summary>
+/// Milliseconds a replica spent on its own work, by phase: augmenting views, the forward pass, the gradient-caching
+/// re-forward (re-augmentation included; 0 without chunks), the backward pass, the optimiser step, the rest of its
+/// calls (serialise: bytes to and from tensors, flattening or installing the gradient, the parameter checksum), and
+/// the ring all-reduce with the other workers (ring: what is left of it once backward has ended, waiting for the other
+/// workers included; the buckets summed during backward are not counted again; 0 with the star).
+/// What the calls cost beyond this (the wire, waiting for the worker's torch thread) the coordinator measures.
+/// </summary>
+public sealed record ReplicaTimes(double AugmentMs, double ForwardMs, double ReforwardMs, double BackwardMs, double OptimizerMs, double SerializeMs,
+    double RingMs = 0)
+{
+    public static readonly ReplicaTimes None = new(0, 0, 0, 0, 0, 0);
+
+    public double TotalMs => AugmentMs + ForwardMs + ReforwardMs + BackwardMs + OptimizerMs + SerializeMs + RingMs;
+
+    public static ReplicaTimes operator +(ReplicaTimes a, ReplicaTimes b) => new(a.AugmentMs + b.AugmentMs, a.ForwardMs + b.ForwardMs,
+        a.ReforwardMs + b.ReforwardMs, a.BackwardMs + b.BackwardMs, a.OptimizerMs + b.OptimizerMs, a.SerializeMs + b.SerializeMs, a.RingMs + b.RingMs);
+
+    /// <summary>The wire form (the worker's "simclr-times" gRPC trailer): "augment=1.25;forward=3.5;...".</summary>
+    public string Format() => string.Join(';', Fields().Select(f => string.Create(CultureInfo.InvariantCulture, $"{f.Name}={f.Ms:0.###}")));
+
+    /// <summary>Reads <see cref="Format"/>'s form; unknown names are ignored (a newer worker), missing ones are 0; null when malformed.</summary>
+    public static ReplicaTimes? Parse(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return null;
+        var values = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (string part in text.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int eq = part.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0 || !double.TryParse(part[(eq + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out double ms) || !double.IsFinite(ms) || ms < 0)
+                return null;
+            values[part[..eq]] = ms;
+        }
+        double Get(string name) => values.GetValueOrDefault(name);
+        return new ReplicaTimes(Get("augment"), Get("forward"), Get("reforward"), Get("backward"), Get("optimizer"), Get("serialize"), Get("ring"));
+    }
+
+    private IEnumerable<(string Name, double Ms)> Fields() =>
+        [("augment", AugmentMs), ("forward", ForwardMs), ("reforward", ReforwardMs), ("backward", BackwardMs), ("optimizer", OptimizerMs), ("serialize", SerializeMs), ("ring", RingMs)];
+}

@@ -1,0 +1,6 @@
+using static TorchSharp.torch;
+
+namespace SimClr.Core.Step;
+
+/// <summary>A float32 tensor as bytes (projections, dL/dz): what crosses a process boundary.</summary>
+public sealed record FloatBlock(long[] Shape, byte[] Data);

@@ -1,0 +1,11 @@
+using System.Diagnostics;
+using System.Numerics;
+using System.Runtime.InteropServices;
+using SimClr.Core.Config;
+using SimClr.Core.Data;
+using static TorchSharp.torch;
+
+namespace SimClr.Core.Step;
+
+/// <summary>The replicas disagree after a step: their parameters are no longer bit-identical.</summary>
+public sealed class ReplicaDivergenceException(string message) : Exception(message);
