@@ -20,34 +20,33 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
     Func<CancellationToken, Task<IReplicaEndpoint?>>? reconnect = null) : IReplicaEndpoint
 {
     private readonly FaultOptions _faults = faults ?? new FaultOptions();
-    private byte[]? _localGradient;
-    private bool _reducedPending; // the worker holds its ring's sum for the next ApplyStep
-    private readonly Lock _timesGate = new();
-    private ReplicaTimes _times = ReplicaTimes.None; // the worker's own time in its calls since the last TakeTimes
+    private byte[]? _localGradient; // the worker's own gradient, kept here for an ApplyStep of StepGradient.Own
 
     public WorkerClient Client { get; } = client;
 
     public string Name { get; } = name;
 
-    public async Task<FloatBlock> ForwardAsync(ShardWork work, CancellationToken cancel)
+    public async Task<Timed<FloatBlock>> ForwardAsync(ShardWork work, CancellationToken cancel)
     {
         var header = new ShardHeader { Step = work.Step, Epoch = work.Epoch };
         header.Indices.AddRange(work.Rows.Indices);
         header.Views.AddRange(work.Rows.Views);
         if (work.Rows.ChunkSizes.Length > 1) header.ChunkSizes.AddRange(work.Rows.ChunkSizes);
-        var z = await Watched("Forward", token => Client.ForwardAsync(header, work.ImageShape, work.Images, token, AddTimes), cancel);
+        var times = new CallTimes();
+        var z = await Watched("Forward", token => Client.ForwardAsync(header, work.ImageShape, work.Images, token, times.Add), cancel);
         if (z.DType != DType.Float32) throw new ProtocolViolation($"{Name} answered projections as {z.DType}, not float32");
-        return new FloatBlock(z.Shape, z.Data);
+        return new(new FloatBlock(z.Shape, z.Data), times.Value);
     }
 
-    public async Task<GradientBytes?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel)
+    public async Task<Timed<GradientBytes?>> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel)
     {
-        var local = await Watched("Backward", token => Client.BackwardAsync(gradient.Shape, gradient.Data, token, AddTimes), cancel);
+        var times = new CallTimes();
+        var local = await Watched("Backward", token => Client.BackwardAsync(gradient.Shape, gradient.Data, token, times.Add), cancel);
         if (local.DType is not (DType.Float32 or DType.Float64) || local.Shape.Length != 1)
             throw new ProtocolViolation($"{Name} answered a gradient {local.DType} [{string.Join(", ", local.Shape)}], not a flat float32 or float64 tensor");
         var bytes = new GradientBytes(local.Data, local.DType == DType.Float64);
         _localGradient = returnGradient ? null : bytes.ToFloat32();
-        return returnGradient ? bytes : null;
+        return new(returnGradient ? bytes : null, times.Value);
     }
 
     public string? PeerAddress => Client.Address.ToString();
@@ -72,16 +71,15 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
         return spec;
     }
 
-    public async Task<long> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel)
+    public async Task<Timed<long>> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel)
     {
         _localGradient = null;
-        _reducedPending = false;
         var spec = Spec(ring, rank);
+        var times = new CallTimes();
         try
         {
-            var reply = await Watched("BackwardReduce", token => Client.BackwardReduceAsync(spec, gradient.Shape, gradient.Data, token, AddTimes), cancel);
-            _reducedPending = true;
-            return reply.NonFinite;
+            var reply = await Watched("BackwardReduce", token => Client.BackwardReduceAsync(spec, gradient.Shape, gradient.Data, token, times.Add), cancel);
+            return new(reply.NonFinite, times.Value);
         }
         catch (RpcException e) when (cancel.IsCancellationRequested)
         {
@@ -89,35 +87,32 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
         }
     }
 
-    public async Task<string?> ApplyStepAsync(long step, double learningRate, byte[]? gradient, bool checksum, CancellationToken cancel)
+    public async Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, bool checksum, CancellationToken cancel)
     {
-        if (gradient is null && _reducedPending)
+        byte[]? send = gradient.Source switch
         {
-            _reducedPending = false;
-            return await Watched("ApplyStep", token => Client.ApplyStepAsync(step, learningRate, null, token, AddTimes), cancel);
-        }
-        var send = gradient ?? _localGradient ?? throw new InvalidOperationException($"{Name}: no gradient to apply (Backward first)");
+            GradientSource.Sent => gradient.Sum,
+            GradientSource.Ring => null, // the worker applies the sum its ring left on it
+            _ => _localGradient ?? throw new InvalidOperationException($"{Name}: no gradient to apply (Backward first)"),
+        };
         _localGradient = null;
-        if (gradient is null && GradientSum.CountNonFinite(send) is > 0 and var bad)
+        if (gradient.Source == GradientSource.Own && GradientSum.CountNonFinite(send) is > 0 and var bad)
             throw new NonFiniteGradientException($"the gradient has {bad} non-finite value(s)"); // its own, sent back: checked here
-        return await Watched("ApplyStep", token => Client.ApplyStepAsync(step, learningRate, send, token, AddTimes), cancel);
+        var times = new CallTimes();
+        string result = await Watched("ApplyStep", token => Client.ApplyStepAsync(step, learningRate, send, token, times.Add), cancel);
+        return new(result, times.Value);
     }
 
-    public ReplicaTimes TakeTimes()
+    /// <summary>The worker's own time in one call, from its <see cref="StepTimesTrailer"/> (none, or a malformed one,
+    /// is <see cref="ReplicaTimes.None"/>: the call then counts as transfer).</summary>
+    private sealed class CallTimes
     {
-        lock (_timesGate)
+        public ReplicaTimes Value { get; private set; } = ReplicaTimes.None;
+
+        public void Add(string? trailer)
         {
-            var times = _times;
-            _times = ReplicaTimes.None;
-            return times;
+            if (ReplicaTimes.Parse(trailer) is { } times) Value += times;
         }
-    }
-
-    /// <summary>Adds a call's <see cref="StepTimesTrailer"/> (none, or a malformed one, adds nothing: the call then counts as transfer).</summary>
-    private void AddTimes(string? trailer)
-    {
-        if (ReplicaTimes.Parse(trailer) is not { } times) return;
-        lock (_timesGate) _times += times;
     }
 
     public async Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel)

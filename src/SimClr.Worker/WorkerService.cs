@@ -18,9 +18,7 @@ namespace SimClr.Worker;
 public sealed class WorkerService(TorchThread torch, WorkerOptions options, RingPeers peers, ILogger<WorkerService> log) : Protocol.Worker.WorkerBase, IDisposable
 {
     private readonly Lock _gate = new();
-    private ReplicaSession? _session;
-    private long[]? _lastProjectionShape;
-    private byte[]? _reduced; // the last ring's sum, for the next ApplyStep with StepHeader.reduced
+    private JoinedRun? _run;
 
     /// <summary>gRPC's own binding, turned off: <see cref="UndecodableIsInvalid{TService}"/> binds the methods.</summary>
     public static void Bind(ServiceBinderBase binder, WorkerService service)
@@ -50,15 +48,14 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         if (config.Stage is not (Stage.Pretrain or Stage.Finetune or Stage.Supervised))
             throw Invalid($"stage {config.Stage} does not run on workers (pretrain, finetune and supervised do)");
         if (config.Stage != Stage.Pretrain && data.Classes < 2) throw Invalid($"data: {data.Classes} classes; a classifier needs at least 2");
-        var session = await torch.RunAsync(() => new ReplicaSession(config, data.Channels, data.Height, data.Width, data.Mean.ToArray(), data.Std.ToArray(),
-            data.Classes, new Device(options.Device)));
+        // identical on every worker; the weights arrive by LoadState
+        var session = await torch.RunAsync(() => new ReplicaSession(ReplicaFactory.Build(config, data.Channels, data.Mean.ToArray(), data.Std.ToArray(),
+            new Device(options.Device), data.Classes, loadPretrained: false)));
         lock (_gate)
         {
-            var old = _session;
-            _session = session;
-            _lastProjectionShape = null;
-            _reduced = null;
-            if (old is not null) _ = torch.RunAsync(old.Dispose);
+            var old = _run;
+            _run = new JoinedRun(session, data.Channels, data.Height, data.Width);
+            if (old is not null) _ = torch.RunAsync(old.Session.Dispose);
         }
         log.LogInformation("joined run {Run}: {Parameters} parameters on {Device}", request.RunId, session.ParameterCount, options.Device);
         return new JoinReply { Version = ProtocolVersion._1, WorkerId = options.WorkerId, Device = options.Device, Threads = get_num_threads() };
@@ -66,13 +63,13 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
 
     public override async Task Forward(IAsyncStreamReader<ForwardMessage> requestStream, IServerStreamWriter<TensorChunk> responseStream, ServerCallContext context)
     {
-        var session = Session();
+        var run = Joined();
         var (shard, images) = await ReadHeaderThenTensor(requestStream, m => m.Shard, m => m.Images, m => m.PartCase,
             "Forward", "the shard header, then the images", context, expect: (shard, images) =>
             {
                 long rows = shard.Indices.Count;
-                if (images.Dtype != DType.Uint8 || !images.Shape.SequenceEqual([rows, session.Channels, session.Height, session.Width]))
-                    throw Invalid($"images: {images.Dtype} [{string.Join(", ", images.Shape)}] for {rows} rows; expected uint8 [{rows}, {session.Channels}, {session.Height}, {session.Width}]");
+                if (images.Dtype != DType.Uint8 || !images.Shape.SequenceEqual([rows, run.Channels, run.Height, run.Width]))
+                    throw Invalid($"images: {images.Dtype} [{string.Join(", ", images.Shape)}] for {rows} rows; expected uint8 [{rows}, {run.Channels}, {run.Height}, {run.Width}]");
             });
         long rows = shard.Indices.Count;
         if (shard.Views.Count != rows) throw Invalid($"{shard.Views.Count} views for {rows} indices");
@@ -82,30 +79,26 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
             throw Invalid($"chunk_sizes [{string.Join(", ", shard.ChunkSizes)}] do not split {rows} rows");
         var rowsOfShard = new ShardRows([.. shard.Indices], [.. shard.Views], [], [.. shard.ChunkSizes]);
         var work = new ShardWork(shard.Step, shard.Epoch, rowsOfShard, images.Shape, images.Data);
-        var (shape, bytes, times) = await torch.RunAsync(() =>
-        {
-            var z = session.Endpoint.ForwardAsync(work, CancellationToken.None).GetAwaiter().GetResult(); // synchronous on this thread
-            return (z.Shape, z.Data, session.Endpoint.TakeTimes());
-        }, context.CancellationToken);
-        lock (_gate) _lastProjectionShape = shape;
+        var (z, times) = await torch.RunAsync(() => run.Session.Forward(work), context.CancellationToken);
         ReportTimes(context, times);
-        foreach (var chunk in TensorChunks.Split("z", DType.Float32, shape, bytes)) await responseStream.WriteAsync(chunk);
+        foreach (var chunk in TensorChunks.Split("z", DType.Float32, z.Shape, z.Data)) await responseStream.WriteAsync(chunk);
     }
 
     public override async Task Backward(IAsyncStreamReader<TensorChunk> requestStream, IServerStreamWriter<TensorChunk> responseStream, ServerCallContext context)
     {
-        var session = Session();
-        var block = CheckProjectionGradient(await ReceiveOne(requestStream, context, (dz, _) => CheckProjectionGradient(dz.Dtype, dz.Shape)));
-        var (flat, times) = await RunBackward(session, () => session.Endpoint.BackwardAsync(block, returnGradient: true, CancellationToken.None).GetAwaiter().GetResult()!, context);
+        var session = Joined().Session;
+        var block = CheckProjectionGradient(session, await ReceiveOne(requestStream, context, (dz, _) => CheckProjectionGradient(session, dz.Dtype, dz.Shape)));
+        var (flat, times) = await Precondition(() => torch.RunAsync(() => session.Backward(block, returnGradient: true), context.CancellationToken));
         ReportTimes(context, times);
-        foreach (var chunk in TensorChunks.Split("gradient", flat.Float64 ? DType.Float64 : DType.Float32, [flat.Count], flat.Data)) await responseStream.WriteAsync(chunk);
+        var gradient = flat!;
+        foreach (var chunk in TensorChunks.Split("gradient", gradient.Float64 ? DType.Float64 : DType.Float32, [gradient.Count], gradient.Data)) await responseStream.WriteAsync(chunk);
     }
 
     public override async Task<ReduceReply> BackwardReduce(IAsyncStreamReader<BackwardReduceMessage> requestStream, ServerCallContext context)
     {
-        var session = Session();
+        var session = Joined().Session;
         var (ring, gradient) = await ReadHeaderThenTensor(requestStream, m => m.Ring, m => m.Dz, m => m.PartCase,
-            "BackwardReduce", "the ring, then dL/dz", context, expect: (_, dz) => CheckProjectionGradient(dz.Dtype, dz.Shape));
+            "BackwardReduce", "the ring, then dL/dz", context, expect: (_, dz) => CheckProjectionGradient(session, dz.Dtype, dz.Shape));
         if (ring.RingId == 0) throw Invalid("ring: ring_id 0 is not an id");
         if (ring.Peers.Count is < 1 or > 4096 || ring.Rank >= ring.Peers.Count)
             throw Invalid($"ring: rank {ring.Rank} of {ring.Peers.Count} peers");
@@ -117,7 +110,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         if (ring.Precision is not (Protocol.ReducePrecision.Exact or Protocol.ReducePrecision.Float32 or Protocol.ReducePrecision.Bfloat16))
             throw Invalid($"ring: precision {ring.Precision}");
         if (ring.PieceElements > RingAllReduce.MaxPieceElements) throw Invalid($"ring: piece_elements {ring.PieceElements} (at most {RingAllReduce.MaxPieceElements})");
-        var block = CheckProjectionGradient(gradient);
+        var block = CheckProjectionGradient(session, gradient);
 
         // The ring runs alongside backward: each bucket (whole stages, last first) is summed as soon as backward has
         // finished it, while the torch thread goes on with the earlier stages.
@@ -128,11 +121,8 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         ReplicaTimes times;
         try
         {
-            (_, times) = await RunBackward(session, () =>
-            {
-                session.Endpoint.BackwardInBuckets(block, buckets, (_, bytes) => finished.Writer.TryWrite(bytes));
-                return true;
-            }, context);
+            times = await Precondition(() => torch.RunAsync(() => session.BackwardInBuckets(block, buckets, (_, bytes) => finished.Writer.TryWrite(bytes)),
+                context.CancellationToken));
             finished.Writer.TryComplete(); // every bucket is in: a ring still waiting for one fails instead of hanging
         }
         catch
@@ -155,48 +145,44 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
             log.LogWarning("ring {Ring:x} broke: {Reason}", ring.RingId, e.Message);
             throw new RpcException(new Status(StatusCode.Aborted, $"ring: {e.Message}"), new Metadata { { RingTrailer.Key, RingTrailer.Broken } });
         }
-        lock (_gate) _reduced = result.Sum;
+        session.KeepRingSum(result.Sum);
         // the ring's time that backward did not hide: what the step waits for
         ReportTimes(context, times with { RingMs = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds });
         return new ReduceReply { NonFinite = result.NonFinite, BytesSent = result.BytesSent };
     }
 
-    /// <summary>A backward of dL/dz (<paramref name="backward"/>, on the torch thread): what it returns and the replica's
-    /// times. Ends the Forward, and any ring sum not yet applied.</summary>
-    private async Task<(T Result, ReplicaTimes Times)> RunBackward<T>(ReplicaSession session, Func<T> backward, ServerCallContext context)
-    {
-        lock (_gate) _reduced = null;
-        try
-        {
-            return await torch.RunAsync(() => (backward(), session.Endpoint.TakeTimes()), context.CancellationToken);
-        }
-        finally
-        {
-            lock (_gate) _lastProjectionShape = null;
-        }
-    }
-
     /// <summary>dL/dz as received, checked against the last Forward's projections.</summary>
-    private FloatBlock CheckProjectionGradient(TensorChunks.Received gradient)
+    private static FloatBlock CheckProjectionGradient(ReplicaSession session, TensorChunks.Received gradient)
     {
-        CheckProjectionGradient(gradient.DType, gradient.Shape);
+        CheckProjectionGradient(session, gradient.DType, gradient.Shape);
         return new FloatBlock(gradient.Shape, gradient.Data);
     }
 
     /// <summary>dL/dz's dtype and shape (as received, or declared by its header before its bytes are allocated), checked
     /// against the last Forward's projections.</summary>
-    private void CheckProjectionGradient(DType dtype, IReadOnlyList<long> shape)
+    private static void CheckProjectionGradient(ReplicaSession session, DType dtype, IReadOnlyList<long> shape)
     {
-        long[]? expected;
-        lock (_gate) expected = _lastProjectionShape;
-        if (expected is null) throw new RpcException(new Status(StatusCode.FailedPrecondition, "Backward needs a Forward first"));
+        var expected = session.PendingProjections ?? throw new RpcException(new Status(StatusCode.FailedPrecondition, "Backward needs a Forward first"));
         if (dtype != DType.Float32 || !shape.SequenceEqual(expected))
             throw Invalid($"dL/dz: {dtype} [{string.Join(", ", shape)}], expected float32 [{string.Join(", ", expected)}]");
     }
 
+    /// <summary>A session call refused as out of order (<see cref="InvalidOperationException"/>) is FailedPrecondition.</summary>
+    private static async Task<T> Precondition<T>(Func<Task<T>> call)
+    {
+        try
+        {
+            return await call();
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, e.Message));
+        }
+    }
+
     public override async Task<ApplyStepReply> ApplyStep(IAsyncStreamReader<ApplyStepMessage> requestStream, ServerCallContext context)
     {
-        var session = Session();
+        var session = Joined().Session;
         var (step, gradient) = await ReadHeaderThenTensor(requestStream, m => m.Step, m => m.Gradient, m => m.PartCase,
             "ApplyStep", "the step header, then the gradient (none with reduced)", context, tensorOptional: true, expect: (step, gradient) =>
             {
@@ -205,35 +191,28 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
                     throw Invalid($"gradient: {gradient.Dtype} [{string.Join(", ", gradient.Shape)}], expected float32 [{session.ParameterCount}]");
             });
         if (!double.IsFinite(step.LearningRate) || step.LearningRate < 0) throw Invalid($"learning rate {step.LearningRate}");
-        byte[] data;
+        StepGradient source;
         if (step.Reduced)
         {
             if (gradient is not null) throw Invalid("a reduced ApplyStep carries no gradient: the worker applies its ring's sum");
-            lock (_gate)
-            {
-                data = _reduced ?? throw new RpcException(new Status(StatusCode.FailedPrecondition, "ApplyStep with reduced needs a BackwardReduce first"));
-                _reduced = null;
-            }
+            source = StepGradient.Ring;
         }
         else
         {
             if (gradient is null) throw Invalid("ApplyStep needs the step header, then the gradient");
             if (gradient.DType != DType.Float32 || gradient.Shape.Length != 1 || gradient.Shape[0] != session.ParameterCount)
                 throw Invalid($"gradient: {gradient.DType} [{string.Join(", ", gradient.Shape)}], expected float32 [{session.ParameterCount}]");
-            data = gradient.Data;
+            source = StepGradient.Sent(gradient.Data);
         }
-        var (checksum, times) = await torch.RunAsync(() =>
-            (session.Endpoint.ApplyStepAsync(step.Step, step.LearningRate, data, checksum: true, CancellationToken.None).GetAwaiter().GetResult()!,
-                session.Endpoint.TakeTimes()),
-            context.CancellationToken);
+        var (checksum, times) = await Precondition(() => torch.RunAsync(() => session.Apply(step.LearningRate, source), context.CancellationToken));
         ReportTimes(context, times);
         return new ApplyStepReply { Step = step.Step, Checksum = checksum };
     }
 
     public override async Task SaveState(SaveStateRequest request, IServerStreamWriter<TensorChunk> responseStream, ServerCallContext context)
     {
-        var session = Session();
-        var state = await torch.RunAsync(() => session.Endpoint.SaveStateAsync(CancellationToken.None).GetAwaiter().GetResult(), context.CancellationToken);
+        var session = Joined().Session;
+        var state = await torch.RunAsync(session.SaveState, context.CancellationToken);
         foreach (var tensor in state)
         {
             foreach (var chunk in TensorChunks.Split(tensor.Name, tensor.IsFloat ? DType.Float32 : DType.Int64, tensor.Shape, tensor.Data)) await responseStream.WriteAsync(chunk);
@@ -242,7 +221,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
 
     public override async Task<LoadStateReply> LoadState(IAsyncStreamReader<TensorChunk> requestStream, ServerCallContext context)
     {
-        var session = Session();
+        var session = Joined().Session;
         // each tensor is checked by its header, before its bytes arrive: a name this model has, its dtype and shape,
         // once; so a call holds at most the model's state (StateBytes), however many tensors a client sends
         var names = new HashSet<string>(StringComparer.Ordinal);
@@ -269,7 +248,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         string checksum;
         try
         {
-            checksum = await torch.RunAsync(() => session.Endpoint.LoadStateAsync(state, CancellationToken.None).GetAwaiter().GetResult(), context.CancellationToken);
+            checksum = await torch.RunAsync(() => session.LoadState(state), context.CancellationToken);
         }
         catch (InvalidDataException e)
         {
@@ -282,9 +261,9 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     /// <summary>The replica's own time in this call, by phase, for the coordinator's step breakdown (<see cref="StepTimesTrailer"/>).</summary>
     private static void ReportTimes(ServerCallContext context, ReplicaTimes times) => context.ResponseTrailers.Add(StepTimesTrailer.Key, times.Format());
 
-    private ReplicaSession Session()
+    private JoinedRun Joined()
     {
-        lock (_gate) return _session ?? throw new RpcException(new Status(StatusCode.FailedPrecondition, "this worker has not joined a run: call Join first"));
+        lock (_gate) return _run ?? throw new RpcException(new Status(StatusCode.FailedPrecondition, "this worker has not joined a run: call Join first"));
     }
 
     /// <summary>Reads a call's header message, then the chunks of one tensor; anything else, or either missing (the tensor
@@ -346,8 +325,8 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     {
         lock (_gate)
         {
-            if (_session is not null) torch.RunAsync(_session.Dispose).GetAwaiter().GetResult();
-            _session = null;
+            if (_run is not null) torch.RunAsync(_run.Session.Dispose).GetAwaiter().GetResult();
+            _run = null;
         }
     }
 }

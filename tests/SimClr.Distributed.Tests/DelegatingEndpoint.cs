@@ -13,22 +13,20 @@ internal abstract class DelegatingEndpoint(IReplicaEndpoint inner) : IReplicaEnd
 
     public virtual string? PeerAddress => Inner.PeerAddress;
 
-    public virtual Task<FloatBlock> ForwardAsync(ShardWork work, CancellationToken cancel) => Inner.ForwardAsync(work, cancel);
+    public virtual Task<Timed<FloatBlock>> ForwardAsync(ShardWork work, CancellationToken cancel) => Inner.ForwardAsync(work, cancel);
 
-    public virtual Task<GradientBytes?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel) =>
+    public virtual Task<Timed<GradientBytes?>> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel) =>
         Inner.BackwardAsync(gradient, returnGradient, cancel);
 
-    public virtual Task<long> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel) =>
+    public virtual Task<Timed<long>> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel) =>
         Inner.BackwardReduceAsync(gradient, ring, rank, cancel);
 
-    public virtual Task<string?> ApplyStepAsync(long step, double learningRate, byte[]? gradient, bool checksum, CancellationToken cancel) =>
+    public virtual Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, bool checksum, CancellationToken cancel) =>
         Inner.ApplyStepAsync(step, learningRate, gradient, checksum, cancel);
 
     public virtual Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel) => Inner.SaveStateAsync(cancel);
 
     public virtual Task<string> LoadStateAsync(IReadOnlyList<NamedBytes> state, CancellationToken cancel) => Inner.LoadStateAsync(state, cancel);
-
-    public virtual ReplicaTimes TakeTimes() => Inner.TakeTimes();
 
     public virtual Task<IReplicaEndpoint?> TryReconnectAsync(CancellationToken cancel) => Inner.TryReconnectAsync(cancel);
 

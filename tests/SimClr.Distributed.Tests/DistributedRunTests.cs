@@ -87,18 +87,18 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
     public async Task A_distributed_run_stopped_and_resumed_ends_where_the_uninterrupted_one_does()
     {
         var straight = Config("straight");
-        var whole = await StageRunner.RunAsync(straight, RunDirectory.Create(straight), SilentObserver.Instance, replicas: Workers(straight, 2));
+        var whole = await StageRunner.RunAsync(straight, RunDirectory.Create(straight), SilentObserver.Instance, join: Workers(straight, 2));
         Assert.True(whole.Completed);
         Assert.InRange(whole.Metrics["knn_accuracy"], 0, 1); // the kNN monitor runs on the state taken from the workers
 
         var paused = Config("paused");
         var run = RunDirectory.Create(paused);
-        var half = await StageRunner.RunAsync(paused, run, SilentObserver.Instance, stopAfterStep: 4, replicas: Workers(paused, 2));
+        var half = await StageRunner.RunAsync(paused, run, SilentObserver.Instance, stopAfterStep: 4, join: Workers(paused, 2));
         Assert.False(half.Completed);
         Assert.Equal(run.CheckpointPath(4), half.CheckpointPath);
         // new worker processes would start blank: the resumed run pushes the checkpoint's weights and momentum to them
         var resumed = await StageRunner.RunAsync(paused, RunDirectory.Open(run.Path), SilentObserver.Instance, resumeCheckpoint: half.CheckpointPath,
-            replicas: Workers(paused, 2));
+            join: Workers(paused, 2));
         Assert.True(resumed.Completed);
         AssertSame(whole.CheckpointPath!, resumed.CheckpointPath!, 1e-6);
     }
@@ -108,7 +108,7 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
     {
         var config = Config("times") with { Epochs = 1, KnnEveryEpochs = 0, LogEverySteps = 1 };
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var result = await StageRunner.RunAsync(config, RunDirectory.Create(config), SilentObserver.Instance, replicas: Workers(config, 2));
+        var result = await StageRunner.RunAsync(config, RunDirectory.Create(config), SilentObserver.Instance, join: Workers(config, 2));
         double wall = clock.Elapsed.TotalMilliseconds;
         Assert.True(result.Completed);
         var steps = File.ReadAllLines(Path.Combine(result.RunPath, "metrics.jsonl")).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
@@ -144,7 +144,7 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
         var single = Config("single") with { Batching = new BatchingOptions { Chunks = 2, BatchNorm = BatchNormGroups.Local } };
         var one = await StageRunner.RunAsync(single, RunDirectory.Create(single), SilentObserver.Instance);
         var split = Config("split") with { Batching = new BatchingOptions { BatchNorm = BatchNormGroups.Local } };
-        var two = await StageRunner.RunAsync(split, RunDirectory.Create(split), SilentObserver.Instance, replicas: Workers(split, 2));
+        var two = await StageRunner.RunAsync(split, RunDirectory.Create(split), SilentObserver.Instance, join: Workers(split, 2));
         AssertSame(one.CheckpointPath!, two.CheckpointPath!, 1e-4);
     }
 
@@ -159,7 +159,7 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
         var single = Tune("tune-single") with { Batching = new BatchingOptions { Chunks = 2 } }; // two BN batches of 8 images, as two workers
         var one = await StageRunner.RunAsync(single, RunDirectory.Create(single), SilentObserver.Instance);
         var split = Tune("tune-split");
-        var two = await StageRunner.RunAsync(split, RunDirectory.Create(split), SilentObserver.Instance, replicas: Workers(split, 2));
+        var two = await StageRunner.RunAsync(split, RunDirectory.Create(split), SilentObserver.Instance, join: Workers(split, 2));
         Assert.True(two.Completed);
         AssertSame(one.CheckpointPath!, two.CheckpointPath!, 1e-4);
         // (test accuracy may differ a little: eval-mode BN uses running statistics, here replica 0's, from half the images)
@@ -201,13 +201,13 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
     {
         RunConfig Fixed(string run) => Config(run) with { KnnEveryEpochs = 0 };
         var calm = Fixed("calm-" + name);
-        var undisturbed = await StageRunner.RunAsync(calm, RunDirectory.Create(calm), SilentObserver.Instance, replicas: Workers(calm, 3));
+        var undisturbed = await StageRunner.RunAsync(calm, RunDirectory.Create(calm), SilentObserver.Instance, join: Workers(calm, 3));
 
         var rough = Fixed("rough-" + name);
         int first = _hosts.Count;
         var observer = hook(first);
         var survived = await StageRunner.RunAsync(rough, RunDirectory.Create(rough), observer,
-            replicas: train => Workers(rough, 3)(train).Select((e, w) => wrap?.Invoke(first, w, e) ?? e).ToList());
+            join: train => Workers(rough, 3)(train).Select((e, w) => wrap?.Invoke(first, w, e) ?? e).ToList());
         Assert.True(survived.Completed);
         AssertSame(undisturbed.CheckpointPath!, survived.CheckpointPath!, 1e-5);
         return observer;
@@ -224,11 +224,11 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
     /// <summary>A worker whose process goes away while it applies step <paramref name="step"/>: the others apply it.</summary>
     private sealed class LostWhileApplying(IReplicaEndpoint inner, long step, Action kill) : DelegatingEndpoint(inner)
     {
-        public override Task<string?> ApplyStepAsync(long at, double learningRate, byte[]? gradient, bool checksum, CancellationToken cancel)
+        public override Task<Timed<string?>> ApplyStepAsync(long at, double learningRate, StepGradient gradient, bool checksum, CancellationToken cancel)
         {
             if (at != step) return base.ApplyStepAsync(at, learningRate, gradient, checksum, cancel);
             kill();
-            return Task.FromException<string?>(new ReplicaLostException($"{Name}: gone while applying step {at}"));
+            return Task.FromException<Timed<string?>>(new ReplicaLostException($"{Name}: gone while applying step {at}"));
         }
     }
 
@@ -247,7 +247,7 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
         int first = _hosts.Count;
         var hook = new StepHook(afterStep: 2, () => _hosts[first + 1].DisposeAsync().AsTask().GetAwaiter().GetResult());
         var run = RunDirectory.Create(config);
-        var e = await Assert.ThrowsAsync<ReplicaLostException>(() => StageRunner.RunAsync(config, run, hook, replicas: Workers(config, 2)));
+        var e = await Assert.ThrowsAsync<ReplicaLostException>(() => StageRunner.RunAsync(config, run, hook, join: Workers(config, 2)));
         Assert.Contains("lost worker 1", e.Message);
         Assert.Contains("fail-fast", e.Message);
         // nothing lost: the survivor's state after the 2 steps done is checkpointed, and the message says where
@@ -265,7 +265,7 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
             Faults = new FaultOptions { MinWorkers = 2, JoinWaitSeconds = wait, RejoinSeconds = 0.001 },
         };
         var calm = Strict("calm-wait", 30);
-        var undisturbed = await StageRunner.RunAsync(calm, RunDirectory.Create(calm), SilentObserver.Instance, replicas: Workers(calm, 2));
+        var undisturbed = await StageRunner.RunAsync(calm, RunDirectory.Create(calm), SilentObserver.Instance, join: Workers(calm, 2));
 
         // worker 1 goes away after step 2 and is back a second later: the run waits for it, then goes on as if nothing happened
         var patient = Strict("patient", 30);
@@ -281,7 +281,7 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
                 lock (_hosts) _hosts.Add(again);
             });
         });
-        var result = await StageRunner.RunAsync(patient, RunDirectory.Create(patient), hook, replicas: Workers(patient, 2));
+        var result = await StageRunner.RunAsync(patient, RunDirectory.Create(patient), hook, join: Workers(patient, 2));
         Assert.True(result.Completed);
         Assert.Contains(hook.Messages, m => m.Contains("below faults.minWorkers (2): waiting up to 30 s", StringComparison.Ordinal));
         Assert.Contains(hook.Messages, m => m.Contains("rejoined at step 2: 2 worker(s)", StringComparison.Ordinal));
@@ -292,7 +292,7 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
         first = _hosts.Count;
         var quiet = new StepHook(2, () => _hosts[first + 1].DisposeAsync().AsTask().GetAwaiter().GetResult());
         var run = RunDirectory.Create(impatient);
-        var e = await Assert.ThrowsAsync<ReplicaLostException>(() => StageRunner.RunAsync(impatient, run, quiet, replicas: Workers(impatient, 2)));
+        var e = await Assert.ThrowsAsync<ReplicaLostException>(() => StageRunner.RunAsync(impatient, run, quiet, join: Workers(impatient, 2)));
         Assert.Contains(quiet.Messages, m => m.Contains("no worker came back within 1 s", StringComparison.Ordinal));
         Assert.Contains("faults.minWorkers is 2", e.Message);
         Assert.Contains($"checkpoint {run.CheckpointPath(2)}", e.Message);
@@ -307,7 +307,7 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
             Faults = new FaultOptions { RejoinSeconds = 0.001 },
         };
         var calm = Fixed("calm-rejoin");
-        var undisturbed = await StageRunner.RunAsync(calm, RunDirectory.Create(calm), SilentObserver.Instance, replicas: Workers(calm, 3));
+        var undisturbed = await StageRunner.RunAsync(calm, RunDirectory.Create(calm), SilentObserver.Instance, join: Workers(calm, 3));
 
         var rough = Fixed("rough-rejoin");
         int first = _hosts.Count;
@@ -320,7 +320,7 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
             }
         ),
             (3, () => _hosts.Add(WorkerHost.StartAsync(new WorkerOptions { WorkerId = "w1-again", Port = port }).GetAwaiter().GetResult()))); // ... and comes back
-        var result = await StageRunner.RunAsync(rough, RunDirectory.Create(rough), hook, replicas: Workers(rough, 3));
+        var result = await StageRunner.RunAsync(rough, RunDirectory.Create(rough), hook, join: Workers(rough, 3));
         Assert.True(result.Completed);
         Assert.Contains(hook.Messages, m => m.Contains("lost worker 1", StringComparison.Ordinal));
         Assert.Contains(hook.Messages, m => m.Contains("worker 1", StringComparison.Ordinal) && m.Contains("rejoined at step", StringComparison.Ordinal) && m.Contains(": 3 worker(s)", StringComparison.Ordinal));

@@ -63,7 +63,7 @@ public sealed class DistributedStepTests : IAsyncLifetime
     private (ModelReplica Replica, List<double> Losses) Reference()
     {
         var train = _data.Train;
-        var replica = ModelReplica.Build(Config, train.Channels, train.Mean, train.Std, CPU);
+        var replica = ReplicaFactory.Build(Config, train.Channels, train.Mean, train.Std, CPU);
         var loss = new NtXentLoss(Config.Loss.Temperature);
         var losses = new List<double>();
         for (int s = 0; s < 3; s++)
@@ -118,7 +118,7 @@ public sealed class DistributedStepTests : IAsyncLifetime
     private static RunConfig WithBatchNorm => Config with { Model = Config.Model with { BatchNorm = BatchNormStatistics.Batch } };
 
     /// <summary>Three steps over <paramref name="workers"/> gRPC workers summing by <paramref name="reduction"/>; the final state of worker 0.</summary>
-    private async Task<(IReadOnlyList<NamedBytes> State, List<StepOutcome> Outcomes, bool Ring)> Steps(int workers, int groups, ReductionOptions reduction)
+    private async Task<(IReadOnlyList<NamedBytes> State, List<StepResult> Outcomes, bool Ring)> Steps(int workers, int groups, ReductionOptions reduction)
     {
         var (state, outcomes, ring, _) = await CountedSteps(workers, groups, reduction);
         return (state, outcomes, ring);
@@ -130,20 +130,20 @@ public sealed class DistributedStepTests : IAsyncLifetime
         public int RingCalls;
         public int GradientsSent;
 
-        public override Task<long> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel)
+        public override Task<Timed<long>> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel)
         {
             Interlocked.Increment(ref RingCalls);
             return base.BackwardReduceAsync(gradient, ring, rank, cancel);
         }
 
-        public override Task<string?> ApplyStepAsync(long step, double learningRate, byte[]? gradient, bool checksum, CancellationToken cancel)
+        public override Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, bool checksum, CancellationToken cancel)
         {
-            if (gradient is not null) Interlocked.Increment(ref GradientsSent);
+            if (gradient.Source == GradientSource.Sent) Interlocked.Increment(ref GradientsSent);
             return base.ApplyStepAsync(step, learningRate, gradient, checksum, cancel);
         }
     }
 
-    private async Task<(IReadOnlyList<NamedBytes> State, List<StepOutcome> Outcomes, bool Ring, List<CountingEndpoint> Counts)> CountedSteps(
+    private async Task<(IReadOnlyList<NamedBytes> State, List<StepResult> Outcomes, bool Ring, List<CountingEndpoint> Counts)> CountedSteps(
         int workers, int groups, ReductionOptions reduction)
     {
         var replicas = (await Endpoints(workers, WithBatchNorm)).Select(r => new CountingEndpoint(r)).ToList();
@@ -217,7 +217,7 @@ public sealed class DistributedStepTests : IAsyncLifetime
     {
         public bool Armed { get; set; } = true;
 
-        public override Task<long> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel)
+        public override Task<Timed<long>> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel)
         {
             if (!Armed) return base.BackwardReduceAsync(gradient, ring, rank, cancel);
             var data = gradient.Data.ToArray();
@@ -252,9 +252,11 @@ public sealed class DistributedStepTests : IAsyncLifetime
         replicas[1] = new UnreachablePeer(replicas[1]);
         var messages = new List<string>();
         var step = new DataParallelStep(replicas, new ContrastiveLoss(new NtXentLoss(Config.Loss.Temperature)), new BatchingOptions(), log: messages.Add);
-        var e = Assert.Throws<RingBrokenException>(() => step.Run(_data.Train, Batches[0], epoch: 0, step: 0, learningRate: 0.5));
-        Assert.Contains("reduction.method", e.Message);
-        Assert.Contains("127.0.0.1:9", e.Message); // the address worker 0 could not reach
+        var stopped = step.Run(_data.Train, Batches[0], epoch: 0, step: 0, learningRate: 0.5);
+        Assert.Equal(StepStatus.Stopped, stopped.Status);
+        Assert.False(stopped.WorkersLost);
+        Assert.Contains("reduction.method", stopped.Reason);
+        Assert.Contains("127.0.0.1:9", stopped.Reason); // the address worker 0 could not reach
         Assert.Equal(DataParallelStep.RingAttempts - 1, messages.Count(m => m.Contains("ring all-reduce broke", StringComparison.Ordinal)));
         Assert.Equal(3, step.Replicas.Count); // nobody was lost for it
         // the same workers still step through the coordinator
@@ -270,7 +272,7 @@ public sealed class DistributedStepTests : IAsyncLifetime
         var (reference, expectedLosses) = Reference();
         using var _ = reference;
         var train = _data.Train;
-        using var replica = ModelReplica.Build(Config, train.Channels, train.Mean, train.Std, CPU);
+        using var replica = ReplicaFactory.Build(Config, train.Channels, train.Mean, train.Std, CPU);
         var local = new LocalReplicaEndpoint(replica);
         var step = new DataParallelStep([local], new ContrastiveLoss(new NtXentLoss(Config.Loss.Temperature)), new BatchingOptions { Chunks = 4 });
         for (int s = 0; s < 3; s++) Assert.Equal(expectedLosses[s], step.Run(train, Batches[s], epoch: s, step: s, learningRate: 0.5).Loss, 5);

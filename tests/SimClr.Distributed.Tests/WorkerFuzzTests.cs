@@ -238,7 +238,7 @@ public sealed class WorkerFuzzTests(Xunit.Abstractions.ITestOutputHelper output)
 
         // the worker is unharmed: health SERVING, and a correct step still works with replica checksums intact
         await WorkerPool.WaitHealthyAsync(new WorkerClient(_host.Address, TimeSpan.FromSeconds(10)), TimeSpan.FromSeconds(10));
-        var state = await new LocalReplicaEndpoint(ModelReplica.Build(Config, train.Channels, train.Mean, train.Std, TorchSharp.torch.CPU)).SaveStateAsync(default);
+        var state = await new LocalReplicaEndpoint(ReplicaFactory.Build(Config, train.Channels, train.Mean, train.Std, TorchSharp.torch.CPU)).SaveStateAsync(default);
         await joined[0].LoadStateAsync(state, default); // back to a known state (LoadState calls above may have changed conv1 validly)
         var step = new DataParallelStep(joined, new ContrastiveLoss(new NtXentLoss(0.5)), new BatchingOptions());
         var outcome = step.Run(train, [0, 1, 2, 3], epoch: 0, step: 0, learningRate: 0.1);

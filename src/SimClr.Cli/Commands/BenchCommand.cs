@@ -86,7 +86,7 @@ internal static class BenchCommand
         };
         using var data = await config.Data.LoadAsync();
         long parameters;
-        using (var model = ModelReplica.Build(config, 3, data.Train.Mean, data.Train.Std, CPU)) parameters = model.ParameterCount;
+        using (var model = ReplicaFactory.Build(config, 3, data.Train.Mean, data.Train.Std, CPU)) parameters = model.ParameterCount;
         long gradientBytes = 4 * parameters;
 
         // the physical ceiling: one copy of a gradient in memory
@@ -393,7 +393,7 @@ internal static class BenchCommand
             },
             BatchSize = StepImages,
         };
-        using var replica = ModelReplica.Build(config, channels: 3, Cifar10.Mean, Cifar10.Std, CPU);
+        using var replica = ReplicaFactory.Build(config, channels: 3, Cifar10.Mean, Cifar10.Std, CPU);
         var loss = new NtXentLoss(config.Loss.Temperature, config.Loss.SeedSimilarityClamp);
         double learningRate = config.Optimizer.PeakLearningRate(StepImages);
         manual_seed(1);

@@ -169,7 +169,7 @@ internal static class StageCommands
         });
         try
         {
-            var result = ConsoleObserver.Run(plain, observer => StageRunner.RunAsync(config, run, observer, checkpoint, cancel: interrupt.Token, replicas: replicas).GetAwaiter().GetResult());
+            var result = ConsoleObserver.Run(plain, observer => StageRunner.RunAsync(config, run, observer, checkpoint, cancel: interrupt.Token, join: replicas).GetAwaiter().GetResult());
             try
             {
                 RunPlots.Write(run.Path);

@@ -14,7 +14,7 @@ namespace SimClr.Core.Stages;
 /// ResNet-18 + Linear(features, classes) trained with labels: from a pre-trained backbone (fine-tune, the seed's
 /// 88.1% experiment) or from scratch (supervised, the seed's 86% baseline), same schedule either way.
 /// </summary>
-public sealed class ClassifierTrainer : ReplicatedTrainer
+public sealed class ClassifierTrainer : Trainer
 {
     private readonly ImageDataSet _test;
     private readonly ViewAugmenter _evaluation;
@@ -33,13 +33,10 @@ public sealed class ClassifierTrainer : ReplicatedTrainer
 
     protected override string StageName => Config.Stage == Stage.Finetune ? "finetune" : "supervised";
 
-    protected override (double Loss, Dictionary<string, double> Metrics, string? NotApplied) TrainStep(long[] indices, int epoch, double learningRate)
+    protected override void OnApplied(StepResult result)
     {
-        var outcome = RunStep(indices, epoch, learningRate);
-        if (outcome.NotApplied is not null) return (outcome.Loss, [], outcome.NotApplied);
-        _correct += (long)outcome.Metrics["correct"];
-        _seen += (long)outcome.Metrics["seen"];
-        return (outcome.Loss, outcome.Times?.ToMetrics() ?? [], null);
+        _correct += (long)result.Metrics["correct"];
+        _seen += (long)result.Metrics["seen"];
     }
 
     protected override Dictionary<string, double> EndOfEpoch(int epoch, bool last)
@@ -55,7 +52,7 @@ public sealed class ClassifierTrainer : ReplicatedTrainer
 
     public double TestAccuracy()
     {
-        BeforeReadingState();
+        Mirror.Pull();
         var network = Replica.Network;
         network.eval();
         try

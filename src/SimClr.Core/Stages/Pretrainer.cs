@@ -9,24 +9,18 @@ namespace SimClr.Core.Stages;
 /// <summary>SimCLR pre-training: the global NT-Xent over both views of every image, a kNN monitor on the test split.</summary>
 public sealed class Pretrainer(RunConfig config, ImageDataSet train, ImageDataSet test, RunDirectory run, ITrainingObserver observer,
     IReadOnlyList<IReplicaEndpoint>? replicas = null)
-    : ReplicatedTrainer(config, train, run, observer, new ContrastiveLoss(new NtXentLoss(config.Loss.Temperature, config.Loss.SeedSimilarityClamp)), replicas)
+    : Trainer(config, train, run, observer, new ContrastiveLoss(new NtXentLoss(config.Loss.Temperature, config.Loss.SeedSimilarityClamp)), replicas)
 {
     protected override string StageName => "pretrain";
 
     protected override int ViewsPerImage => 2;
-
-    protected override (double Loss, Dictionary<string, double> Metrics, string? NotApplied) TrainStep(long[] indices, int epoch, double learningRate)
-    {
-        var outcome = RunStep(indices, epoch, learningRate);
-        return (outcome.Loss, outcome.Times?.ToMetrics() ?? [], outcome.NotApplied);
-    }
 
     protected override Dictionary<string, double> EndOfEpoch(int epoch, bool last)
     {
         var result = new Dictionary<string, double>();
         if (Config.KnnEveryEpochs > 0 && ((epoch + 1) % Config.KnnEveryEpochs == 0 || last))
         {
-            BeforeReadingState();
+            Mirror.Pull();
             using var trainFeatures = FeatureExtractor.Extract(Replica.Backbone, Train, Device);
             using var testFeatures = FeatureExtractor.Extract(Replica.Backbone, test, Device);
             result["knn_accuracy"] = KnnClassifier.Accuracy(trainFeatures, Train.Labels, testFeatures, test.Labels, Train.ClassNames.Count, Config.KnnK, Config.KnnTemperature);

@@ -6,7 +6,8 @@ using static TorchSharp.torch;
 
 namespace SimClr.Core.Stages;
 
-/// <summary>Runs one stage from a validated config: loads the data, sets threads, dispatches, resumes.</summary>
+/// <summary>Runs one stage from a validated config, in three parts: prepare (device, threads, data), join the workers
+/// (the caller's: Core has no network), run (dispatch to the stage, resume).</summary>
 public static class StageRunner
 {
     /// <summary>A device this build and machine can use, or a ConfigException saying what to do.</summary>
@@ -35,41 +36,60 @@ public static class StageRunner
         }
     }
 
-    public static async Task<StageResult> RunAsync(RunConfig config, RunDirectory run, ITrainingObserver observer, string? resumeCheckpoint = null,
-        long? stopAfterStep = null, CancellationToken cancel = default, Func<ImageDataSet, IReadOnlyList<IReplicaEndpoint>>? replicas = null)
+    /// <summary>Checks the device, sets the threads, loads the data and takes the labelled subset; fails early (a
+    /// <see cref="ConfigException"/>) when the batch does not fit the data.</summary>
+    public static async Task<PreparedStage> PrepareAsync(RunConfig config, RunDirectory run, ITrainingObserver observer, CancellationToken cancel = default)
     {
         CheckDevice(config.Device);
         if (config.Threads > 0) set_num_threads(config.Threads);
-        using var data = await config.Data.LoadAsync(cancel: cancel);
+        var data = await config.Data.LoadAsync(cancel: cancel);
         observer.Message($"{config.Stage}: {data.Train.Name} ({data.Train.Count} train, {data.Test.Count} test, {data.Train.Channels}x{data.Train.Height}x{data.Train.Width}), run directory {run.Path}");
-        ImageDataSet train = data.Train;
         ImageDataSet? subset = null;
-        if (config.Stage != Stage.Pretrain && config.LabelFraction < 1)
-        {
-            subset = train.Subset(LabelFraction.ClassBalanced(train.Labels, config.LabelFraction, config.Seed), $"{train.Name}-{config.LabelFraction:P0}-labels");
-            train = subset;
-            observer.Message($"using {train.Count} labelled images ({config.LabelFraction:P0}, class-balanced)");
-        }
         try
         {
+            if (config.Stage != Stage.Pretrain && config.LabelFraction < 1)
+            {
+                subset = data.Train.Subset(LabelFraction.ClassBalanced(data.Train.Labels, config.LabelFraction, config.Seed), $"{data.Train.Name}-{config.LabelFraction:P0}-labels");
+                observer.Message($"using {subset.Count} labelled images ({config.LabelFraction:P0}, class-balanced)");
+            }
+            var train = subset ?? data.Train;
             if (config.Stage != Stage.LinearEval && config.BatchSize > train.Count)
                 throw new ConfigException($"batchSize {config.BatchSize} is larger than the {train.Count} training images this run has"
                     + (subset is null ? "" : $" at labelFraction {config.LabelFraction}") + "; lower batchSize");
-            if (config.Stage == Stage.LinearEval)
-            {
-                if (replicas is not null) throw new ConfigException("linear-eval runs in one process (a linear layer on frozen features needs no workers)");
-                return LinearEvaluation.Run(config, train, data.Test, run, observer, config.Pretrained == RunConfig.RandomBackbone ? null : config.Pretrained);
-            }
-            var endpoints = replicas?.Invoke(train);
-            using Trainer trainer = config.Stage == Stage.Pretrain
-                ? new Pretrainer(config, train, data.Test, run, observer, endpoints)
-                : new ClassifierTrainer(config, train, data.Test, run, observer, endpoints);
-            using var checkpoint = resumeCheckpoint is null ? null : Checkpoint.Load(resumeCheckpoint);
-            return trainer.Execute(checkpoint, stopAfterStep, cancel);
+            return new PreparedStage(config, data, train, subset);
         }
-        finally
+        catch
         {
             subset?.Dispose();
+            data.Dispose();
+            throw;
         }
+    }
+
+    /// <summary>Runs a prepared stage: in this process, or with its steps on <paramref name="replicas"/> (workers that
+    /// joined it), from <paramref name="resumeCheckpoint"/> when given.</summary>
+    public static StageResult Run(PreparedStage stage, RunDirectory run, ITrainingObserver observer, IReadOnlyList<IReplicaEndpoint>? replicas = null,
+        string? resumeCheckpoint = null, long? stopAfterStep = null, CancellationToken cancel = default)
+    {
+        var config = stage.Config;
+        if (config.Stage == Stage.LinearEval)
+        {
+            if (replicas is not null) throw new ConfigException("linear-eval runs in one process (a linear layer on frozen features needs no workers)");
+            return LinearEvaluation.Run(config, stage.Train, stage.Test, run, observer, config.Pretrained == RunConfig.RandomBackbone ? null : config.Pretrained);
+        }
+        using Trainer trainer = config.Stage == Stage.Pretrain
+            ? new Pretrainer(config, stage.Train, stage.Test, run, observer, replicas)
+            : new ClassifierTrainer(config, stage.Train, stage.Test, run, observer, replicas);
+        using var checkpoint = resumeCheckpoint is null ? null : Checkpoint.Load(resumeCheckpoint);
+        return trainer.Execute(checkpoint, stopAfterStep, cancel);
+    }
+
+    /// <summary>Prepare, join (<paramref name="join"/>, given the training images, returns the workers; none: this
+    /// process), run.</summary>
+    public static async Task<StageResult> RunAsync(RunConfig config, RunDirectory run, ITrainingObserver observer, string? resumeCheckpoint = null,
+        long? stopAfterStep = null, CancellationToken cancel = default, Func<ImageDataSet, IReadOnlyList<IReplicaEndpoint>>? join = null)
+    {
+        using var stage = await PrepareAsync(config, run, observer, cancel);
+        return Run(stage, run, observer, join?.Invoke(stage.Train), resumeCheckpoint, stopAfterStep, cancel);
     }
 }

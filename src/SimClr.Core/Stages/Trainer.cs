@@ -1,21 +1,27 @@
 using System.Diagnostics;
 using SimClr.Core.Checkpoints;
+using SimClr.Core.Collectives;
 using SimClr.Core.Config;
 using SimClr.Core.Data;
 using SimClr.Core.Optim;
+using SimClr.Core.Replica;
 using SimClr.Core.Step;
 using static TorchSharp.torch;
 
 namespace SimClr.Core.Stages;
 
 /// <summary>
-/// The loop every gradient-trained stage shares: seeded epoch sampler, warm-up + cosine schedule, a step in a dispose
-/// scope, metrics, progress, periodic atomic checkpoints, exact resume, and a checkpoint on cancellation.
-/// Stages supply the step and the end-of-epoch evaluation.
+/// The loop every gradient-trained stage shares: seeded epoch sampler, warm-up + cosine schedule, one
+/// <see cref="DataParallelStep"/> per batch (on this process's replica, or on the given worker endpoints), metrics,
+/// progress, periodic atomic checkpoints, exact resume, a checkpoint on cancellation, and what a step that did not
+/// apply means for the run. Stages supply the loss, what they take from each step, and the end-of-epoch evaluation.
 /// </summary>
 public abstract class Trainer : IDisposable
 {
-    protected Trainer(RunConfig config, ImageDataSet train, RunDirectory run, ITrainingObserver observer)
+    private CheckpointKeeper? _keeper;
+    private long _skipped;
+
+    protected Trainer(RunConfig config, ImageDataSet train, RunDirectory run, ITrainingObserver observer, IStepLoss loss, IReadOnlyList<IReplicaEndpoint>? replicas)
     {
         Config = config;
         Train = train;
@@ -26,6 +32,14 @@ public abstract class Trainer : IDisposable
         StepsPerEpoch = Sampler.BatchesPerEpoch;
         TotalSteps = (long)config.Epochs * StepsPerEpoch;
         Schedule = new LearningRateSchedule(config.Optimizer.PeakLearningRate(config.BatchSize), (long)Math.Round(config.WarmupEpochs * StepsPerEpoch), TotalSteps);
+        Replica = ReplicaFactory.Build(config, train.Channels, train.Mean, train.Std, Device, train.ClassNames.Count);
+        var self = new LocalReplicaEndpoint(Replica);
+        bool remote = replicas is { Count: > 0 };
+        StepRunner = new DataParallelStep(remote ? replicas! : [self], loss, config.Batching, config.Faults, observer.Message, config.Reduction);
+        Mirror = new ReplicaMirror(self, StepRunner.Group, remote);
+        StepRunner.Group.Bring = Mirror.Bring;
+        // fail now, not at the first step, when the batch cannot be split this way
+        ShardPlan.Build(Enumerable.Range(0, config.BatchSize).Select(i => (long)i).ToArray(), StepRunner.Replicas.Count, config.Batching, loss.ViewsPerImage);
     }
 
     protected RunConfig Config { get; }
@@ -46,25 +60,26 @@ public abstract class Trainer : IDisposable
 
     public LearningRateSchedule Schedule { get; }
 
+    /// <summary>This process's replica: the whole model in single-process runs, the reference copy in distributed ones
+    /// (read it after <see cref="Mirror"/>.Pull()).</summary>
+    protected ModelReplica Replica { get; }
+
+    protected DataParallelStep StepRunner { get; }
+
+    /// <summary>Keeps <see cref="Replica"/> in step with the workers'.</summary>
+    protected ReplicaMirror Mirror { get; }
+
     protected abstract string StageName { get; }
 
-    /// <summary>The step <see cref="TrainStep"/> is taking (0-based, counted over the whole run).</summary>
-    protected long StepIndex { get; private set; }
+    private CheckpointKeeper Keeper => _keeper ??= new CheckpointKeeper(Run, Config, StageName, Replica, Mirror.Pull);
 
-    /// <summary>Checkpoint metadata: non-finite steps skipped so far in the run (faults.maxSkippedSteps counts over resumes).</summary>
-    public const string SkippedStepsKey = "skipped_steps";
+    /// <summary>2 for contrastive stages (two views per image), 1 for classifiers.</summary>
+    protected virtual int ViewsPerImage => 1;
 
-    private long _skipped;
-
-    /// <summary>The network whose state_dict is checkpointed.</summary>
-    protected abstract nn.Module Network { get; }
-
-    protected abstract MomentumOptimizer Optimizer { get; }
-
-    /// <summary>One optimiser step on these images; returns the loss, any per-step metrics, and why the step was not
-    /// applied (a non-finite loss or gradient), or null when it was. Metrics named time_* (the step's time breakdown,
-    /// <see cref="StepTimes.ToMetrics"/>) are averaged over the steps since the last "step" record.</summary>
-    protected abstract (double Loss, Dictionary<string, double> Metrics, string? NotApplied) TrainStep(long[] indices, int epoch, double learningRate);
+    /// <summary>What the stage takes from an applied step (a classifier counts its correct answers).</summary>
+    protected virtual void OnApplied(StepResult result)
+    {
+    }
 
     /// <summary>Evaluation after an epoch (kNN, test accuracy); empty when nothing is due.</summary>
     protected abstract Dictionary<string, double> EndOfEpoch(int epoch, bool last);
@@ -74,202 +89,143 @@ public abstract class Trainer : IDisposable
         long start = 0;
         if (resume is not null)
         {
-            Restore(resume);
+            _skipped = Keeper.Restore(resume);
             start = resume.Step;
-            // the skipped-step budget is the run's, not the process's (older checkpoints have no count: 0)
-            if (resume.Extra.TryGetValue(SkippedStepsKey, out string? count)
-                && long.TryParse(count, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out long before) && before >= 0)
-                _skipped = before;
             Observer.Message($"resuming {StageName} at step {start} of {TotalSteps} (epoch {start / StepsPerEpoch})");
         }
         BeforeFirstStep();
-        using var metrics = new MetricsLog(Run);
+        using var log = new StepLog(Run, StageName, Config.LogEverySteps, done => Keeper.Save(done, _skipped));
         var finals = new Dictionary<string, double>();
         Observer.Started(StageName, start, TotalSteps);
         var clock = Stopwatch.StartNew();
-        long[] order = [];
-        int orderEpoch = -1;
-        string? lastCheckpoint = null;
-        long viewsPerStep = ViewsPerImage * (long)Config.BatchSize;
         long step = start;
-        var times = new Dictionary<string, double>(); // time_* summed over the applied steps since the last "step" record
-        long timedSteps = 0;
         for (; step < TotalSteps; step++)
         {
             if (cancel.IsCancellationRequested || (stopAfterStep is long stop && step >= stop))
             {
-                lastCheckpoint = SaveCheckpoint(step);
-                Observer.Message(cancel.IsCancellationRequested ? $"stopped at step {step}; checkpoint {lastCheckpoint}" : $"paused at step {step}");
+                string saved = Keeper.Save(step, _skipped);
+                Observer.Message(cancel.IsCancellationRequested ? $"stopped at step {step}; checkpoint {saved}" : $"paused at step {step}");
                 Observer.Finished();
-                return new StageResult(Run.Path, lastCheckpoint, finals, Completed: false);
+                return new StageResult(Run.Path, saved, finals, Completed: false);
             }
-            int epoch = (int)(step / StepsPerEpoch), batch = (int)(step % StepsPerEpoch);
-            if (epoch != orderEpoch)
-            {
-                order = Sampler.Permutation(epoch);
-                orderEpoch = epoch;
-            }
+            int epoch = (int)(step / StepsPerEpoch);
             double lr = Schedule.At(step);
-            StepIndex = step;
-            double loss;
-            Dictionary<string, double> stepMetrics;
-            string? notApplied;
-            try
-            {
-                (loss, stepMetrics, notApplied) = TrainStep(order.AsSpan(batch * Config.BatchSize, Config.BatchSize).ToArray(), epoch, lr);
-            }
-            catch (ReplicaLostException lost) when (CanCheckpointAfterLoss)
-            {
-                // the run stops (fail-fast, or too few workers): the survivors' state is the run's, keep it
-                string saved;
-                try
-                {
-                    saved = SaveCheckpoint(lost.StepApplied ? step + 1 : step);
-                }
-                catch (Exception e) when (e is ReplicaLostException or IOException)
-                {
-                    throw new ReplicaLostException($"{lost.Message}; no checkpoint could be taken from the survivors ({e.Message}); last checkpoint: {Run.LatestCheckpoint() ?? "none"}", lost);
-                }
-                throw new ReplicaLostException($"{lost.Message}; checkpoint {saved} (continue with --resume)", lost) { StepApplied = lost.StepApplied };
-            }
-            if (notApplied is not null)
-            {
-                _skipped++;
-                if (Config.Faults.NonFinite == NonFinitePolicy.Stop || _skipped > Config.Faults.MaxSkippedSteps)
-                {
-                    throw new TrainingDivergedException($"{StageName}: {notApplied} at step {step} (epoch {epoch}); the step was not applied"
-                        + (Config.Faults.NonFinite == NonFinitePolicy.Stop ? " (faults.nonFinite is stop). " : $"; {_skipped} skipped steps, over faults.maxSkippedSteps ({Config.Faults.MaxSkippedSteps}). ")
-                        + $"Last checkpoint: {Run.LatestCheckpoint() ?? "none"}. Lower the learning rate or check the data.");
-                }
-                Observer.Message($"step {step} skipped: {notApplied}; the weights are unchanged ({_skipped} of at most {Config.Faults.MaxSkippedSteps} skipped steps)");
-                Log(metrics, "skip", step + 1, new Dictionary<string, double> { ["skipped_steps"] = _skipped }, new Dictionary<string, string> { ["stage"] = StageName, ["reason"] = notApplied });
-            }
-            else
-            {
-                double rate = viewsPerStep * (step - start + 1) / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
-                Observer.Step(new StepReport(step + 1, TotalSteps, epoch, loss, lr, rate, clock.Elapsed, start));
-                foreach (var (k, v) in stepMetrics)
-                    if (k.StartsWith("time_", StringComparison.Ordinal)) times[k] = times.GetValueOrDefault(k) + v;
-                timedSteps++;
-                if ((step + 1) % Config.LogEverySteps == 0 || step == start)
-                {
-                    foreach (var (k, v) in times) stepMetrics[k] = v / timedSteps;
-                    if (times.Count > 0) stepMetrics["timed_steps"] = timedSteps;
-                    times.Clear();
-                    timedSteps = 0;
-                    stepMetrics["loss"] = loss;
-                    stepMetrics["lr"] = lr;
-                    stepMetrics["views_per_second"] = rate;
-                    stepMetrics["skipped_steps"] = _skipped;
-                    Log(metrics, "step", step + 1, stepMetrics, new Dictionary<string, string> { ["stage"] = StageName });
-                }
-            }
-            if (Config.CheckpointEverySteps > 0 && (step + 1) % Config.CheckpointEverySteps == 0 && step + 1 < TotalSteps)
-            {
-                try
-                {
-                    lastCheckpoint = SaveCheckpoint(step + 1);
-                }
-                catch (CheckpointWriteException e)
-                {
-                    // the run's state is safe in memory: go on, and try again at the next checkpoint
-                    Observer.Message($"warning: {e.Message}; training goes on and tries again at step {step + 1 + Config.CheckpointEverySteps}");
-                }
-            }
-            if (batch == StepsPerEpoch - 1)
-            {
-                var evaluation = EndOfEpoch(epoch, last: step + 1 == TotalSteps);
-                evaluation["epoch"] = epoch + 1;
-                foreach (var (k, v) in evaluation) finals[k] = v;
-                Log(metrics, "epoch", step + 1, evaluation, new Dictionary<string, string> { ["stage"] = StageName });
-                if (evaluation.Count > 1)
-                    Observer.Message($"epoch {epoch + 1}/{Config.Epochs}: " + string.Join(", ", evaluation.Where(kv => kv.Key != "epoch").Select(kv => $"{kv.Key} {kv.Value:F4}")));
-            }
+            StepResult result;
+            using (var scope = NewDisposeScope()) result = StepRunner.Run(Train, Batch(step), epoch, step, lr);
+            if (result.Status == StepStatus.Applied) Applied(result, step, start, epoch, lr, clock.Elapsed, log);
+            else if (result.Status == StepStatus.Skipped) Skipped(result.Reason!, step, epoch, log);
+            else Stopped(result, step);
+            CheckpointIfDue(step);
+            if ((step + 1) % StepsPerEpoch == 0) EndEpoch(epoch, step, finals, log);
         }
-        lastCheckpoint = SaveCheckpoint(step);
+        string last = Keeper.Save(step, _skipped);
         Observer.Finished();
-        return new StageResult(Run.Path, lastCheckpoint, finals, Completed: true);
+        return new StageResult(Run.Path, last, finals, Completed: true);
     }
 
-    /// <summary>
-    /// Writes a metrics record after step <paramref name="stepsDone"/>; when the disk refuses it, the run stops with a
-    /// final checkpoint where one can still be written, and a message that names the file.
-    /// </summary>
-    private void Log(MetricsLog metrics, string kind, long stepsDone, IReadOnlyDictionary<string, double> values, IReadOnlyDictionary<string, string> labels)
+    private long[] _order = [];
+    private int _orderEpoch = -1;
+
+    /// <summary>The images of <paramref name="step"/>: its slice of its epoch's seeded permutation.</summary>
+    private long[] Batch(long step)
     {
+        int epoch = (int)(step / StepsPerEpoch), batch = (int)(step % StepsPerEpoch);
+        if (epoch != _orderEpoch)
+        {
+            _order = Sampler.Permutation(epoch);
+            _orderEpoch = epoch;
+        }
+        return _order.AsSpan(batch * Config.BatchSize, Config.BatchSize).ToArray();
+    }
+
+    private void Applied(StepResult result, long step, long start, int epoch, double lr, TimeSpan elapsed, StepLog log)
+    {
+        Mirror.Applied();
+        OnApplied(result);
+        double rate = ViewsPerImage * (long)Config.BatchSize * (step - start + 1) / Math.Max(1e-9, elapsed.TotalSeconds);
+        Observer.Step(new StepReport(step + 1, TotalSteps, epoch, result.Loss, lr, rate, elapsed, start));
+        log.Applied(step + 1, step == start, result, lr, rate, _skipped);
+    }
+
+    /// <summary>A step not applied (non-finite): counted against faults.maxSkippedSteps; the run stops past it, or at
+    /// the first one under faults.nonFinite stop.</summary>
+    private void Skipped(string reason, long step, int epoch, StepLog log)
+    {
+        _skipped++;
+        var faults = Config.Faults;
+        if (faults.NonFinite == NonFinitePolicy.Stop || _skipped > faults.MaxSkippedSteps)
+        {
+            throw new TrainingDivergedException($"{StageName}: {reason} at step {step} (epoch {epoch}); the step was not applied"
+                + (faults.NonFinite == NonFinitePolicy.Stop ? " (faults.nonFinite is stop). " : $"; {_skipped} skipped steps, over faults.maxSkippedSteps ({faults.MaxSkippedSteps}). ")
+                + $"Last checkpoint: {Keeper.Latest}. Lower the learning rate or check the data.");
+        }
+        Observer.Message($"step {step} skipped: {reason}; the weights are unchanged ({_skipped} of at most {faults.MaxSkippedSteps} skipped steps)");
+        log.Skipped(step + 1, reason, _skipped);
+    }
+
+    /// <summary>The run cannot go on: a checkpoint from the survivors when there are any (lost workers), then the error.</summary>
+    private void Stopped(StepResult result, long step)
+    {
+        if (!result.WorkersLost) throw new RingBrokenException(result.Reason!);
+        if (result.AppliedBeforeStop) Mirror.Applied();
+        if (StepRunner.Replicas.Count == 0) throw new ReplicaLostException(result.Reason!);
+        string saved;
         try
         {
-            metrics.Write(kind, stepsDone, values, labels);
+            saved = Keeper.Save(result.AppliedBeforeStop ? step + 1 : step, _skipped);
         }
-        catch (RunOutputException e)
+        catch (Exception e) when (e is ReplicaLostException or IOException)
         {
-            string outcome;
-            try
-            {
-                outcome = $"the run stopped after step {stepsDone} with a final checkpoint {SaveCheckpoint(stepsDone)}; free some space, then continue with --resume {Run.Path}";
-            }
-            catch (CheckpointWriteException c)
-            {
-                outcome = $"the run stopped after step {stepsDone}; no final checkpoint either: {c.Message}";
-            }
-            throw new RunOutputException($"{e.Message}; {outcome}", e.InnerException ?? e) { Path = e.Path };
+            throw new ReplicaLostException($"{result.Reason}; no checkpoint could be taken from the survivors ({e.Message}); last checkpoint: {Keeper.Latest}", e);
         }
+        throw new ReplicaLostException($"{result.Reason}; checkpoint {saved} (continue with --resume)");
     }
 
-    /// <summary>Whether a checkpoint can still be written when a lost replica stops the run.</summary>
-    protected virtual bool CanCheckpointAfterLoss => false;
-
-    /// <summary>2 for contrastive stages (two views per image), 1 for classifiers.</summary>
-    protected virtual int ViewsPerImage => 1;
-
-    /// <summary>Called once before the loop, after any resume: replicas elsewhere receive the starting state here.</summary>
-    protected virtual void BeforeFirstStep()
+    private void CheckpointIfDue(long step)
     {
-    }
-
-    /// <summary>Called before <see cref="Network"/> and <see cref="Optimizer"/> are read (checkpoints): replicas elsewhere send theirs here.</summary>
-    protected virtual void BeforeReadingState()
-    {
-    }
-
-    private string SaveCheckpoint(long step)
-    {
-        BeforeReadingState();
-        string path = Run.CheckpointPath(step);
+        if (Config.CheckpointEverySteps <= 0 || (step + 1) % Config.CheckpointEverySteps != 0 || step + 1 >= TotalSteps) return;
         try
         {
-            Checkpoint.Save(path, step, StageName, RunConfigLoader.Serialize(Config),
-                Network.state_dict().Select(kv => (kv.Key, kv.Value)), Optimizer.State(),
-                new Dictionary<string, string> { [SkippedStepsKey] = _skipped.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            Keeper.Save(step + 1, _skipped);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (CheckpointWriteException e)
         {
-            throw new CheckpointWriteException($"could not write checkpoint {path}: {e.Message} (disk full? no permission?); "
-                + $"the previous checkpoint is intact: {Run.LatestCheckpoint() ?? "none yet"}", e);
+            // the run's state is safe in memory: go on, and try again at the next checkpoint
+            Observer.Message($"warning: {e.Message}; training goes on and tries again at step {step + 1 + Config.CheckpointEverySteps}");
         }
-        Run.PruneCheckpoints(Config.KeepCheckpoints); // only once the new one is safely written
-        return path;
     }
 
-    private void Restore(Checkpoint checkpoint)
+    private void EndEpoch(int epoch, long step, Dictionary<string, double> finals, StepLog log)
     {
-        if (checkpoint.Stage != StageName) throw new InvalidDataException($"the checkpoint is from stage {checkpoint.Stage}, this run is {StageName}");
-        var state = Network.state_dict();
-        // every name, shape and dtype first: copy_ would broadcast a [1] tensor into [8] silently (and every later
-        // checkpoint would carry it), or fail in native code for another width
-        var mismatches = StateDictCheck.Compare(state, checkpoint.Model, checkTypes: true, allowExtra: false);
-        if (mismatches.Count > 0)
-        {
-            throw new InvalidDataException($"checkpoint {checkpoint.Source ?? ""} does not fit this model ({mismatches.Count} tensor(s) differ): "
-                + StateDictCheck.Describe(mismatches, Checkpoint.ModelPrefix)
-                + ". Was it written with another model.width, projection size or data set? Resume with the run's own config.json, without --set model.*");
-        }
-        Optimizer.LoadState(checkpoint.Optimizer); // checks names and shapes before it changes anything
-        using (no_grad())
-        {
-            foreach (var (name, target) in state) target.copy_(checkpoint.Model[name]);
-        }
+        var evaluation = EndOfEpoch(epoch, last: step + 1 == TotalSteps);
+        evaluation["epoch"] = epoch + 1;
+        foreach (var (k, v) in evaluation) finals[k] = v;
+        log.Epoch(step + 1, evaluation);
+        if (evaluation.Count > 1)
+            Observer.Message($"epoch {epoch + 1}/{Config.Epochs}: " + string.Join(", ", evaluation.Where(kv => kv.Key != "epoch").Select(kv => $"{kv.Key} {kv.Value:F4}")));
     }
 
-    public abstract void Dispose();
+    /// <summary>Before the loop, after any resume: says how steps are split, and sends the workers the starting state.</summary>
+    private void BeforeFirstStep()
+    {
+        if (StepRunner.Groups > 1)
+        {
+            Observer.Message($"each step: {StepRunner.Groups} BatchNorm groups ({StepRunner.Mode.ToString().ToLowerInvariant()}) over {StepRunner.Replicas.Count} replica(s)"
+                + (Mirror.Remote ? ", kept if workers are lost or rejoin" : ""));
+        }
+        if (!Mirror.Remote) return;
+        if (StepRunner.Replicas.Count > 1)
+        {
+            Observer.Message(StepRunner.UsesRing
+                ? $"gradients: ring all-reduce between the {StepRunner.Replicas.Count} workers ({Config.Reduction.Precision.ToString().ToLowerInvariant()}), none through this process"
+                : $"gradients: summed in this process (reduction.method {Config.Reduction.Method.ToString().ToLowerInvariant()})");
+        }
+        Mirror.PushStart();
+    }
+
+    public void Dispose()
+    {
+        Replica.Dispose();
+        GC.SuppressFinalize(this);
+    }
 }

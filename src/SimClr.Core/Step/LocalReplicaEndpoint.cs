@@ -1,102 +1,32 @@
 using SimClr.Core.Collectives;
 using SimClr.Core.Replica;
-using static TorchSharp.torch;
 
 namespace SimClr.Core.Step;
 
-/// <summary>A replica in this process, driven synchronously on the caller's (torch) thread.</summary>
+/// <summary>A replica in this process (its <see cref="ReplicaSession"/>), driven synchronously on the caller's (torch) thread.</summary>
 public sealed class LocalReplicaEndpoint(ModelReplica replica, string name = "local") : IReplicaEndpoint
 {
-    public ModelReplica Replica { get; } = replica;
+    public ReplicaSession Session { get; } = new(replica);
+
+    public ModelReplica Replica => Session.Replica;
 
     public string Name { get; } = name;
 
-    private double _callsMs; // Forward, Backward and ApplyStep since the last TakeTimes
+    public Task<Timed<FloatBlock>> ForwardAsync(ShardWork work, CancellationToken cancel) => Task.FromResult(Session.Forward(work));
 
-    public ReplicaTimes TakeTimes()
-    {
-        var phases = Replica.TakeTimes();
-        var times = phases with { SerializeMs = Math.Max(0, _callsMs - phases.TotalMs) };
-        _callsMs = 0;
-        return times;
-    }
+    public Task<Timed<GradientBytes?>> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel) =>
+        Task.FromResult(Session.Backward(gradient, returnGradient));
 
-    private Timed Time() => new(this);
+    public Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, bool checksum, CancellationToken cancel) =>
+        Task.FromResult(Session.Apply(learningRate, gradient, checksum));
 
-    /// <summary>Adds a call's wall time to the endpoint's (what its replica's phases do not account for is serialisation).</summary>
-    private readonly struct Timed(LocalReplicaEndpoint endpoint) : IDisposable
-    {
-        private readonly long _start = System.Diagnostics.Stopwatch.GetTimestamp();
+    public Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel) => Task.FromResult(Session.SaveState());
 
-        public void Dispose() => endpoint._callsMs += System.Diagnostics.Stopwatch.GetElapsedTime(_start).TotalMilliseconds;
-    }
-
-    public Task<FloatBlock> ForwardAsync(ShardWork work, CancellationToken cancel)
-    {
-        using var timed = Time();
-        using var scope = NewDisposeScope();
-        var images = empty(work.ImageShape, ScalarType.Byte);
-        work.Images.CopyTo(images.bytes);
-        var views = work.Rows.Indices.Zip(work.Rows.Views, (i, v) => (i, v)).ToArray();
-        var z = Replica.Forward(images, views, work.Epoch, work.Rows.ChunkSizes).to_type(ScalarType.Float32).cpu().contiguous();
-        return Task.FromResult(new FloatBlock(z.shape, z.bytes.ToArray()));
-    }
-
-    public Task<GradientBytes?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel)
-    {
-        BackwardInBuckets(gradient, null, null);
-        return Task.FromResult(returnGradient ? Replica.FlatGradient() : null);
-    }
-
-    /// <summary>Back-propagates dL/dz for the last forward, handing each of <paramref name="buckets"/>' local gradient to
-    /// <paramref name="ready"/> as soon as it is final (<see cref="ModelReplica.Backward(Tensor, IReadOnlyList{GradientBucket}?, Action{int, GradientBytes}?)"/>).</summary>
-    public void BackwardInBuckets(FloatBlock gradient, IReadOnlyList<GradientBucket>? buckets, Action<int, GradientBytes>? ready)
-    {
-        using var timed = Time();
-        using var scope = NewDisposeScope();
-        var g = empty(gradient.Shape, ScalarType.Float32);
-        gradient.Data.CopyTo(g.bytes);
-        Replica.ZeroGrad();
-        Replica.Backward(g, buckets, ready);
-    }
-
-    public Task<string?> ApplyStepAsync(long step, double learningRate, byte[]? gradient, bool checksum, CancellationToken cancel)
-    {
-        using var timed = Time();
-        using var scope = NewDisposeScope();
-        if (gradient is not null) Replica.SetFlatGradient(gradient);
-        Replica.Step(learningRate);
-        return Task.FromResult(checksum ? Replica.Checksum() : null);
-    }
-
-    public Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel)
-    {
-        using var scope = NewDisposeScope();
-        return Task.FromResult<IReadOnlyList<NamedBytes>>(Replica.State().Select(t => NamedBytes.From(t.Name, t.Tensor)).ToList());
-    }
-
-    public Task<string> LoadStateAsync(IReadOnlyList<NamedBytes> state, CancellationToken cancel)
-    {
-        using var scope = NewDisposeScope();
-        var tensors = new Dictionary<string, Tensor>();
-        try
-        {
-            foreach (var item in state)
-            {
-                if (tensors.ContainsKey(item.Name)) throw new InvalidDataException($"state names {item.Name} twice");
-                tensors[item.Name] = item.ToTensor();
-            }
-            Replica.LoadState(tensors);
-        }
-        finally
-        {
-            foreach (var t in tensors.Values) t.Dispose();
-        }
-        return Task.FromResult(Replica.Checksum());
-    }
+    public Task<string> LoadStateAsync(IReadOnlyList<NamedBytes> state, CancellationToken cancel) => Task.FromResult(Session.LoadState(state));
 
     public Task<IReplicaEndpoint?> TryReconnectAsync(CancellationToken cancel) => Task.FromResult<IReplicaEndpoint?>(null);
 
+    /// <summary>The replica belongs to whoever built it (this process's trainer disposes its own).</summary>
     public void Dispose()
     {
     }

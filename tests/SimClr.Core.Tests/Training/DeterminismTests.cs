@@ -47,7 +47,7 @@ public sealed class DeterminismTests : IDisposable
         var result = await StageRunner.RunAsync(config, RunDirectory.Create(config), SilentObserver.Instance);
         Assert.True(result.Completed);
         using var checkpoint = Checkpoint.Load(result.CheckpointPath!);
-        Assert.Equal("0", checkpoint.Extra.GetValueOrDefault(Trainer.SkippedStepsKey, "0")); // no step skipped as non-finite
+        Assert.Equal("0", checkpoint.Extra.GetValueOrDefault(CheckpointKeeper.SkippedStepsKey, "0")); // no step skipped as non-finite
         return checkpoint.Model.ToDictionary(kv => kv.Key, kv => kv.Value.cpu().bytes.ToArray());
     }
 }

@@ -26,27 +26,27 @@ public sealed class NonFiniteStepTests : IDisposable
 
         public string Name => inner.Name;
 
-        public Task<FloatBlock> ForwardAsync(ShardWork work, CancellationToken cancel)
+        public Task<Timed<FloatBlock>> ForwardAsync(ShardWork work, CancellationToken cancel)
         {
             _step = work.Step;
             return inner.ForwardAsync(work, cancel);
         }
 
-        public async Task<GradientBytes?> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel)
+        public async Task<Timed<GradientBytes?>> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel)
         {
-            var local = await inner.BackwardAsync(gradient, returnGradient, cancel);
-            if (!steps.Contains(_step)) return local;
+            var (local, times) = await inner.BackwardAsync(gradient, returnGradient, cancel);
+            if (!steps.Contains(_step)) return new(local, times);
             if (local is null)
             {
                 using (no_grad()) inner.Replica.Parameters[3].Parameter.grad!.fill_(float.NaN);
-                return null;
+                return new(null, times);
             }
             var data = local.Data.ToArray();
             BitConverter.GetBytes(local.Float64 ? BitConverter.DoubleToInt64Bits(double.PositiveInfinity) : BitConverter.SingleToInt32Bits(float.NaN)).CopyTo(data, 40);
-            return local with { Data = data };
+            return new(local with { Data = data }, times);
         }
 
-        public Task<string?> ApplyStepAsync(long step, double learningRate, byte[]? gradient, bool checksum, CancellationToken cancel) =>
+        public Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, bool checksum, CancellationToken cancel) =>
             inner.ApplyStepAsync(step, learningRate, gradient, checksum, cancel);
 
         public Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel) => inner.SaveStateAsync(cancel);
@@ -67,7 +67,7 @@ public sealed class NonFiniteStepTests : IDisposable
 
     private static Func<ImageDataSet, IReadOnlyList<IReplicaEndpoint>> Replicas(RunConfig config, int count, params long[] poisonedSteps) => train =>
         Enumerable.Range(0, count).Select(r => (IReplicaEndpoint)new Poisoned(
-            new LocalReplicaEndpoint(ModelReplica.Build(config, train.Channels, train.Mean, train.Std, CPU, train.ClassNames.Count), $"r{r}"),
+            new LocalReplicaEndpoint(ReplicaFactory.Build(config, train.Channels, train.Mean, train.Std, CPU, train.ClassNames.Count), $"r{r}"),
             r == count - 1 ? poisonedSteps : [])).ToList();
 
     private sealed class Messages : ITrainingObserver
@@ -90,7 +90,7 @@ public sealed class NonFiniteStepTests : IDisposable
     {
         var skip = Config($"skip{replicas}", new FaultOptions { MaxSkippedSteps = 2 });
         var observer = new Messages();
-        var result = await StageRunner.RunAsync(skip, RunDirectory.Create(skip), observer, replicas: Replicas(skip, replicas, 1, 4));
+        var result = await StageRunner.RunAsync(skip, RunDirectory.Create(skip), observer, join: Replicas(skip, replicas, 1, 4));
         Assert.True(result.Completed);
         Assert.Equal(2, observer.Lines.Count(l => l.Contains("skipped: the", StringComparison.Ordinal) && l.Contains("the weights are unchanged", StringComparison.Ordinal)));
         string metrics = File.ReadAllText(Path.Combine(result.RunPath, "metrics.jsonl"));
@@ -106,11 +106,11 @@ public sealed class NonFiniteStepTests : IDisposable
         // one skip allowed: step 1 is skipped before the pause at step 3, step 4 after the resume is one too many
         var limited = Config("budget", new FaultOptions { MaxSkippedSteps = 1 });
         var run = RunDirectory.Create(limited);
-        var paused = await StageRunner.RunAsync(limited, run, new Messages(), stopAfterStep: 3, replicas: Replicas(limited, 1, 1, 4));
+        var paused = await StageRunner.RunAsync(limited, run, new Messages(), stopAfterStep: 3, join: Replicas(limited, 1, 1, 4));
         Assert.False(paused.Completed);
-        using (var checkpoint = Checkpoint.Load(paused.CheckpointPath!)) Assert.Equal("1", checkpoint.Extra[Trainer.SkippedStepsKey]);
+        using (var checkpoint = Checkpoint.Load(paused.CheckpointPath!)) Assert.Equal("1", checkpoint.Extra[CheckpointKeeper.SkippedStepsKey]);
         var e = await Assert.ThrowsAsync<TrainingDivergedException>(() => StageRunner.RunAsync(limited, RunDirectory.Open(run.Path), new Messages(),
-            resumeCheckpoint: paused.CheckpointPath, replicas: Replicas(limited, 1, 1, 4)));
+            resumeCheckpoint: paused.CheckpointPath, join: Replicas(limited, 1, 1, 4)));
         Assert.Contains("at step 4", e.Message);
         Assert.Contains("2 skipped steps, over faults.maxSkippedSteps (1)", e.Message);
     }
@@ -119,13 +119,13 @@ public sealed class NonFiniteStepTests : IDisposable
     public async Task One_skipped_step_more_than_the_limit_stops_the_run_and_so_does_the_stop_policy()
     {
         var limited = Config("limited", new FaultOptions { MaxSkippedSteps = 1 });
-        var e = await Assert.ThrowsAsync<TrainingDivergedException>(() => StageRunner.RunAsync(limited, RunDirectory.Create(limited), new Messages(), replicas: Replicas(limited, 2, 1, 2)));
+        var e = await Assert.ThrowsAsync<TrainingDivergedException>(() => StageRunner.RunAsync(limited, RunDirectory.Create(limited), new Messages(), join: Replicas(limited, 2, 1, 2)));
         Assert.Contains("at step 2", e.Message);
         Assert.Contains("2 skipped steps, over faults.maxSkippedSteps (1)", e.Message);
         Assert.Contains("non-finite", e.Message);
 
         var strict = Config("strict", new FaultOptions { NonFinite = NonFinitePolicy.Stop });
-        e = await Assert.ThrowsAsync<TrainingDivergedException>(() => StageRunner.RunAsync(strict, RunDirectory.Create(strict), new Messages(), replicas: Replicas(strict, 1, 3)));
+        e = await Assert.ThrowsAsync<TrainingDivergedException>(() => StageRunner.RunAsync(strict, RunDirectory.Create(strict), new Messages(), join: Replicas(strict, 1, 3)));
         Assert.Contains("at step 3", e.Message);
         Assert.Contains("faults.nonFinite is stop", e.Message);
     }

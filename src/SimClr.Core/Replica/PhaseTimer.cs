@@ -1,0 +1,59 @@
+using System.Diagnostics;
+
+namespace SimClr.Core.Replica;
+
+/// <summary>The parts of a replica's work that <see cref="PhaseTimer"/> tells apart.</summary>
+public enum ReplicaPhase
+{
+    Augment,
+    Forward,
+    Reforward,
+    Backward,
+    Optimizer,
+
+    /// <summary>Copying finished gradient buckets out during backward (serialisation, not backward).</summary>
+    Handover,
+}
+
+/// <summary>
+/// Milliseconds a replica spends by phase, beside its data path: the replica marks phase boundaries, the caller takes
+/// the totals (<see cref="Take"/>) after each call. On a device that runs asynchronously (CUDA), <paramref name="synchronize"/>
+/// is called at every boundary, so the times are the kernels' too, at the cost of those few synchronisations per step.
+/// </summary>
+public sealed class PhaseTimer(Action? synchronize = null)
+{
+    private readonly double[] _ms = new double[Enum.GetValues<ReplicaPhase>().Length];
+
+    /// <summary>A point in time after the device has finished its queued work.</summary>
+    public long Mark()
+    {
+        synchronize?.Invoke();
+        return Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>Adds the time from <paramref name="start"/> (a <see cref="Mark"/>) to now to <paramref name="phase"/>; returns now.</summary>
+    public long Add(ReplicaPhase phase, long start)
+    {
+        long now = Mark();
+        _ms[(int)phase] += Stopwatch.GetElapsedTime(start, now).TotalMilliseconds;
+        return now;
+    }
+
+    /// <summary>The milliseconds of <paramref name="phase"/> since the last <see cref="Take"/>.</summary>
+    public double this[ReplicaPhase phase] => _ms[(int)phase];
+
+    /// <summary>Adds <paramref name="ms"/> milliseconds to <paramref name="phase"/>.</summary>
+    public void AddMs(ReplicaPhase phase, double ms) => _ms[(int)phase] += ms;
+
+    /// <summary>Milliseconds from <paramref name="start"/> to <paramref name="end"/> (two <see cref="Mark"/>s).</summary>
+    public static double Ms(long start, long end) => Stopwatch.GetElapsedTime(start, end).TotalMilliseconds;
+
+    /// <summary>The phases since the last call (serialise and ring are the caller's: 0 here); the counters restart.</summary>
+    public ReplicaTimes Take()
+    {
+        var times = new ReplicaTimes(this[ReplicaPhase.Augment], this[ReplicaPhase.Forward], this[ReplicaPhase.Reforward], this[ReplicaPhase.Backward],
+            this[ReplicaPhase.Optimizer], 0);
+        Array.Clear(_ms);
+        return times;
+    }
+}

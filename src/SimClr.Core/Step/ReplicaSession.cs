@@ -1,0 +1,178 @@
+using System.Diagnostics;
+using SimClr.Core.Checkpoints;
+using SimClr.Core.Collectives;
+using SimClr.Core.Replica;
+using static TorchSharp.torch;
+
+namespace SimClr.Core.Step;
+
+/// <summary>
+/// A replica serving a run's steps, whoever drives it (<see cref="LocalReplicaEndpoint"/> in this process, a worker's
+/// gRPC service in another): Forward, then Backward (the gradient returned and kept) or BackwardInBuckets (for a ring,
+/// whose sum comes back through <see cref="KeepRingSum"/>), then Apply. Calls out of that order are refused with an
+/// <see cref="InvalidOperationException"/> that says what is missing. Every call runs on the torch thread and
+/// returns what the replica spent in it by phase (the call's time beyond them is serialisation).
+/// </summary>
+public sealed class ReplicaSession : IDisposable
+{
+    private readonly Lock _gate = new();
+    private long[]? _pending; // the last Forward's output shape, while its backward is due
+    private bool _ownGradient; // a Backward since the last Apply left the replica's own gradient in place
+    private byte[]? _ringSum; // the last ring's sum, for an Apply of StepGradient.Ring
+
+    public ReplicaSession(ModelReplica replica)
+    {
+        Replica = replica;
+        var layout = new Dictionary<string, StateTensor>();
+        foreach (var (name, tensor) in replica.Network.state_dict())
+            layout[Checkpoint.ModelPrefix + name] = new StateTensor(tensor.is_floating_point(), tensor.shape);
+        foreach (var (name, parameter) in replica.Parameters) // momentum buffers, one a parameter at most
+            layout[Checkpoint.OptimizerPrefix + name] = new StateTensor(true, parameter.shape);
+        StateLayout = layout;
+        StateBytes = layout.Values.Sum(t => t.Bytes);
+    }
+
+    public ModelReplica Replica { get; }
+
+    public long ParameterCount => Replica.ParameterCount;
+
+    /// <summary>Every tensor a state sent to this replica may hold (<see cref="ModelReplica.State"/>'s names): its kind and shape.</summary>
+    public IReadOnlyDictionary<string, StateTensor> StateLayout { get; }
+
+    /// <summary>The bytes of all of <see cref="StateLayout"/>: the most a state sent to this replica can be.</summary>
+    public long StateBytes { get; }
+
+    /// <summary>The shape dL/dz must have for the next backward (the last Forward's outputs), or null when no backward is due.</summary>
+    public long[]? PendingProjections
+    {
+        get
+        {
+            lock (_gate) return _pending;
+        }
+    }
+
+    /// <summary>Augments and forwards the shard's views; the projections as float32 bytes.</summary>
+    public Timed<FloatBlock> Forward(ShardWork work)
+    {
+        long start = Stopwatch.GetTimestamp();
+        lock (_gate) _pending = null;
+        using var scope = NewDisposeScope();
+        var images = empty(work.ImageShape, ScalarType.Byte);
+        work.Images.CopyTo(images.bytes);
+        var views = work.Rows.Indices.Zip(work.Rows.Views, (i, v) => (i, v)).ToArray();
+        var z = Replica.Forward(images, views, work.Epoch, work.Rows.ChunkSizes).to_type(ScalarType.Float32).cpu().contiguous();
+        var block = new FloatBlock(z.shape, z.bytes.ToArray());
+        lock (_gate) _pending = block.Shape;
+        return new(block, TimesSince(start));
+    }
+
+    /// <summary>Back-propagates dL/dz for the last Forward, keeping the gradient for an Apply of <see cref="StepGradient.Own"/>;
+    /// returns it flat (parameters in state order) when <paramref name="returnGradient"/>, else null.</summary>
+    public Timed<GradientBytes?> Backward(FloatBlock dz, bool returnGradient)
+    {
+        long start = Stopwatch.GetTimestamp();
+        RunBackward(dz, null, null);
+        return new(returnGradient ? Replica.FlatGradient() : null, TimesSince(start));
+    }
+
+    /// <summary>Back-propagates dL/dz for the last Forward, handing each of <paramref name="buckets"/>' gradient to
+    /// <paramref name="ready"/> as soon as it is final (<see cref="ModelReplica.Backward(Tensor, IReadOnlyList{GradientBucket}?, Action{int, GradientBytes}?)"/>).</summary>
+    public ReplicaTimes BackwardInBuckets(FloatBlock dz, IReadOnlyList<GradientBucket> buckets, Action<int, GradientBytes> ready)
+    {
+        long start = Stopwatch.GetTimestamp();
+        RunBackward(dz, buckets, ready);
+        return TimesSince(start);
+    }
+
+    private void RunBackward(FloatBlock dz, IReadOnlyList<GradientBucket>? buckets, Action<int, GradientBytes>? ready)
+    {
+        lock (_gate)
+        {
+            _ringSum = null;
+            _ownGradient = false;
+            if (_pending is null) throw new InvalidOperationException("Backward needs a Forward first");
+            _pending = null;
+        }
+        using (var scope = NewDisposeScope())
+        {
+            var g = empty(dz.Shape, ScalarType.Float32);
+            dz.Data.CopyTo(g.bytes);
+            Replica.ZeroGrad();
+            Replica.Backward(g, buckets, ready);
+        }
+        lock (_gate) _ownGradient = true;
+    }
+
+    /// <summary>The sum the ring all-reduce computed from this replica's buckets, for an Apply of <see cref="StepGradient.Ring"/>.</summary>
+    public void KeepRingSum(byte[] sum)
+    {
+        lock (_gate) _ringSum = sum;
+    }
+
+    /// <summary>Installs the gradient, takes one optimiser step (refused with <see cref="NonFiniteGradientException"/>
+    /// when the gradient is not finite), and returns the parameter checksum (null when not <paramref name="checksum"/>).</summary>
+    public Timed<string?> Apply(double learningRate, StepGradient gradient, bool checksum = true)
+    {
+        long start = Stopwatch.GetTimestamp();
+        byte[]? install;
+        lock (_gate)
+        {
+            install = gradient.Source switch
+            {
+                GradientSource.Sent => gradient.Sum,
+                GradientSource.Ring => _ringSum ?? throw new InvalidOperationException("ApplyStep with reduced needs a BackwardReduce first"),
+                _ => _ownGradient ? null : throw new InvalidOperationException("ApplyStep of the replica's own gradient needs a Backward first"),
+            };
+            _ringSum = null;
+            _ownGradient = false;
+        }
+        using var scope = NewDisposeScope();
+        if (install is not null) Replica.SetFlatGradient(install);
+        Replica.Step(learningRate);
+        return new(checksum ? Replica.Checksum() : null, TimesSince(start));
+    }
+
+    /// <summary>The replica's state: "model." + state_dict and "optimizer." + momentum buffers, as float32 or int64 bytes.</summary>
+    public IReadOnlyList<NamedBytes> SaveState()
+    {
+        using var scope = NewDisposeScope();
+        return Replica.State().Select(t => NamedBytes.From(t.Name, t.Tensor)).ToList();
+    }
+
+    /// <summary>Replaces the replica's state (names as <see cref="SaveState"/>; checked before anything changes); the
+    /// parameter checksum.</summary>
+    public string LoadState(IReadOnlyList<NamedBytes> state)
+    {
+        using var scope = NewDisposeScope();
+        var tensors = new Dictionary<string, Tensor>();
+        try
+        {
+            foreach (var item in state)
+            {
+                if (tensors.ContainsKey(item.Name)) throw new InvalidDataException($"state names {item.Name} twice");
+                tensors[item.Name] = item.ToTensor();
+            }
+            Replica.LoadState(tensors);
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+        lock (_gate)
+        {
+            _pending = null;
+            _ringSum = null;
+            _ownGradient = false;
+        }
+        return Replica.Checksum();
+    }
+
+    /// <summary>The replica's phases since the last call, and the rest of the call's time since <paramref name="start"/> as serialisation.</summary>
+    private ReplicaTimes TimesSince(long start)
+    {
+        var phases = Replica.Timer.Take();
+        return phases with { SerializeMs = Math.Max(0, Stopwatch.GetElapsedTime(start).TotalMilliseconds - phases.TotalMs) };
+    }
+
+    public void Dispose() => Replica.Dispose();
+}

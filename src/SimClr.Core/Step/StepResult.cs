@@ -1,0 +1,43 @@
+namespace SimClr.Core.Step;
+
+/// <summary>How a step ended.</summary>
+public enum StepStatus
+{
+    /// <summary>Every replica (still in the run) applied it.</summary>
+    Applied,
+
+    /// <summary>Not applied: the loss or the summed gradient was not finite; the weights are unchanged.</summary>
+    Skipped,
+
+    /// <summary>The run cannot go on (workers lost under fail-fast or below faults.minWorkers, or a ring that keeps
+    /// breaking); <see cref="StepResult.AppliedBeforeStop"/> says whether the survivors applied the step first.</summary>
+    Stopped,
+}
+
+/// <summary>
+/// What one step reports: how it ended, the global loss, the replicas' common parameter checksum (when compared), the
+/// loss's metrics, why it was skipped or stopped, the workers lost on the way, and where its time went.
+/// </summary>
+public sealed record StepResult(StepStatus Status, double Loss, string? Checksum, IReadOnlyDictionary<string, double> Metrics)
+{
+    /// <summary>Why the step was skipped or the run stopped; null when applied.</summary>
+    public string? Reason { get; init; }
+
+    /// <summary>With <see cref="StepStatus.Stopped"/>: the survivors had applied the step before the loss that stops the run.</summary>
+    public bool AppliedBeforeStop { get; init; }
+
+    /// <summary>Stopped because workers were lost (not because the ring kept breaking).</summary>
+    public bool WorkersLost { get; init; }
+
+    /// <summary>The replicas lost during this step (names), whatever happened next.</summary>
+    public IReadOnlyList<string> Lost { get; init; } = [];
+
+    /// <summary>Where the step's time went (of the attempt that produced this result).</summary>
+    public StepTimes? Times { get; init; }
+
+    /// <summary>Why the step was NOT applied (skipped), or null.</summary>
+    public string? NotApplied => Status == StepStatus.Skipped ? Reason : null;
+
+    public static StepResult Skip(double loss, IReadOnlyDictionary<string, double> metrics, string reason, StepTimes times) =>
+        new(StepStatus.Skipped, loss, null, metrics) { Reason = reason, Times = times };
+}
