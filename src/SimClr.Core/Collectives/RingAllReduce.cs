@@ -103,64 +103,96 @@ public static class RingAllReduce
     private static async Task<(long NonFinite, long Sent)> RunBucketAsync(int bucket, GradientBytes local, Memory<byte> sum, int rank, int ranks,
         ReducePrecision precision, IRingLink link, int pieceElements, CancellationToken cancel)
     {
-        long count = local.Count;
-        if (ranks == 1)
+        if (ranks == 1) return (Alone(local, sum, precision), 0);
+        var state = new RingArithmetic(local, local.Float64 ? RingElement.Float64 : RingElement.Float32, precision, sum, pieceElements);
+        var pass = new Pass(bucket, local.Count, rank, ranks, pieceElements, link);
+        long nonFinite = await ReduceScatterAsync(pass, state, cancel);
+        await AllGatherAsync(pass, state, cancel);
+        return (nonFinite, pass.Sent);
+    }
+
+    /// <summary>A ring of one: the sum is this worker's values (rounded to bfloat16 and back with that precision).</summary>
+    private static long Alone(GradientBytes local, Memory<byte> sum, ReducePrecision precision)
+    {
+        var only = local.ToFloat32();
+        if (precision == ReducePrecision.Bfloat16)
+            return RingElements.WidenBfloat16(RingElements.Bfloat16Bytes(MemoryMarshal.Cast<byte, float>(only)), MemoryMarshal.Cast<byte, float>(sum.Span));
+        only.CopyTo(sum);
+        return GradientSum.CountNonFinite(only);
+    }
+
+    /// <summary>One bucket's pass: where this worker sits in the ring, the link, and the bytes it sent.</summary>
+    private sealed class Pass(int bucket, long count, int rank, int ranks, int pieceElements, IRingLink link)
+    {
+        public int Bucket => bucket;
+
+        public int Rank => rank;
+
+        public int Ranks => ranks;
+
+        public IRingLink Link => link;
+
+        public long Sent { get; private set; }
+
+        public (long Start, int Count) Segment(int segment) => RingAllReduce.Segment(count, ranks, segment);
+
+        public int Pieces(int segmentCount) => RingAllReduce.Pieces(segmentCount, pieceElements);
+
+        public void Send(RingPiece piece)
         {
-            var only = local.ToFloat32();
-            long bad = GradientSum.CountNonFinite(only);
-            if (precision == ReducePrecision.Bfloat16) bad = WidenBfloat16(Bfloat16Bytes(MemoryMarshal.Cast<byte, float>(only)), MemoryMarshal.Cast<byte, float>(sum.Span));
-            else only.CopyTo(sum);
-            return (bad, 0);
-        }
-        var own = local.Float64 ? RingElement.Float64 : RingElement.Float32;
-        var state = new State(local, own, precision, sum, pieceElements);
-        long sent = 0;
-        void Send(RingPiece piece)
-        {
-            sent += piece.Data.Length;
+            Sent += piece.Data.Length;
             link.Send(piece);
         }
+    }
 
-        // reduce-scatter, hop 0: this worker's own segment, in the precision the first hop travels in
-        int first = rank;
-        var (firstStart, firstCount) = Segment(count, ranks, first);
-        for (int p = 0; p < Pieces(firstCount, pieceElements); p++)
+    /// <summary>Reduce-scatter: this worker's own segment goes first; every segment received is added to and passed on,
+    /// and the one completed at the last hop is rounded and starts the all-gather. Returns its non-finite values.</summary>
+    private static async Task<long> ReduceScatterAsync(Pass pass, RingArithmetic state, CancellationToken cancel)
+    {
+        // hop 0: this worker's own segment, in the precision the first hop travels in
+        var (firstStart, firstCount) = pass.Segment(pass.Rank);
+        for (int p = 0; p < pass.Pieces(firstCount); p++)
         {
             var (start, n) = state.Piece(firstStart, firstCount, p);
-            Send(new RingPiece(bucket, 0, first, p, state.FirstHop, state.Encode(start, n)));
+            pass.Send(new RingPiece(pass.Bucket, 0, pass.Rank, p, state.FirstHop, state.Encode(start, n)));
         }
         long nonFinite = 0;
-        for (int hop = 1; hop < ranks; hop++)
+        for (int hop = 1; hop < pass.Ranks; hop++)
         {
-            int segment = Mod(rank - hop, ranks);
-            var (segmentStart, segmentCount) = Segment(count, ranks, segment);
-            bool last = hop == ranks - 1;
-            for (int p = 0; p < Pieces(segmentCount, pieceElements); p++)
+            int segment = Mod(pass.Rank - hop, pass.Ranks);
+            var (segmentStart, segmentCount) = pass.Segment(segment);
+            bool last = hop == pass.Ranks - 1;
+            for (int p = 0; p < pass.Pieces(segmentCount); p++)
             {
                 var (start, n) = state.Piece(segmentStart, segmentCount, p);
-                var incoming = await Receive(link, bucket, 0, segment, p, n, hop == 1 ? state.FirstHopAccepts : [state.Partial], cancel);
+                var incoming = await Receive(pass.Link, pass.Bucket, 0, segment, p, n, hop == 1 ? state.FirstHopAccepts : [state.Partial], cancel);
                 if (!last)
                 {
-                    Send(new RingPiece(bucket, 0, segment, p, state.Partial, state.Add(incoming, start, n)));
+                    pass.Send(new RingPiece(pass.Bucket, 0, segment, p, state.Partial, state.Add(incoming, start, n)));
                     continue;
                 }
                 nonFinite += state.Complete(incoming, start, n, out var final);
-                Send(new RingPiece(bucket, 1, segment, p, state.Result, final)); // all-gather, hop 0: the segment this worker completed
+                pass.Send(new RingPiece(pass.Bucket, 1, segment, p, state.Result, final)); // all-gather, hop 0: the segment this worker completed
             }
         }
-        for (int hop = 1; hop < ranks; hop++)
+        return nonFinite;
+    }
+
+    /// <summary>All-gather: every completed segment travels N-1 hops unchanged into every worker's sum.</summary>
+    private static async Task AllGatherAsync(Pass pass, RingArithmetic state, CancellationToken cancel)
+    {
+        for (int hop = 1; hop < pass.Ranks; hop++)
         {
-            int segment = Mod(rank + 1 - hop, ranks);
-            var (segmentStart, segmentCount) = Segment(count, ranks, segment);
-            for (int p = 0; p < Pieces(segmentCount, pieceElements); p++)
+            int segment = Mod(pass.Rank + 1 - hop, pass.Ranks);
+            var (segmentStart, segmentCount) = pass.Segment(segment);
+            for (int p = 0; p < pass.Pieces(segmentCount); p++)
             {
                 var (start, n) = state.Piece(segmentStart, segmentCount, p);
-                var incoming = await Receive(link, bucket, 1, segment, p, n, [state.Result], cancel);
+                var incoming = await Receive(pass.Link, pass.Bucket, 1, segment, p, n, [state.Result], cancel);
                 state.Store(incoming, start, n);
-                if (hop < ranks - 1) Send(incoming);
+                if (hop < pass.Ranks - 1) pass.Send(incoming);
             }
         }
-        return (nonFinite, sent);
     }
 
     private static int Mod(int a, int n) => ((a % n) + n) % n;
@@ -177,59 +209,6 @@ public static class RingAllReduce
         return incoming;
     }
 
-    /// <summary>bfloat16 values widened into <paramref name="target"/> (float32), counting non-finite ones.</summary>
-    private static long WidenBfloat16(byte[] bfloat16, Span<float> target)
-    {
-        Load(bfloat16, RingElement.Bfloat16, target, add: false);
-        return GradientSum.CountNonFinite(MemoryMarshal.AsBytes(target));
-    }
-
-    private static byte[] Bfloat16Bytes(ReadOnlySpan<float> values)
-    {
-        var bytes = new byte[values.Length * 2];
-        var halves = MemoryMarshal.Cast<byte, ushort>(bytes.AsSpan());
-        for (int i = 0; i < values.Length; i++) halves[i] = ToBfloat16(values[i]);
-        return bytes;
-    }
-
-    /// <summary>Values stored as <paramref name="element"/> into <paramref name="into"/> (float64, or float32 rounding to
-    /// nearest), or added to what it holds: the one conversion the ring's arithmetic uses.</summary>
-    private static void Load<T>(ReadOnlySpan<byte> bytes, RingElement element, Span<T> into, bool add)
-        where T : INumberBase<T>
-    {
-        switch (element)
-        {
-            case RingElement.Float32:
-                Load(MemoryMarshal.Cast<byte, float>(bytes), into, add);
-                break;
-            case RingElement.Float64:
-                Load(MemoryMarshal.Cast<byte, double>(bytes), into, add);
-                break;
-            default:
-                var halves = MemoryMarshal.Cast<byte, ushort>(bytes);
-                for (int i = 0; i < into.Length; i++)
-                {
-                    var value = T.CreateTruncating(FromBfloat16(halves[i]));
-                    into[i] = add ? into[i] + value : value;
-                }
-                break;
-        }
-    }
-
-    private static void Load<TFrom, T>(ReadOnlySpan<TFrom> from, Span<T> into, bool add)
-        where TFrom : INumberBase<TFrom>
-        where T : INumberBase<T>
-    {
-        if (add)
-        {
-            for (int i = 0; i < into.Length; i++) into[i] += T.CreateTruncating(from[i]);
-        }
-        else
-        {
-            for (int i = 0; i < into.Length; i++) into[i] = T.CreateTruncating(from[i]);
-        }
-    }
-
     /// <summary>float32 to bfloat16, round to nearest even (NaN stays NaN).</summary>
     public static ushort ToBfloat16(float value)
     {
@@ -240,101 +219,4 @@ public static class RingAllReduce
     }
 
     public static float FromBfloat16(ushort value) => BitConverter.UInt32BitsToSingle((uint)value << 16);
-
-    /// <summary>The arithmetic of one worker's ring: its local gradient, the sum being filled in, and the precision.</summary>
-    private sealed class State(GradientBytes local, RingElement own, ReducePrecision precision, Memory<byte> sum, int pieceElements)
-    {
-        /// <summary>What the first reduce-scatter hop sends: exact sends the local values as they are.</summary>
-        public RingElement FirstHop { get; } = precision switch
-        {
-            ReducePrecision.Exact => own,
-            ReducePrecision.Float32 => RingElement.Float32,
-            _ => RingElement.Bfloat16,
-        };
-
-        /// <summary>What a first hop may arrive as (the previous worker's local precision may differ from this one's).</summary>
-        public RingElement[] FirstHopAccepts { get; } = precision == ReducePrecision.Exact ? [RingElement.Float32, RingElement.Float64] : [precision == ReducePrecision.Float32 ? RingElement.Float32 : RingElement.Bfloat16];
-
-        /// <summary>What later reduce-scatter hops send.</summary>
-        public RingElement Partial { get; } = precision switch
-        {
-            ReducePrecision.Exact => RingElement.Float64,
-            ReducePrecision.Float32 => RingElement.Float32,
-            _ => RingElement.Bfloat16,
-        };
-
-        /// <summary>What the all-gather sends.</summary>
-        public RingElement Result { get; } = precision == ReducePrecision.Bfloat16 ? RingElement.Bfloat16 : RingElement.Float32;
-
-        public (long Start, int Count) Piece(long segmentStart, int segmentCount, int piece)
-        {
-            int offset = piece * pieceElements;
-            return (segmentStart + offset, Math.Min(pieceElements, segmentCount - offset));
-        }
-
-        private ReadOnlySpan<byte> Own(long start, int n) => local.Data.AsSpan(checked((int)(start * Size(own))), n * Size(own));
-
-        /// <summary>This worker's values [start, start + n) as the first hop sends them (no copy when they already are).</summary>
-        public ReadOnlyMemory<byte> Encode(long start, int n)
-        {
-            if (FirstHop == own) return local.Data.AsMemory(checked((int)(start * Size(own))), n * Size(own));
-            if (FirstHop == RingElement.Float32)
-            {
-                var bytes = new byte[n * 4];
-                Load(Own(start, n), own, MemoryMarshal.Cast<byte, float>(bytes.AsSpan()), add: false);
-                return bytes;
-            }
-            var values = new float[n];
-            Load(Own(start, n), own, values.AsSpan(), add: false);
-            return Bfloat16Bytes(values);
-        }
-
-        /// <summary>The incoming partial sum plus this worker's values [start, start + n), into <paramref name="into"/>:
-        /// float64 (exact) or float32.</summary>
-        private void Accumulate<T>(RingPiece incoming, long start, int n, Span<T> into)
-            where T : INumberBase<T>
-        {
-            Load(incoming.Data.Span, incoming.Element, into, add: false);
-            Load(Own(start, n), own, into, add: true);
-        }
-
-        /// <summary>A partial sum to pass on: incoming plus this worker's values, as <see cref="Partial"/>.</summary>
-        public ReadOnlyMemory<byte> Add(RingPiece incoming, long start, int n)
-        {
-            if (Partial == RingElement.Bfloat16)
-            {
-                var values = new float[n];
-                Accumulate(incoming, start, n, values.AsSpan());
-                return Bfloat16Bytes(values);
-            }
-            var bytes = new byte[n * Size(Partial)];
-            if (Partial == RingElement.Float64) Accumulate(incoming, start, n, MemoryMarshal.Cast<byte, double>(bytes.AsSpan()));
-            else Accumulate(incoming, start, n, MemoryMarshal.Cast<byte, float>(bytes.AsSpan()));
-            return bytes;
-        }
-
-        private double[]? _wide; // exact: one piece's float64 sum before it is rounded, reused piece after piece
-
-        /// <summary>The last hop: the complete sum, rounded once into the result; returns its non-finite count and the bytes to gather.</summary>
-        public long Complete(RingPiece incoming, long start, int n, out ReadOnlyMemory<byte> final)
-        {
-            var target = MemoryMarshal.Cast<byte, float>(sum.Span.Slice(checked((int)(start * 4)), n * 4));
-            final = sum.Slice(checked((int)(start * 4)), n * 4);
-            if (precision == ReducePrecision.Exact)
-            {
-                var wide = (_wide ??= new double[pieceElements]).AsSpan(0, n);
-                Accumulate(incoming, start, n, wide);
-                return GradientBytes.RoundInto(wide, target);
-            }
-            Accumulate(incoming, start, n, target);
-            if (precision == ReducePrecision.Float32) return GradientSum.CountNonFinite(MemoryMarshal.AsBytes(target));
-            var halves = Bfloat16Bytes(target);
-            final = halves;
-            return WidenBfloat16(halves, target);
-        }
-
-        /// <summary>An all-gathered piece of the result into the sum.</summary>
-        public void Store(RingPiece incoming, long start, int n) =>
-            Load(incoming.Data.Span, incoming.Element, MemoryMarshal.Cast<byte, float>(sum.Span.Slice(checked((int)(start * 4)), n * 4)), add: false);
-    }
 }

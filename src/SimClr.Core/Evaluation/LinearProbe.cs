@@ -5,12 +5,6 @@ using static TorchSharp.torch;
 
 namespace SimClr.Core.Evaluation;
 
-/// <summary>Result of a linear probe: accuracy per epoch on train and test features, and the final test accuracy.</summary>
-public sealed record LinearProbeResult(IReadOnlyList<double> TrainAccuracy, IReadOnlyList<double> TestAccuracy)
-{
-    public double FinalTestAccuracy => TestAccuracy[^1];
-}
-
 /// <summary>
 /// The linear evaluation protocol on frozen features: a Linear(features, classes) trained with cross-entropy on
 /// features extracted once (the backbone is never touched), SGD with momentum and a cosine schedule.

@@ -9,10 +9,3 @@ namespace SimClr.Core.Models;
 /// by stage, last first, and a bucket is summed while the earlier stages are still being back-propagated).
 /// </summary>
 public sealed record ModelStage(string Name, Func<Tensor, Tensor> Forward, IReadOnlyList<TorchSharp.Modules.Parameter> Parameters);
-
-/// <summary>A network that can be run stage by stage (<see cref="ModelStage"/>).</summary>
-public interface IStagedNetwork
-{
-    /// <summary>The stages in forward order; their parameters, in order, are the network's in state order.</summary>
-    IReadOnlyList<ModelStage> Stages();
-}

@@ -1,26 +1,5 @@
 namespace SimClr.Core.Optim;
 
-public enum OptimizerKind
-{
-    /// <summary>SGD with momentum, PyTorch's form: v = m v + (g + wd w); w -= lr v.</summary>
-    Sgd,
-
-    /// <summary>LARS as in SimCLR (You et al. 2017): per-layer trust ratio eta |w| / |g|; v = m v + lr * ratio * g; w -= v.</summary>
-    Lars,
-}
-
-public enum LearningRateScaling
-{
-    /// <summary>peak = base x B / 256 (SimCLR's default, base 0.3 with LARS).</summary>
-    Linear,
-
-    /// <summary>peak = base x sqrt(B) (SimCLR's alternative for small batches, base 0.075).</summary>
-    Sqrt,
-
-    /// <summary>peak = base.</summary>
-    None,
-}
-
 /// <summary>
 /// Optimiser hyper-parameters. Parameters with one dimension (BatchNorm weights and biases, all biases) get no weight
 /// decay and no trust ratio, as SimCLR excludes them.

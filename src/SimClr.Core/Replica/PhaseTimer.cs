@@ -2,19 +2,6 @@ using System.Diagnostics;
 
 namespace SimClr.Core.Replica;
 
-/// <summary>The parts of a replica's work that <see cref="PhaseTimer"/> tells apart.</summary>
-public enum ReplicaPhase
-{
-    Augment,
-    Forward,
-    Reforward,
-    Backward,
-    Optimizer,
-
-    /// <summary>Copying finished gradient buckets out during backward (serialisation, not backward).</summary>
-    Handover,
-}
-
 /// <summary>
 /// Milliseconds a replica spends by phase, beside its data path: the replica marks phase boundaries, the caller takes
 /// the totals (<see cref="Take"/>) after each call. On a device that runs asynchronously (CUDA), <paramref name="synchronize"/>

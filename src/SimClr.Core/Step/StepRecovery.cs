@@ -2,22 +2,6 @@ using SimClr.Core.Config;
 
 namespace SimClr.Core.Step;
 
-/// <summary>What follows a failed attempt at a step.</summary>
-public enum Recovery
-{
-    /// <summary>Take the step again over the replicas left: the same batch, views and BN groups.</summary>
-    Redo,
-
-    /// <summary>The survivors applied the step: go on with them.</summary>
-    GoOn,
-
-    /// <summary>Below faults.minWorkers: wait for lost workers to rejoin, then redo (or go on, when applied).</summary>
-    Wait,
-
-    /// <summary>The run stops.</summary>
-    Stop,
-}
-
 /// <summary>
 /// The one place that decides what a failed attempt leads to (<see cref="FaultOptions"/>): under fail-fast a lost
 /// worker stops the run; under the elastic policy a step lost before any replica applied it is redone over the

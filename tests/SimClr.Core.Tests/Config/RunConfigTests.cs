@@ -77,7 +77,7 @@ public sealed class RunConfigTests : IDisposable
         Assert.Contains("model is a section", e.Message);
         Assert.Contains("epochs must be >= 1 (got 0)", e.Message);
         Assert.Contains("loss.temperature must be > 0 (got -1)", e.Message);
-        Assert.Null(RunConfigLoader.Nearest("zzzzzzzz", ["epochs", "batchSize"]));
+        Assert.Null(Spelling.Nearest("zzzzzzzz", ["epochs", "batchSize"]));
     }
 
     [Fact]
