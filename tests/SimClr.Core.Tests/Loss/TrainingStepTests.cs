@@ -2,7 +2,7 @@ using SimClr.Core.Loss;
 using SimClr.Core.Models;
 using static TorchSharp.torch;
 
-namespace SimClr.Core.Tests.Training;
+namespace SimClr.Core.Tests.Loss;
 
 public class TrainingStepTests
 {

@@ -7,7 +7,7 @@ using SimClr.Core.Replica;
 using SimClr.Core.Step;
 using static TorchSharp.torch;
 
-namespace SimClr.Core.Tests.Training;
+namespace SimClr.Core.Tests.Step;
 
 public class ShardPlanTests
 {

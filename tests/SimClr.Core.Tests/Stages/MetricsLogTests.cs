@@ -3,7 +3,7 @@ using System.Text;
 using SimClr.Core.Config;
 using SimClr.Core.Stages;
 
-namespace SimClr.Core.Tests.Training;
+namespace SimClr.Core.Tests.Stages;
 
 public sealed class MetricsLogTests : IDisposable
 {

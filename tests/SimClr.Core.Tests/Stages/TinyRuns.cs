@@ -3,7 +3,7 @@ using SimClr.Core.Config;
 using SimClr.Core.Data;
 using SimClr.Core.Optim;
 
-namespace SimClr.Core.Tests.Training;
+namespace SimClr.Core.Tests.Stages;
 
 /// <summary>Configs for runs that take seconds on 2 cores: narrow nets, a few dozen generated images.</summary>
 internal static class TinyRuns

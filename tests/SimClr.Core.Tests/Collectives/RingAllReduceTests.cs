@@ -3,7 +3,7 @@ using System.Threading.Channels;
 using SimClr.Core.Collectives;
 using SimClr.Core.Config;
 
-namespace SimClr.Core.Tests.Training;
+namespace SimClr.Core.Tests.Collectives;
 
 public sealed class RingAllReduceTests
 {

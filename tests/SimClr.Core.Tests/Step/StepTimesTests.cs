@@ -4,8 +4,9 @@ using SimClr.Core.Config;
 using SimClr.Core.Replica;
 using SimClr.Core.Stages;
 using SimClr.Core.Step;
+using SimClr.Core.Tests.Stages;
 
-namespace SimClr.Core.Tests.Training;
+namespace SimClr.Core.Tests.Step;
 
 /// <summary>The step's time breakdown (issue 7): written by every run into metrics.jsonl, phases that add up to the step.</summary>
 public sealed class StepTimesTests : IDisposable

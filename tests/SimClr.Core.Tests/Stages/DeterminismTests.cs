@@ -2,7 +2,7 @@ using SimClr.Core.Checkpoints;
 using SimClr.Core.Config;
 using SimClr.Core.Stages;
 
-namespace SimClr.Core.Tests.Training;
+namespace SimClr.Core.Tests.Stages;
 
 /// <summary>
 /// The same seed twice gives the same bits, with 2 torch threads, at the widths the tests and configs use. On an AMD

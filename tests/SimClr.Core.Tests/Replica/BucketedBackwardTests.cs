@@ -7,7 +7,7 @@ using SimClr.Core.Replica;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace SimClr.Core.Tests.Training;
+namespace SimClr.Core.Tests.Replica;
 
 /// <summary>
 /// Backward stage by stage (<see cref="StagedGraph"/>), which tells when a bucket of the gradient is final so the ring

@@ -6,7 +6,7 @@ using SimClr.Core.Optim;
 using SimClr.Core.Replica;
 using static TorchSharp.torch;
 
-namespace SimClr.Core.Tests.Training;
+namespace SimClr.Core.Tests.Replica;
 
 /// <summary>
 /// The maths the distributed coordinator relies on, without a network: projections of shards, one global NT-Xent,

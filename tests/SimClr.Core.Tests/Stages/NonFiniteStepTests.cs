@@ -8,7 +8,7 @@ using SimClr.Core.Step;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace SimClr.Core.Tests.Training;
+namespace SimClr.Core.Tests.Stages;
 
 /// <summary>A NaN or infinite gradient never reaches the weights: the step is skipped (counted, up to a limit) or the run stops.</summary>
 public sealed class NonFiniteStepTests : IDisposable

@@ -5,7 +5,7 @@ using SimClr.Core.Models;
 using SimClr.Core.Stages;
 using static TorchSharp.torch;
 
-namespace SimClr.Core.Tests.Training;
+namespace SimClr.Core.Tests.Stages;
 
 public sealed class StageTests : IDisposable
 {

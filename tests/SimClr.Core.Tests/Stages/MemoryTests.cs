@@ -1,7 +1,7 @@
 using SimClr.Core.Config;
 using SimClr.Core.Stages;
 
-namespace SimClr.Core.Tests.Training;
+namespace SimClr.Core.Tests.Stages;
 
 public sealed class MemoryTests : IDisposable
 {
