@@ -1,6 +1,4 @@
-using System.Numerics;
 using System.Runtime.InteropServices;
-using SimClr.Core.Config;
 
 namespace SimClr.Core.Collectives;
 

@@ -1,7 +1,3 @@
-using System.Numerics;
-using System.Runtime.InteropServices;
-using SimClr.Core.Config;
-
 namespace SimClr.Core.Collectives;
 
 /// <summary>The ring could not finish: a peer is gone, unreachable, or sent something other than the algorithm's next

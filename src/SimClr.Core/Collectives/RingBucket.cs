@@ -1,7 +1,3 @@
-using System.Numerics;
-using System.Runtime.InteropServices;
-using SimClr.Core.Config;
-
 namespace SimClr.Core.Collectives;
 
 /// <summary>A contiguous range of the flat gradient that the ring sums on its own, as soon as the worker's values for

@@ -1,7 +1,3 @@
-using System.Numerics;
-using System.Runtime.InteropServices;
-using SimClr.Core.Config;
-
 namespace SimClr.Core.Collectives;
 
 /// <summary>How the values of a <see cref="RingPiece"/> are stored.</summary>

@@ -1,7 +1,3 @@
-using System.Numerics;
-using System.Runtime.InteropServices;
-using SimClr.Core.Config;
-
 namespace SimClr.Core.Collectives;
 
 /// <summary>One piece of a ring all-reduce as it travels between workers: which bucket, phase (0 reduce-scatter, 1

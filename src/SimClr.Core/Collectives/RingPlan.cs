@@ -1,5 +1,4 @@
 using SimClr.Core.Replica;
-using static TorchSharp.torch;
 
 namespace SimClr.Core.Collectives;
 

@@ -1,7 +1,3 @@
-using System.Numerics;
-using System.Runtime.InteropServices;
-using SimClr.Core.Config;
-
 namespace SimClr.Core.Collectives;
 
 /// <summary>What a worker ends a ring with: the float32 sum (the same bits on every worker of the ring), the NaN and

@@ -1,8 +1,3 @@
-using SimClr.Core.Augmentation;
-using SimClr.Core.Collectives;
-using SimClr.Core.Data;
-using SimClr.Core.Optim;
-
 namespace SimClr.Core.Config;
 
 public sealed record LossOptions

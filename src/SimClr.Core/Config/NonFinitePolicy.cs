@@ -1,8 +1,3 @@
-using SimClr.Core.Augmentation;
-using SimClr.Core.Collectives;
-using SimClr.Core.Data;
-using SimClr.Core.Optim;
-
 namespace SimClr.Core.Config;
 
 /// <summary>What a step with a non-finite loss or gradient does (it is never applied either way).</summary>

@@ -1,8 +1,3 @@
-using SimClr.Core.Augmentation;
-using SimClr.Core.Collectives;
-using SimClr.Core.Data;
-using SimClr.Core.Optim;
-
 namespace SimClr.Core.Config;
 
 /// <summary>How the workers' gradients are summed (<see cref="Training.DataParallelStep"/>).</summary>

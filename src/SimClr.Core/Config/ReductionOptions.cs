@@ -1,7 +1,4 @@
-using SimClr.Core.Augmentation;
 using SimClr.Core.Collectives;
-using SimClr.Core.Data;
-using SimClr.Core.Optim;
 
 namespace SimClr.Core.Config;
 

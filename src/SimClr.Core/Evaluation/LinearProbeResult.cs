@@ -1,8 +1,3 @@
-using SimClr.Core.Optim;
-using SimClr.Core.Runtime;
-using TorchSharp;
-using static TorchSharp.torch;
-
 namespace SimClr.Core.Evaluation;
 
 /// <summary>Result of a linear probe: accuracy per epoch on train and test features, and the final test accuracy.</summary>

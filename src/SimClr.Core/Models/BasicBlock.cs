@@ -1,5 +1,4 @@
 using SimClr.Core.Runtime;
-using TorchSharp;
 using Sequential = TorchSharp.Modules.Sequential;
 using static TorchSharp.torch;
 

@@ -1,5 +1,3 @@
-using static TorchSharp.torch;
-
 namespace SimClr.Core.Models;
 
 /// <summary>A network that can be run stage by stage (<see cref="ModelStage"/>).</summary>

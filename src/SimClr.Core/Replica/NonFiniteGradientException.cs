@@ -1,10 +1,3 @@
-using System.Diagnostics;
-using System.Numerics;
-using System.Runtime.InteropServices;
-using SimClr.Core.Config;
-using SimClr.Core.Data;
-using static TorchSharp.torch;
-
 namespace SimClr.Core.Replica;
 
 /// <summary>A gradient with NaN or infinite values reached a replica's step: the step is refused, nothing changes.</summary>

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace SimClr.Core.Replica;
 
 /// <summary>The parts of a replica's work that <see cref="PhaseTimer"/> tells apart.</summary>

@@ -1,11 +1,8 @@
 using SimClr.Core.Augmentation;
-using SimClr.Core.Checkpoints;
 using SimClr.Core.Config;
 using SimClr.Core.Data;
 using SimClr.Core.Models;
-using SimClr.Core.Optim;
 using SimClr.Core.Step;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace SimClr.Core.Stages;

@@ -1,7 +1,3 @@
-using System.Globalization;
-using System.Text;
-using System.Text.Json;
-
 namespace SimClr.Core.Stages;
 
 /// <summary>A run's output (metrics.jsonl, TensorBoard events) could not be written: the disk is full, or no permission.</summary>

@@ -1,4 +1,3 @@
-using SimClr.Core.Loss;
 using TorchSharp;
 using static TorchSharp.torch;
 

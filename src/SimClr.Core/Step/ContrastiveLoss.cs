@@ -1,5 +1,4 @@
 using SimClr.Core.Loss;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace SimClr.Core.Step;

@@ -1,5 +1,3 @@
-using static TorchSharp.torch;
-
 namespace SimClr.Core.Step;
 
 /// <summary>A float32 tensor as bytes (projections, dL/dz): what crosses a process boundary.</summary>

@@ -1,4 +1,3 @@
-using SimClr.Core.Collectives;
 using SimClr.Core.Config;
 
 namespace SimClr.Core.Step;

@@ -1,6 +1,4 @@
 using SimClr.Core.Collectives;
-using SimClr.Core.Replica;
-using static TorchSharp.torch;
 
 namespace SimClr.Core.Step;
 

@@ -1,6 +1,3 @@
-using SimClr.Core.Collectives;
-using SimClr.Core.Config;
-
 namespace SimClr.Core.Step;
 
 /// <summary>What a reduction leaves for the apply phase: where each replica's gradient comes from, and the NaN and

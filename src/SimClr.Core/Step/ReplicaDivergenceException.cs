@@ -1,10 +1,3 @@
-using System.Diagnostics;
-using System.Numerics;
-using System.Runtime.InteropServices;
-using SimClr.Core.Config;
-using SimClr.Core.Data;
-using static TorchSharp.torch;
-
 namespace SimClr.Core.Step;
 
 /// <summary>The replicas disagree after a step: their parameters are no longer bit-identical.</summary>

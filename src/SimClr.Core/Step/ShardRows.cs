@@ -1,5 +1,3 @@
-using SimClr.Core.Config;
-
 namespace SimClr.Core.Step;
 
 /// <summary>

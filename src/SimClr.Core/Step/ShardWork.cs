@@ -1,5 +1,3 @@
-using static TorchSharp.torch;
-
 namespace SimClr.Core.Step;
 
 /// <summary>A shard of one step as a worker receives it: its rows, and their uint8 images ([rows, C, H, W]).</summary>

@@ -1,5 +1,4 @@
 using SimClr.Core.Collectives;
-using SimClr.Core.Config;
 
 namespace SimClr.Core.Step;
 

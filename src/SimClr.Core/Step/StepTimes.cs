@@ -1,4 +1,3 @@
-using System.Globalization;
 using SimClr.Core.Replica;
 
 namespace SimClr.Core.Step;
