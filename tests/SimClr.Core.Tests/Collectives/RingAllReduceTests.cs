@@ -1,7 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using SimClr.Core.Collectives;
-using SimClr.Core.Config;
 
 namespace SimClr.Core.Tests.Collectives;
 

@@ -1,8 +1,4 @@
-using SimClr.Core.Augmentation;
 using SimClr.Core.Collectives;
-using SimClr.Core.Config;
-using SimClr.Core.Models;
-using SimClr.Core.Optim;
 using SimClr.Core.Replica;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -16,15 +12,7 @@ namespace SimClr.Core.Tests.Replica;
 /// </summary>
 public sealed class BucketedBackwardTests
 {
-    private static ModelReplica Replica(int seed, int classes = 0)
-    {
-        manual_seed(seed);
-        nn.Module<Tensor, Tensor> network = classes == 0
-            ? new SimClrNetwork(new ResNetOptions(0.125), projectionHidden: 16, projectionDim: 8)
-            : new ResNet18(new ResNetOptions(0.125), classes);
-        var optimizer = new MomentumOptimizer(network.named_parameters().Select(p => (p.name, p.parameter)), new OptimizerOptions());
-        return new ModelReplica(network, optimizer, new ViewAugmenter(new AugmentationOptions(), 5, [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]), CPU);
-    }
+    private static ModelReplica Replica(int seed, int classes = 0) => TinyReplica.Build(seed, classes);
 
     private static (long, int)[] Views(int count) => Enumerable.Range(0, count).Select(i => ((long)i / 2, i % 2)).ToArray();
 

@@ -1,8 +1,5 @@
-using SimClr.Core.Augmentation;
 using SimClr.Core.Config;
 using SimClr.Core.Loss;
-using SimClr.Core.Models;
-using SimClr.Core.Optim;
 using SimClr.Core.Replica;
 using static TorchSharp.torch;
 
@@ -15,16 +12,7 @@ namespace SimClr.Core.Tests.Replica;
 /// </summary>
 public class ShardedGradientTests
 {
-    private static ModelReplica Replica(int seed)
-    {
-        manual_seed(seed);
-        var network = new SimClrNetwork(new ResNetOptions(0.125), projectionHidden: 16, projectionDim: 8);
-        var optimizer = new MomentumOptimizer(network.named_parameters().Select(p => (p.name, p.parameter)), new OptimizerOptions());
-        return new ModelReplica(network, optimizer, new ViewAugmenter(new AugmentationOptions(), 5, [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]), CPU)
-        {
-            BatchNorm = BatchNormStatistics.Frozen,
-        };
-    }
+    private static ModelReplica Replica(int seed) => TinyReplica.Build(seed, batchNorm: BatchNormStatistics.Frozen);
 
     private static (long, int)[] Views(int first, int count) =>
         Enumerable.Range(first, count).SelectMany(i => new[] { ((long)i, 0), ((long)i, 1) }).ToArray();

@@ -5,7 +5,6 @@ using SimClr.Core.Data;
 using SimClr.Core.Replica;
 using SimClr.Core.Stages;
 using SimClr.Core.Step;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace SimClr.Core.Tests.Stages;

@@ -1,26 +1,13 @@
-using SimClr.Core.Augmentation;
-using SimClr.Core.Collectives;
 using SimClr.Core.Config;
-using SimClr.Core.Models;
-using SimClr.Core.Optim;
-using SimClr.Core.Replica;
 using SimClr.Core.Step;
-using static TorchSharp.torch;
+using SimClr.Core.Tests.Replica;
 
 namespace SimClr.Core.Tests.Step;
 
 /// <summary>The replica's domain object keeps its calls in order and applies the gradient it is told to.</summary>
 public sealed class ReplicaSessionTests
 {
-    private static ReplicaSession Session()
-    {
-        manual_seed(3);
-        var network = new SimClrNetwork(new ResNetOptions(0.125), projectionHidden: 16, projectionDim: 8);
-        var optimizer = new MomentumOptimizer(network.named_parameters().Select(p => (p.name, p.parameter)), new OptimizerOptions());
-        return new ReplicaSession(new ModelReplica(network, optimizer, new ViewAugmenter(new AugmentationOptions(), 5, [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]), CPU,
-            ownsModel: true)
-        { BatchNorm = BatchNormStatistics.Frozen });
-    }
+    private static ReplicaSession Session() => new(TinyReplica.Build(3, batchNorm: BatchNormStatistics.Frozen, ownsModel: true));
 
     private static ShardWork Shard()
     {

@@ -1,10 +1,8 @@
-using SimClr.Core.Augmentation;
 using SimClr.Core.Collectives;
 using SimClr.Core.Config;
-using SimClr.Core.Models;
-using SimClr.Core.Optim;
 using SimClr.Core.Replica;
 using SimClr.Core.Step;
+using SimClr.Core.Tests.Replica;
 using static TorchSharp.torch;
 
 namespace SimClr.Core.Tests.Step;
@@ -183,11 +181,5 @@ public class ShardPlanTests
             Assert.True(a.to_type(ScalarType.Float64).allclose(b.to_type(ScalarType.Float64), rtol: 1e-5, atol: 1e-6), $"{name}: running statistics differ");
     }
 
-    private static ModelReplica Replica()
-    {
-        manual_seed(21);
-        var network = new SimClrNetwork(new ResNetOptions(0.125), projectionHidden: 16, projectionDim: 8);
-        var optimizer = new MomentumOptimizer(network.named_parameters().Select(p => (p.name, p.parameter)), new OptimizerOptions());
-        return new ModelReplica(network, optimizer, new ViewAugmenter(new AugmentationOptions(), 5, [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]), CPU);
-    }
+    private static ModelReplica Replica() => TinyReplica.Build(21);
 }

@@ -1,6 +1,5 @@
 using SimClr.Core.Collectives;
 using SimClr.Core.Config;
-using SimClr.Core.Replica;
 using SimClr.Core.Step;
 
 namespace SimClr.Core.Tests.Step;
