@@ -7,9 +7,6 @@ using SimClr.Protocol;
 
 namespace SimClr.Coordinator;
 
-/// <summary>Workers could not be reached or refused to join; the message says which and why.</summary>
-public sealed class WorkerUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
-
 /// <summary>Connects to a run's workers: waits for each one's grpc.health.v1 status, then joins it to the run.</summary>
 public static class WorkerPool
 {
