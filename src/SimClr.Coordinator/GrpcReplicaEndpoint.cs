@@ -5,6 +5,7 @@ using SimClr.Core.Config;
 using SimClr.Core.Replica;
 using SimClr.Core.Step;
 using SimClr.Protocol;
+using SimClr.Wire;
 
 namespace SimClr.Coordinator;
 
@@ -28,14 +29,11 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
 
     public async Task<Timed<FloatBlock>> ForwardAsync(ShardWork work, CancellationToken cancel)
     {
-        var header = new ShardHeader { Step = work.Step, Epoch = work.Epoch };
-        header.Indices.AddRange(work.Rows.Indices);
-        header.Views.AddRange(work.Rows.Views);
-        if (work.Rows.ChunkSizes.Length > 1) header.ChunkSizes.AddRange(work.Rows.ChunkSizes);
+        var header = WireMapping.ToWire(work);
         var times = new CallTimes();
         var z = await Watched("Forward", token => Client.ForwardAsync(header, work.ImageShape, work.Images, token, times.Add), cancel);
         if (z.DType != DType.Float32) throw new ProtocolViolation($"{Name} answered projections as {z.DType}, not float32");
-        return new(new FloatBlock(z.Shape, z.Data), times.Value);
+        return new(WireMapping.ToFloatBlock(z), times.Value);
     }
 
     public async Task<Timed<GradientBytes?>> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel)
@@ -44,32 +42,16 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
         var local = await Watched("Backward", token => Client.BackwardAsync(gradient.Shape, gradient.Data, token, times.Add), cancel);
         if (local.DType is not (DType.Float32 or DType.Float64) || local.Shape.Length != 1)
             throw new ProtocolViolation($"{Name} answered a gradient {local.DType} [{string.Join(", ", local.Shape)}], not a flat float32 or float64 tensor");
-        var bytes = new GradientBytes(local.Data, local.DType == DType.Float64);
+        var bytes = WireMapping.ToGradient(local);
         _localGradient = returnGradient ? null : bytes.ToFloat32();
         return new(returnGradient ? bytes : null, times.Value);
     }
 
     public string? PeerAddress => Client.Address.ToString();
 
-    /// <summary>The wire form of <paramref name="ring"/> for the worker at <paramref name="rank"/>.</summary>
-    public static RingSpec Spec(RingPlan ring, int rank)
-    {
-        var spec = new RingSpec
-        {
-            RingId = ring.Id,
-            Rank = (uint)rank,
-            Precision = ring.Precision switch
-            {
-                Core.Collectives.ReducePrecision.Float32 => Protocol.ReducePrecision.Float32,
-                Core.Collectives.ReducePrecision.Bfloat16 => Protocol.ReducePrecision.Bfloat16,
-                _ => Protocol.ReducePrecision.Exact,
-            },
-            PieceElements = (uint)ring.PieceElements,
-            BucketBytes = (ulong)Math.Max(0, ring.BucketBytes),
-        };
-        spec.Peers.AddRange(ring.Peers);
-        return spec;
-    }
+    /// <summary>The wire form of <paramref name="ring"/> for the worker at <paramref name="rank"/> (<see cref="WireMapping.ToWire(RingPlan, int)"/>;
+    /// `simclr bench` drives its workers' rings with it).</summary>
+    public static RingSpec Spec(RingPlan ring, int rank) => WireMapping.ToWire(ring, rank);
 
     public async Task<Timed<long>> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel)
     {
@@ -118,17 +100,13 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
     public async Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel)
     {
         var tensors = await Watched("SaveState", Client.SaveStateAsync, cancel);
-        return tensors.Select(t => t.DType switch
-        {
-            DType.Float32 => new NamedBytes(t.Name, true, t.Shape, t.Data),
-            DType.Int64 => new NamedBytes(t.Name, false, t.Shape, t.Data),
-            _ => throw new ProtocolViolation($"{Name} sent state tensor {t.Name} as {t.DType}; state travels as float32 or int64"),
-        }).ToList();
+        return tensors.Select(t => t.DType is DType.Float32 or DType.Int64 ? WireMapping.ToNamedBytes(t)
+            : throw new ProtocolViolation($"{Name} sent state tensor {t.Name} as {t.DType}; state travels as float32 or int64")).ToList();
     }
 
     public async Task<string> LoadStateAsync(IReadOnlyList<NamedBytes> state, CancellationToken cancel)
     {
-        var reply = await Watched("LoadState", token => Client.LoadStateAsync(state.Select(s => (s.Name, s.IsFloat ? DType.Float32 : DType.Int64, s.Shape, s.Data)), token), cancel);
+        var reply = await Watched("LoadState", token => Client.LoadStateAsync(state, token), cancel);
         if (reply.Tensors != state.Count) throw new ProtocolViolation($"{Name} loaded {reply.Tensors} of {state.Count} state tensors");
         return reply.Checksum;
     }

@@ -2,6 +2,7 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using SimClr.Core.Step;
 using SimClr.Protocol;
+using SimClr.Wire;
 
 namespace SimClr.Coordinator;
 
@@ -99,10 +100,10 @@ public sealed class WorkerClient : IDisposable
     }
 
     /// <summary>Replaces the replica's state with these tensors; returns (tensors loaded, parameter checksum).</summary>
-    public async Task<LoadStateReply> LoadStateAsync(IEnumerable<(string Name, DType DType, long[] Shape, byte[] Data)> state, CancellationToken cancel = default)
+    public async Task<LoadStateReply> LoadStateAsync(IEnumerable<NamedBytes> state, CancellationToken cancel = default)
     {
         using var call = _client.LoadState(Options(cancel));
-        return await SendAsync(call, state.SelectMany(t => TensorChunks.Split(t.Name, t.DType, t.Shape, t.Data)), cancel);
+        return await SendAsync(call, state.SelectMany(WireMapping.Chunks), cancel);
     }
 
     /// <summary>

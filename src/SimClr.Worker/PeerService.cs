@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using Grpc.Core;
 using SimClr.Core.Collectives;
 using SimClr.Protocol;
+using SimClr.Wire;
 using Piece = SimClr.Core.Collectives.RingPiece;
 using WirePiece = SimClr.Protocol.RingPiece;
 
@@ -28,21 +29,14 @@ public sealed class PeerService(RingPeers peers) : Peer.PeerBase
                 if (message.RingId == 0 || (id != 0 && message.RingId != id))
                     throw Invalid($"ring_id {message.RingId:x} (the call's ring is {id:x}; 0 is not an id)");
                 if (message.Phase > 1) throw Invalid($"phase {message.Phase} (0 reduce-scatter, 1 all-gather)");
-                var element = message.Dtype switch
-                {
-                    DType.Float32 => RingElement.Float32,
-                    DType.Float64 => RingElement.Float64,
-                    DType.Bfloat16 => RingElement.Bfloat16,
-                    _ => throw Invalid($"dtype {message.Dtype}; ring pieces are float32, float64 or bfloat16"),
-                };
+                var element = WireMapping.RingElementOf(message.Dtype) ?? throw Invalid($"dtype {message.Dtype}; ring pieces are float32, float64 or bfloat16");
                 if (message.Data.Length % RingAllReduce.Size(element) != 0) throw Invalid($"{message.Data.Length} bytes of {message.Dtype}");
                 if (inbox is null)
                 {
                     id = message.RingId;
                     inbox = peers.Inbox(id);
                 }
-                await inbox.Writer.WriteAsync(new Piece((int)Math.Min(message.Bucket, int.MaxValue), (int)Math.Min(message.Phase, int.MaxValue), (int)Math.Min(message.Segment, int.MaxValue),
-                    (int)Math.Min(message.Piece, int.MaxValue), element, message.Data.Memory), context.CancellationToken);
+                await inbox.Writer.WriteAsync(WireMapping.ToCore(message), context.CancellationToken);
                 count++;
             }
         }

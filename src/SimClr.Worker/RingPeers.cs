@@ -1,11 +1,10 @@
 using System.Threading.Channels;
-using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
 using SimClr.Core.Collectives;
 using SimClr.Protocol;
+using SimClr.Wire;
 using Piece = SimClr.Core.Collectives.RingPiece;
-using WirePiece = SimClr.Protocol.RingPiece;
 
 namespace SimClr.Worker;
 
@@ -71,13 +70,7 @@ public sealed class RingPeers(WorkerOptions options) : IDisposable
         ulong id = spec.RingId;
         Drop(other => other != id, "a newer ring started on this worker");
         int ranks = spec.Peers.Count;
-        var precision = spec.Precision switch
-        {
-            Protocol.ReducePrecision.Exact => Core.Collectives.ReducePrecision.Exact,
-            Protocol.ReducePrecision.Float32 => Core.Collectives.ReducePrecision.Float32,
-            Protocol.ReducePrecision.Bfloat16 => Core.Collectives.ReducePrecision.Bfloat16,
-            _ => throw new ArgumentOutOfRangeException(nameof(spec), spec.Precision, "precision"),
-        };
+        var precision = WireMapping.ToCore(spec.Precision) ?? throw new ArgumentOutOfRangeException(nameof(spec), spec.Precision, "precision");
         int pieces = spec.PieceElements == 0 ? RingAllReduce.DefaultPieceElements : (int)spec.PieceElements;
         if (ranks == 1) return await RingAllReduce.RunAsync(buckets, local, 0, 1, precision, new Link(null!, null!), pieces, cancel);
 
@@ -135,16 +128,7 @@ public sealed class RingPeers(WorkerOptions options) : IDisposable
             using var call = client.Ring(_headers, cancellationToken: stop.Token);
             await foreach (var piece in outbox.ReadAllAsync(stop.Token))
             {
-                await call.RequestStream.WriteAsync(new WirePiece
-                {
-                    RingId = id,
-                    Bucket = (uint)piece.Bucket,
-                    Phase = (uint)piece.Phase,
-                    Segment = (uint)piece.Segment,
-                    Piece = (uint)piece.Piece,
-                    Dtype = piece.Element switch { RingElement.Float64 => DType.Float64, RingElement.Bfloat16 => DType.Bfloat16, _ => DType.Float32 },
-                    Data = UnsafeByteOperations.UnsafeWrap(piece.Data), // no copy: the ring never changes a piece it sent
-                }, stop.Token);
+                await call.RequestStream.WriteAsync(WireMapping.ToWire(piece, id), stop.Token);
             }
             await call.RequestStream.CompleteAsync();
             await call.ResponseAsync;

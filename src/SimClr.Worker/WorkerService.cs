@@ -6,6 +6,7 @@ using SimClr.Core.Replica;
 using SimClr.Core.Runtime;
 using SimClr.Core.Step;
 using SimClr.Protocol;
+using SimClr.Wire;
 using static TorchSharp.torch;
 
 namespace SimClr.Worker;
@@ -77,11 +78,10 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         if (rows == 0) throw Invalid("an empty shard");
         if (shard.ChunkSizes.Count > 0 && (shard.ChunkSizes.Any(c => c < 1) || shard.ChunkSizes.Sum(c => (long)c) != rows))
             throw Invalid($"chunk_sizes [{string.Join(", ", shard.ChunkSizes)}] do not split {rows} rows");
-        var rowsOfShard = new ShardRows([.. shard.Indices], [.. shard.Views], [], [.. shard.ChunkSizes]);
-        var work = new ShardWork(shard.Step, shard.Epoch, rowsOfShard, images.Shape, images.Data);
+        var work = WireMapping.ToCore(shard, images);
         var (z, times) = await torch.RunAsync(() => run.Session.Forward(work), context.CancellationToken);
         ReportTimes(context, times);
-        foreach (var chunk in TensorChunks.Split("z", DType.Float32, z.Shape, z.Data)) await responseStream.WriteAsync(chunk);
+        foreach (var chunk in WireMapping.Chunks("z", z)) await responseStream.WriteAsync(chunk);
     }
 
     public override async Task Backward(IAsyncStreamReader<TensorChunk> requestStream, IServerStreamWriter<TensorChunk> responseStream, ServerCallContext context)
@@ -90,8 +90,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         var block = CheckProjectionGradient(session, await ReceiveOne(requestStream, context, (dz, _) => CheckProjectionGradient(session, dz.Dtype, dz.Shape)));
         var (flat, times) = await Precondition(() => torch.RunAsync(() => session.Backward(block, returnGradient: true), context.CancellationToken));
         ReportTimes(context, times);
-        var gradient = flat!;
-        foreach (var chunk in TensorChunks.Split("gradient", gradient.Float64 ? DType.Float64 : DType.Float32, [gradient.Count], gradient.Data)) await responseStream.WriteAsync(chunk);
+        foreach (var chunk in WireMapping.Chunks("gradient", flat!)) await responseStream.WriteAsync(chunk);
     }
 
     public override async Task<ReduceReply> BackwardReduce(IAsyncStreamReader<BackwardReduceMessage> requestStream, ServerCallContext context)
@@ -107,7 +106,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
             if (!Uri.TryCreate(peer, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
                 throw Invalid($"ring: peer '{peer}' is not an http(s) address");
         }
-        if (ring.Precision is not (Protocol.ReducePrecision.Exact or Protocol.ReducePrecision.Float32 or Protocol.ReducePrecision.Bfloat16))
+        if (WireMapping.ToCore(ring.Precision) is null)
             throw Invalid($"ring: precision {ring.Precision}");
         if (ring.PieceElements > RingAllReduce.MaxPieceElements) throw Invalid($"ring: piece_elements {ring.PieceElements} (at most {RingAllReduce.MaxPieceElements})");
         var block = CheckProjectionGradient(session, gradient);
@@ -155,7 +154,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     private static FloatBlock CheckProjectionGradient(ReplicaSession session, TensorChunks.Received gradient)
     {
         CheckProjectionGradient(session, gradient.DType, gradient.Shape);
-        return new FloatBlock(gradient.Shape, gradient.Data);
+        return WireMapping.ToFloatBlock(gradient);
     }
 
     /// <summary>dL/dz's dtype and shape (as received, or declared by its header before its bytes are allocated), checked
@@ -213,10 +212,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     {
         var session = Joined().Session;
         var state = await torch.RunAsync(session.SaveState, context.CancellationToken);
-        foreach (var tensor in state)
-        {
-            foreach (var chunk in TensorChunks.Split(tensor.Name, tensor.IsFloat ? DType.Float32 : DType.Int64, tensor.Shape, tensor.Data)) await responseStream.WriteAsync(chunk);
-        }
+        foreach (var chunk in state.SelectMany(WireMapping.Chunks)) await responseStream.WriteAsync(chunk);
     }
 
     public override async Task<LoadStateReply> LoadState(IAsyncStreamReader<TensorChunk> requestStream, ServerCallContext context)
@@ -230,7 +226,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         {
             if (!session.StateLayout.TryGetValue(header.Name, out var expected))
                 throw Invalid($"state tensor {header.Name}: this model's state has no tensor of that name");
-            var dtype = expected.IsFloat ? DType.Float32 : DType.Int64;
+            var dtype = WireMapping.StateDType(expected.IsFloat);
             if (header.Dtype != dtype || !header.Shape.SequenceEqual(expected.Shape))
                 throw Invalid($"state tensor {header.Name}: {header.Dtype} of shape [{string.Join(", ", header.Shape)}]; this model's is {dtype} of shape [{string.Join(", ", expected.Shape)}]");
             if (!names.Add(header.Name)) throw Invalid($"state tensor {header.Name} sent twice");
@@ -242,7 +238,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         await foreach (var chunk in requestStream.ReadAllAsync(context.CancellationToken))
         {
             if (Guard(() => assembler.Add(chunk)) is not { } tensor) continue;
-            state.Add(new NamedBytes(tensor.Name, tensor.DType == DType.Float32, tensor.Shape, tensor.Data));
+            state.Add(WireMapping.ToNamedBytes(tensor));
         }
         Guard(assembler.Complete);
         string checksum;
