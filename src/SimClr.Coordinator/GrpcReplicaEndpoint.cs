@@ -30,21 +30,19 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
     public async Task<Timed<FloatBlock>> ForwardAsync(ShardWork work, CancellationToken cancel)
     {
         var header = WireMapping.ToWire(work);
-        var times = new CallTimes();
-        var z = await Watched("Forward", token => Client.ForwardAsync(header, work.ImageShape, work.Images, token, times.Add), cancel);
+        var (z, times) = await Watched("Forward", token => Client.ForwardAsync(header, work.ImageShape, work.Images, token), cancel);
         if (z.DType != DType.Float32) throw new ProtocolViolation($"{Name} answered projections as {z.DType}, not float32");
-        return new(WireMapping.ToFloatBlock(z), times.Value);
+        return new(WireMapping.ToFloatBlock(z), times);
     }
 
     public async Task<Timed<GradientBytes?>> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel)
     {
-        var times = new CallTimes();
-        var local = await Watched("Backward", token => Client.BackwardAsync(gradient.Shape, gradient.Data, token, times.Add), cancel);
+        var (local, times) = await Watched("Backward", token => Client.BackwardAsync(gradient.Shape, gradient.Data, token), cancel);
         if (local.DType is not (DType.Float32 or DType.Float64) || local.Shape.Length != 1)
             throw new ProtocolViolation($"{Name} answered a gradient {local.DType} [{string.Join(", ", local.Shape)}], not a flat float32 or float64 tensor");
         var bytes = WireMapping.ToGradient(local);
         _localGradient = returnGradient ? null : bytes.ToFloat32();
-        return new(returnGradient ? bytes : null, times.Value);
+        return new(returnGradient ? bytes : null, times);
     }
 
     public string? PeerAddress => Client.Address.ToString();
@@ -56,12 +54,11 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
     public async Task<Timed<long>> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel)
     {
         _localGradient = null;
-        var spec = Spec(ring, rank);
-        var times = new CallTimes();
+        var spec = WireMapping.ToWire(ring, rank);
         try
         {
-            var reply = await Watched("BackwardReduce", token => Client.BackwardReduceAsync(spec, gradient.Shape, gradient.Data, token, times.Add), cancel);
-            return new(reply.NonFinite, times.Value);
+            var (reply, times) = await Watched("BackwardReduce", token => Client.BackwardReduceAsync(spec, gradient.Shape, gradient.Data, token), cancel);
+            return new(reply.NonFinite, times);
         }
         catch (RpcException e) when (cancel.IsCancellationRequested)
         {
@@ -80,21 +77,8 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
         _localGradient = null;
         if (gradient.Source == GradientSource.Own && GradientSum.CountNonFinite(send) is > 0 and var bad)
             throw new NonFiniteGradientException($"the gradient has {bad} non-finite value(s)"); // its own, sent back: checked here
-        var times = new CallTimes();
-        string result = await Watched("ApplyStep", token => Client.ApplyStepAsync(step, learningRate, send, token, times.Add), cancel);
-        return new(result, times.Value);
-    }
-
-    /// <summary>The worker's own time in one call, from its <see cref="StepTimesTrailer"/> (none, or a malformed one,
-    /// is <see cref="ReplicaTimes.None"/>: the call then counts as transfer).</summary>
-    private sealed class CallTimes
-    {
-        public ReplicaTimes Value { get; private set; } = ReplicaTimes.None;
-
-        public void Add(string? trailer)
-        {
-            if (ReplicaTimes.Parse(trailer) is { } times) Value += times;
-        }
+        var (result, times) = await Watched("ApplyStep", token => Client.ApplyStepAsync(step, learningRate, send, token), cancel);
+        return new(result, times);
     }
 
     public async Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel)

@@ -1,5 +1,6 @@
 using Grpc.Core;
 using Grpc.Net.Client;
+using SimClr.Core.Replica;
 using SimClr.Core.Step;
 using SimClr.Protocol;
 using SimClr.Wire;
@@ -34,56 +35,47 @@ public sealed class WorkerClient : IDisposable
         await _client.JoinAsync(request, Options(cancel));
 
     /// <summary>Sends a shard's images (uint8 [n, C, H, W]) with their (index, view) and returns the projections.</summary>
-    /// <param name="times">Given the worker's own time in the call (<see cref="StepTimesTrailer"/>), or null when it sent none.</param>
-    public async Task<TensorChunks.Received> ForwardAsync(ShardHeader shard, long[] imageShape, byte[] images, CancellationToken cancel = default,
-        Action<string?>? times = null)
+    public async Task<Timed<TensorChunks.Received>> ForwardAsync(ShardHeader shard, long[] imageShape, byte[] images, CancellationToken cancel = default)
     {
         using var call = _client.Forward(Options(cancel));
-        await call.RequestStream.WriteAsync(new ForwardMessage { Shard = shard }, cancel);
-        foreach (var chunk in TensorChunks.Split("images", DType.Uint8, imageShape, images))
-            await call.RequestStream.WriteAsync(new ForwardMessage { Images = chunk }, cancel);
-        await call.RequestStream.CompleteAsync();
-        var z = await TensorChunks.ReadOneAsync(call.ResponseStream, cancel);
-        times?.Invoke(Times(call.GetTrailers()));
-        return z;
+        var z = await ExchangeAsync(call, TensorChunks.Split("images", DType.Uint8, imageShape, images).Select(c => new ForwardMessage { Images = c })
+            .Prepend(new ForwardMessage { Shard = shard }), cancel);
+        return WithTimes(z, call.GetTrailers());
     }
 
-    private static string? Times(Metadata trailers) => trailers.GetValue(StepTimesTrailer.Key);
-
     /// <summary>Sends dL/dz for the last forward and returns the worker's flat local gradient.</summary>
-    public async Task<TensorChunks.Received> BackwardAsync(long[] shape, byte[] gradient, CancellationToken cancel = default, Action<string?>? times = null)
+    public async Task<Timed<TensorChunks.Received>> BackwardAsync(long[] shape, byte[] gradient, CancellationToken cancel = default)
     {
         using var call = _client.Backward(Options(cancel));
-        foreach (var chunk in TensorChunks.Split("dz", DType.Float32, shape, gradient)) await call.RequestStream.WriteAsync(chunk, cancel);
-        await call.RequestStream.CompleteAsync();
-        var local = await TensorChunks.ReadOneAsync(call.ResponseStream, cancel);
-        times?.Invoke(Times(call.GetTrailers()));
-        return local;
+        var local = await ExchangeAsync(call, TensorChunks.Split("dz", DType.Float32, shape, gradient), cancel);
+        return WithTimes(local, call.GetTrailers());
     }
 
     /// <summary>Sends dL/dz for the last forward with the ring the worker's gradient is summed over (worker to worker).</summary>
-    public async Task<ReduceReply> BackwardReduceAsync(RingSpec ring, long[] shape, byte[] gradient, CancellationToken cancel = default, Action<string?>? times = null)
+    public async Task<Timed<ReduceReply>> BackwardReduceAsync(RingSpec ring, long[] shape, byte[] gradient, CancellationToken cancel = default)
     {
         using var call = _client.BackwardReduce(Options(cancel));
         // lazily: a chunk is made when it is written, never the whole gradient's chunks at once
         var reply = await SendAsync(call, TensorChunks.Split("dz", DType.Float32, shape, gradient).Select(c => new BackwardReduceMessage { Dz = c })
             .Prepend(new BackwardReduceMessage { Ring = ring }), cancel);
-        times?.Invoke(Times(call.GetTrailers()));
-        return reply;
+        return WithTimes(reply, call.GetTrailers());
     }
 
     /// <summary>Sends the reduced gradient (null: apply the sum the worker's last ring left it); returns the replica's
     /// parameter checksum after the step.</summary>
-    public async Task<string> ApplyStepAsync(long step, double learningRate, byte[]? gradient, CancellationToken cancel = default, Action<string?>? times = null)
+    public async Task<Timed<string>> ApplyStepAsync(long step, double learningRate, byte[]? gradient, CancellationToken cancel = default)
     {
         using var call = _client.ApplyStep(Options(cancel));
         var header = new ApplyStepMessage { Step = new StepHeader { Step = step, LearningRate = learningRate, Reduced = gradient is null } };
         var chunks = gradient is null ? [] : TensorChunks.Split("gradient", DType.Float32, [gradient.Length / 4], gradient);
         var reply = await SendAsync(call, chunks.Select(c => new ApplyStepMessage { Gradient = c }).Prepend(header), cancel);
-        times?.Invoke(Times(call.GetTrailers()));
         if (reply.Step != step) throw new InvalidOperationException($"worker {Address} answered step {reply.Step} for step {step}");
-        return reply.Checksum;
+        return WithTimes(reply.Checksum, call.GetTrailers());
     }
+
+    /// <summary>A finished call's result with the replica's own times in it, read from the call's trailers (none, or a
+    /// malformed one, is <see cref="ReplicaTimes.None"/>: <see cref="WireMapping.TimesOf"/>).</summary>
+    private static Timed<T> WithTimes<T>(T value, Metadata trailers) => new(value, WireMapping.TimesOf(trailers));
 
     /// <summary>The replica's state_dict (float tensors as float32, integer buffers as int64).</summary>
     public async Task<List<TensorChunks.Received>> SaveStateAsync(CancellationToken cancel = default)
@@ -104,6 +96,15 @@ public sealed class WorkerClient : IDisposable
     {
         using var call = _client.LoadState(Options(cancel));
         return await SendAsync(call, state.SelectMany(WireMapping.Chunks), cancel);
+    }
+
+    /// <summary>Writes a duplex call's request stream, completes it, and reads the one tensor the worker answers with.</summary>
+    private static async Task<TensorChunks.Received> ExchangeAsync<TRequest>(AsyncDuplexStreamingCall<TRequest, TensorChunk> call, IEnumerable<TRequest> messages,
+        CancellationToken cancel)
+    {
+        foreach (var message in messages) await call.RequestStream.WriteAsync(message, cancel);
+        await call.RequestStream.CompleteAsync();
+        return await TensorChunks.ReadOneAsync(call.ResponseStream, cancel);
     }
 
     /// <summary>

@@ -77,6 +77,7 @@ public sealed class WorkerHost : IAsyncDisposable
             grpc.Interceptors.Add<CallGate>();
             grpc.Interceptors.Add<FaultInterceptor>();
             grpc.Interceptors.Add<ReadDeadline>();
+            grpc.Interceptors.Add<TimesTrailerInterceptor>();
         });
         // grpc.health.v1: SERVING once the server is up (coordinators and the launcher wait for it); answered live, not cached
         builder.Services.AddGrpcHealthChecks(o => o.UseHealthChecksCache = false)

@@ -80,7 +80,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
             throw Invalid($"chunk_sizes [{string.Join(", ", shard.ChunkSizes)}] do not split {rows} rows");
         var work = WireMapping.ToCore(shard, images);
         var (z, times) = await torch.RunAsync(() => run.Session.Forward(work), context.CancellationToken);
-        ReportTimes(context, times);
+        TimesTrailerInterceptor.Report(context, times);
         foreach (var chunk in WireMapping.Chunks("z", z)) await responseStream.WriteAsync(chunk);
     }
 
@@ -89,7 +89,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         var session = Joined().Session;
         var block = CheckProjectionGradient(session, await ReceiveOne(requestStream, context, (dz, _) => CheckProjectionGradient(session, dz.Dtype, dz.Shape)));
         var (flat, times) = await Precondition(() => torch.RunAsync(() => session.Backward(block, returnGradient: true), context.CancellationToken));
-        ReportTimes(context, times);
+        TimesTrailerInterceptor.Report(context, times);
         foreach (var chunk in WireMapping.Chunks("gradient", flat!)) await responseStream.WriteAsync(chunk);
     }
 
@@ -146,7 +146,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         }
         session.KeepRingSum(result.Sum);
         // the ring's time that backward did not hide: what the step waits for
-        ReportTimes(context, times with { RingMs = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds });
+        TimesTrailerInterceptor.Report(context, times with { RingMs = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds });
         return new ReduceReply { NonFinite = result.NonFinite, BytesSent = result.BytesSent };
     }
 
@@ -204,7 +204,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
             source = StepGradient.Sent(gradient.Data);
         }
         var (checksum, times) = await Precondition(() => torch.RunAsync(() => session.Apply(step.LearningRate, source), context.CancellationToken));
-        ReportTimes(context, times);
+        TimesTrailerInterceptor.Report(context, times);
         return new ApplyStepReply { Step = step.Step, Checksum = checksum };
     }
 
@@ -253,9 +253,6 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         log.LogInformation("loaded state: {Tensors} tensors, checksum {Checksum}", state.Count, checksum);
         return new LoadStateReply { Tensors = (uint)state.Count, Checksum = checksum };
     }
-
-    /// <summary>The replica's own time in this call, by phase, for the coordinator's step breakdown (<see cref="StepTimesTrailer"/>).</summary>
-    private static void ReportTimes(ServerCallContext context, ReplicaTimes times) => context.ResponseTrailers.Add(StepTimesTrailer.Key, times.Format());
 
     private JoinedRun Joined()
     {

@@ -324,7 +324,8 @@ public sealed class DistributedStepTests : IAsyncLifetime
         header.Indices.Add(0);
         header.Views.Add(1);
         var z = await workers[0].ForwardAsync(header, [2, 3, 32, 32], new byte[2 * 3 * 32 * 32]);
-        Assert.Equal([2L, 8L], z.Shape);
+        Assert.Equal([2L, 8L], z.Value.Shape);
+        Assert.True(z.Times.ForwardMs > 0, "the replica's own times come back in the call's trailer");
         foreach (var c in workers) c.Dispose();
     }
 
