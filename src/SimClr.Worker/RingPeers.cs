@@ -2,6 +2,8 @@ using System.Threading.Channels;
 using Grpc.Core;
 using Grpc.Net.Client;
 using SimClr.Core.Collectives;
+using SimClr.Core.Replica;
+using SimClr.Core.Step;
 using SimClr.Protocol;
 using SimClr.Wire;
 using Piece = SimClr.Core.Collectives.RingPiece;
@@ -104,8 +106,39 @@ public sealed class RingPeers(WorkerOptions options) : IDisposable
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="backward"/> with <paramref name="spec"/>'s ring alongside it: each bucket (whole stages, last
+    /// first) is summed as soon as backward hands it to the callback it is given, while backward goes on with the earlier
+    /// stages. Returns the ring's result with backward's times, whose ring time is what the ring took once backward had
+    /// ended (what the step waits for). When backward fails, the ring is stopped and backward's error is thrown.
+    /// </summary>
+    public async Task<Timed<RingResult>> AllReduceAlongsideAsync(RingSpec spec, IReadOnlyList<RingBucket> buckets,
+        Func<Action<int, GradientBytes>, Task<ReplicaTimes>> backward, CancellationToken cancel)
+    {
+        var finished = System.Threading.Channels.Channel.CreateUnbounded<GradientBytes>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        using var stopRing = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        var reduce = AllReduceAsync(spec, buckets, (_, token) => finished.Reader.ReadAsync(token), stopRing.Token);
+        ReplicaTimes times;
+        try
+        {
+            times = await backward((_, bytes) => finished.Writer.TryWrite(bytes));
+            finished.Writer.TryComplete(); // every bucket is in: a ring still waiting for one fails instead of hanging
+        }
+        catch
+        {
+            // this worker failed (its neighbours see the ring break): the backward's error is the news
+            finished.Writer.TryComplete();
+            await stopRing.CancelAsync();
+            _ = await Failure(reduce); // the ring stopped because this worker did
+            throw;
+        }
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        var result = await reduce;
+        return new(result, times with { RingMs = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds });
+    }
+
     /// <summary>What <paramref name="task"/> failed with, once it has ended (null when it did not fail).</summary>
-    internal static async Task<Exception?> Failure(Task task)
+    private static async Task<Exception?> Failure(Task task)
     {
         try
         {

@@ -111,7 +111,7 @@ public sealed class WorkerHost : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await _app.StopAsync();
-        _app.Services.GetRequiredService<WorkerService>().Dispose();
+        await _app.Services.GetRequiredService<WorkerService>().DisposeAsync();
         _app.Services.GetRequiredService<RingPeers>().Dispose();
         await _app.DisposeAsync();
         _torch.Dispose();

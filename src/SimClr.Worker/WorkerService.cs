@@ -7,16 +7,18 @@ using SimClr.Core.Runtime;
 using SimClr.Core.Step;
 using SimClr.Protocol;
 using SimClr.Wire;
+using static SimClr.Worker.RequestStreams;
 using static TorchSharp.torch;
 
 namespace SimClr.Worker;
 
 /// <summary>
-/// The Worker service of protos/simclr.proto: validates every incoming message, translates wire <-> Core, and
-/// hands all torch work to the process's one <see cref="TorchThread"/>. One replica per worker process.
+/// The Worker service of protos/simclr.proto: checks every incoming message, maps it to Core (<see cref="WireMapping"/>),
+/// and awaits the replica's session (<see cref="ReplicaSession"/>) on the process's one <see cref="TorchThread"/>. One
+/// replica per worker process. The replica's times in a call go out beside the answer (<see cref="TimesTrailerInterceptor"/>).
 /// </summary>
 [BindServiceMethod(typeof(WorkerService), nameof(Bind))]
-public sealed class WorkerService(TorchThread torch, WorkerOptions options, RingPeers peers, ILogger<WorkerService> log) : Protocol.Worker.WorkerBase, IDisposable
+public sealed class WorkerService(TorchThread torch, WorkerOptions options, RingPeers peers, ILogger<WorkerService> log) : Protocol.Worker.WorkerBase, IAsyncDisposable
 {
     private readonly Lock _gate = new();
     private JoinedRun? _run;
@@ -30,25 +32,8 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     {
         if (request.Version != ProtocolVersion._1)
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"protocol version {(int)request.Version} is not spoken here (this worker speaks version {(int)ProtocolVersion._1})"));
-        RunConfig config;
-        try
-        {
-            config = System.Text.Json.JsonSerializer.Deserialize<RunConfig>(request.ConfigJson, RunConfigLoader.Json) ?? throw new ConfigException("empty config");
-            var problems = config.Problems();
-            if (problems.Count > 0) throw new ConfigException(string.Join("; ", problems));
-        }
-        catch (Exception e) when (e is System.Text.Json.JsonException or ConfigException)
-        {
-            throw Invalid($"config_json: {e.Message}");
-        }
-        if (RunConfigLoader.ModelHash(config) != request.ModelHash)
-            throw new RpcException(new Status(StatusCode.FailedPrecondition, "model_hash does not match the config sent: coordinator and worker disagree on the model"));
-        var data = request.Data ?? throw Invalid("data: missing");
-        if (data.Channels < 1 || data.Height < 1 || data.Width < 1 || data.Mean.Count != data.Channels || data.Std.Count != data.Channels || data.Std.Any(s => !(s > 0)))
-            throw Invalid($"data: channels {data.Channels}, {data.Height}x{data.Width}, {data.Mean.Count} means and {data.Std.Count} stds do not describe images");
-        if (config.Stage is not (Stage.Pretrain or Stage.Finetune or Stage.Supervised))
-            throw Invalid($"stage {config.Stage} does not run on workers (pretrain, finetune and supervised do)");
-        if (config.Stage != Stage.Pretrain && data.Classes < 2) throw Invalid($"data: {data.Classes} classes; a classifier needs at least 2");
+        var config = ReadConfig(request);
+        var data = CheckRun(config, request.Data);
         // identical on every worker; the weights arrive by LoadState
         var session = await torch.RunAsync(() => new ReplicaSession(ReplicaFactory.Build(config, data.Channels, data.Mean.ToArray(), data.Std.ToArray(),
             new Device(options.Device), data.Classes, loadPretrained: false)));
@@ -62,6 +47,37 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         return new JoinReply { Version = ProtocolVersion._1, WorkerId = options.WorkerId, Device = options.Device, Threads = get_num_threads() };
     }
 
+    /// <summary>The run config a Join sends, checked, for the model its hash names.</summary>
+    private static RunConfig ReadConfig(JoinRequest request)
+    {
+        RunConfig config;
+        try
+        {
+            config = System.Text.Json.JsonSerializer.Deserialize<RunConfig>(request.ConfigJson, RunConfigLoader.Json) ?? throw new ConfigException("empty config");
+            var problems = config.Problems();
+            if (problems.Count > 0) throw new ConfigException(string.Join("; ", problems));
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or ConfigException)
+        {
+            throw Invalid($"config_json: {e.Message}");
+        }
+        if (RunConfigLoader.ModelHash(config) != request.ModelHash)
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, "model_hash does not match the config sent: coordinator and worker disagree on the model"));
+        return config;
+    }
+
+    /// <summary>What a Join asks this worker to run, checked: images it can take, and a stage that runs on workers.</summary>
+    private static DataShape CheckRun(RunConfig config, DataShape? data)
+    {
+        if (data is null) throw Invalid("data: missing");
+        if (data.Channels < 1 || data.Height < 1 || data.Width < 1 || data.Mean.Count != data.Channels || data.Std.Count != data.Channels || data.Std.Any(s => !(s > 0)))
+            throw Invalid($"data: channels {data.Channels}, {data.Height}x{data.Width}, {data.Mean.Count} means and {data.Std.Count} stds do not describe images");
+        if (config.Stage is not (Stage.Pretrain or Stage.Finetune or Stage.Supervised))
+            throw Invalid($"stage {config.Stage} does not run on workers (pretrain, finetune and supervised do)");
+        if (config.Stage != Stage.Pretrain && data.Classes < 2) throw Invalid($"data: {data.Classes} classes; a classifier needs at least 2");
+        return data;
+    }
+
     public override async Task Forward(IAsyncStreamReader<ForwardMessage> requestStream, IServerStreamWriter<TensorChunk> responseStream, ServerCallContext context)
     {
         var run = Joined();
@@ -72,22 +88,27 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
                 if (images.Dtype != DType.Uint8 || !images.Shape.SequenceEqual([rows, run.Channels, run.Height, run.Width]))
                     throw Invalid($"images: {images.Dtype} [{string.Join(", ", images.Shape)}] for {rows} rows; expected uint8 [{rows}, {run.Channels}, {run.Height}, {run.Width}]");
             });
-        long rows = shard.Indices.Count;
-        if (shard.Views.Count != rows) throw Invalid($"{shard.Views.Count} views for {rows} indices");
-        if (shard.Views.Any(v => v is < 0 or > 1) || shard.Indices.Any(i => i < 0)) throw Invalid("views must be 0 or 1 and indices >= 0");
-        if (rows == 0) throw Invalid("an empty shard");
-        if (shard.ChunkSizes.Count > 0 && (shard.ChunkSizes.Any(c => c < 1) || shard.ChunkSizes.Sum(c => (long)c) != rows))
-            throw Invalid($"chunk_sizes [{string.Join(", ", shard.ChunkSizes)}] do not split {rows} rows");
+        CheckShard(shard);
         var work = WireMapping.ToCore(shard, images);
         var (z, times) = await torch.RunAsync(() => run.Session.Forward(work), context.CancellationToken);
         TimesTrailerInterceptor.Report(context, times);
         foreach (var chunk in WireMapping.Chunks("z", z)) await responseStream.WriteAsync(chunk);
     }
 
+    private static void CheckShard(ShardHeader shard)
+    {
+        long rows = shard.Indices.Count;
+        if (shard.Views.Count != rows) throw Invalid($"{shard.Views.Count} views for {rows} indices");
+        if (shard.Views.Any(v => v is < 0 or > 1) || shard.Indices.Any(i => i < 0)) throw Invalid("views must be 0 or 1 and indices >= 0");
+        if (rows == 0) throw Invalid("an empty shard");
+        if (shard.ChunkSizes.Count > 0 && (shard.ChunkSizes.Any(c => c < 1) || shard.ChunkSizes.Sum(c => (long)c) != rows))
+            throw Invalid($"chunk_sizes [{string.Join(", ", shard.ChunkSizes)}] do not split {rows} rows");
+    }
+
     public override async Task Backward(IAsyncStreamReader<TensorChunk> requestStream, IServerStreamWriter<TensorChunk> responseStream, ServerCallContext context)
     {
         var session = Joined().Session;
-        var block = CheckProjectionGradient(session, await ReceiveOne(requestStream, context, (dz, _) => CheckProjectionGradient(session, dz.Dtype, dz.Shape)));
+        var block = ProjectionGradient(session, await ReceiveOne(requestStream, context, (dz, _) => CheckProjectionGradient(session, dz.Dtype, dz.Shape)));
         var (flat, times) = await Precondition(() => torch.RunAsync(() => session.Backward(block, returnGradient: true), context.CancellationToken));
         TimesTrailerInterceptor.Report(context, times);
         foreach (var chunk in WireMapping.Chunks("gradient", flat!)) await responseStream.WriteAsync(chunk);
@@ -96,8 +117,20 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     public override async Task<ReduceReply> BackwardReduce(IAsyncStreamReader<BackwardReduceMessage> requestStream, ServerCallContext context)
     {
         var session = Joined().Session;
-        var (ring, gradient) = await ReadHeaderThenTensor(requestStream, m => m.Ring, m => m.Dz, m => m.PartCase,
+        var (ring, dz) = await ReadHeaderThenTensor(requestStream, m => m.Ring, m => m.Dz, m => m.PartCase,
             "BackwardReduce", "the ring, then dL/dz", context, expect: (_, dz) => CheckProjectionGradient(session, dz.Dtype, dz.Shape));
+        CheckRing(ring);
+        var block = ProjectionGradient(session, dz);
+        var buckets = session.Replica.Buckets((long)Math.Min(ring.BucketBytes, long.MaxValue));
+        var (result, times) = await RingBrokenIsAborted(ring, context, () => peers.AllReduceAlongsideAsync(ring, [.. buckets.Select(b => b.Ring)],
+            ready => Precondition(() => torch.RunAsync(() => session.BackwardInBuckets(block, buckets, ready), context.CancellationToken)), context.CancellationToken));
+        session.KeepRingSum(result.Sum);
+        TimesTrailerInterceptor.Report(context, times);
+        return new ReduceReply { NonFinite = result.NonFinite, BytesSent = result.BytesSent };
+    }
+
+    private static void CheckRing(RingSpec ring)
+    {
         if (ring.RingId == 0) throw Invalid("ring: ring_id 0 is not an id");
         if (ring.Peers.Count is < 1 or > 4096 || ring.Rank >= ring.Peers.Count)
             throw Invalid($"ring: rank {ring.Rank} of {ring.Peers.Count} peers");
@@ -106,52 +139,27 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
             if (!Uri.TryCreate(peer, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
                 throw Invalid($"ring: peer '{peer}' is not an http(s) address");
         }
-        if (WireMapping.ToCore(ring.Precision) is null)
-            throw Invalid($"ring: precision {ring.Precision}");
+        if (WireMapping.ToCore(ring.Precision) is null) throw Invalid($"ring: precision {ring.Precision}");
         if (ring.PieceElements > RingAllReduce.MaxPieceElements) throw Invalid($"ring: piece_elements {ring.PieceElements} (at most {RingAllReduce.MaxPieceElements})");
-        var block = CheckProjectionGradient(session, gradient);
+    }
 
-        // The ring runs alongside backward: each bucket (whole stages, last first) is summed as soon as backward has
-        // finished it, while the torch thread goes on with the earlier stages.
-        var buckets = session.Replica.Buckets((long)Math.Min(ring.BucketBytes, long.MaxValue));
-        var finished = System.Threading.Channels.Channel.CreateUnbounded<GradientBytes>(new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        using var stopRing = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
-        var reduce = peers.AllReduceAsync(ring, buckets.Select(b => b.Ring).ToList(), (_, cancel) => finished.Reader.ReadAsync(cancel), stopRing.Token);
-        ReplicaTimes times;
+    /// <summary>A ring that broke while the coordinator had not cancelled the call (a peer failed, not this worker) is
+    /// Aborted with the trailer that says so (<see cref="RingTrailer"/>).</summary>
+    private async Task<T> RingBrokenIsAborted<T>(RingSpec ring, ServerCallContext context, Func<Task<T>> call)
+    {
         try
         {
-            times = await Precondition(() => torch.RunAsync(() => session.BackwardInBuckets(block, buckets, (_, bytes) => finished.Writer.TryWrite(bytes)),
-                context.CancellationToken));
-            finished.Writer.TryComplete(); // every bucket is in: a ring still waiting for one fails instead of hanging
-        }
-        catch
-        {
-            // this worker failed (its neighbours see the ring break): the backward's error is the news
-            finished.Writer.TryComplete();
-            await stopRing.CancelAsync();
-            _ = await RingPeers.Failure(reduce); // the ring stopped because this worker did
-            throw;
-        }
-        long start = System.Diagnostics.Stopwatch.GetTimestamp();
-        RingResult result;
-        try
-        {
-            result = await reduce;
+            return await call();
         }
         catch (Exception e) when (e is RingBrokenException or OperationCanceledException && !context.CancellationToken.IsCancellationRequested)
         {
-            // the coordinator did not cancel this call: a peer failed, not this worker
             log.LogWarning("ring {Ring:x} broke: {Reason}", ring.RingId, e.Message);
             throw new RpcException(new Status(StatusCode.Aborted, $"ring: {e.Message}"), new Metadata { { RingTrailer.Key, RingTrailer.Broken } });
         }
-        session.KeepRingSum(result.Sum);
-        // the ring's time that backward did not hide: what the step waits for
-        TimesTrailerInterceptor.Report(context, times with { RingMs = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds });
-        return new ReduceReply { NonFinite = result.NonFinite, BytesSent = result.BytesSent };
     }
 
     /// <summary>dL/dz as received, checked against the last Forward's projections.</summary>
-    private static FloatBlock CheckProjectionGradient(ReplicaSession session, TensorChunks.Received gradient)
+    private static FloatBlock ProjectionGradient(ReplicaSession session, TensorChunks.Received gradient)
     {
         CheckProjectionGradient(session, gradient.DType, gradient.Shape);
         return WireMapping.ToFloatBlock(gradient);
@@ -186,8 +194,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
             "ApplyStep", "the step header, then the gradient (none with reduced)", context, tensorOptional: true, expect: (step, gradient) =>
             {
                 if (step.Reduced) throw Invalid("a reduced ApplyStep carries no gradient: the worker applies its ring's sum");
-                if (gradient.Dtype != DType.Float32 || gradient.Shape.Count != 1 || gradient.Shape[0] != session.ParameterCount)
-                    throw Invalid($"gradient: {gradient.Dtype} [{string.Join(", ", gradient.Shape)}], expected float32 [{session.ParameterCount}]");
+                CheckStepGradient(session, gradient.Dtype, gradient.Shape);
             });
         if (!double.IsFinite(step.LearningRate) || step.LearningRate < 0) throw Invalid($"learning rate {step.LearningRate}");
         StepGradient source;
@@ -199,13 +206,19 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         else
         {
             if (gradient is null) throw Invalid("ApplyStep needs the step header, then the gradient");
-            if (gradient.DType != DType.Float32 || gradient.Shape.Length != 1 || gradient.Shape[0] != session.ParameterCount)
-                throw Invalid($"gradient: {gradient.DType} [{string.Join(", ", gradient.Shape)}], expected float32 [{session.ParameterCount}]");
+            CheckStepGradient(session, gradient.DType, gradient.Shape);
             source = StepGradient.Sent(gradient.Data);
         }
         var (checksum, times) = await Precondition(() => torch.RunAsync(() => session.Apply(step.LearningRate, source), context.CancellationToken));
         TimesTrailerInterceptor.Report(context, times);
         return new ApplyStepReply { Step = step.Step, Checksum = checksum };
+    }
+
+    /// <summary>A sent gradient's dtype and shape (as received, or declared by its header): float32, one value a parameter.</summary>
+    private static void CheckStepGradient(ReplicaSession session, DType dtype, IReadOnlyList<long> shape)
+    {
+        if (dtype != DType.Float32 || shape.Count != 1 || shape[0] != session.ParameterCount)
+            throw Invalid($"gradient: {dtype} [{string.Join(", ", shape)}], expected float32 [{session.ParameterCount}]");
     }
 
     public override async Task SaveState(SaveStateRequest request, IServerStreamWriter<TensorChunk> responseStream, ServerCallContext context)
@@ -259,67 +272,15 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         lock (_gate) return _run ?? throw new RpcException(new Status(StatusCode.FailedPrecondition, "this worker has not joined a run: call Join first"));
     }
 
-    /// <summary>Reads a call's header message, then the chunks of one tensor; anything else, or either missing (the tensor
-    /// unless <paramref name="tensorOptional"/>), is InvalidArgument. <paramref name="expect"/> checks the tensor's header
-    /// against the call's before any of its bytes are allocated (it throws to refuse), so a call holds no more than it should.</summary>
-    private static async Task<(THeader Header, TensorChunks.Received Tensor)> ReadHeaderThenTensor<TMessage, THeader>(IAsyncStreamReader<TMessage> stream,
-        Func<TMessage, THeader?> header, Func<TMessage, TensorChunk?> chunk, Func<TMessage, object> part, string call, string expected, ServerCallContext context,
-        Action<THeader, TensorHeader> expect, bool tensorOptional = false)
-        where THeader : class
+    /// <summary>Disposes the joined replica on the torch thread (the host calls it before it stops the thread).</summary>
+    public async ValueTask DisposeAsync()
     {
-        THeader? first = null;
-        TensorChunks.Received? tensor = null;
-        var assembler = new TensorChunks.Assembler(check: (tensorHeader, _) => expect(first!, tensorHeader)); // a chunk is taken only after the header
-        await foreach (var message in stream.ReadAllAsync(context.CancellationToken))
-        {
-            if (header(message) is { } h && first is null) first = h;
-            else if (chunk(message) is { } c && first is not null && tensor is null) tensor = Guard(() => assembler.Add(c));
-            else throw Invalid($"unexpected {part(message)} in {call} (expected {expected})");
-        }
-        Guard(assembler.Complete);
-        if (first is not null && tensor is null && tensorOptional) return (first, null!);
-        if (first is null || tensor is null) throw Invalid($"{call} needs {expected}");
-        return (first, tensor);
-    }
-
-    private static async Task<TensorChunks.Received> ReceiveOne(IAsyncStreamReader<TensorChunk> stream, ServerCallContext context, Action<TensorHeader, long> expect)
-    {
-        try
-        {
-            return await TensorChunks.ReadOneAsync(stream, context.CancellationToken, expect);
-        }
-        catch (ProtocolViolation e)
-        {
-            throw Invalid(e.Message);
-        }
-    }
-
-    private static T Guard<T>(Func<T> read)
-    {
-        try
-        {
-            return read();
-        }
-        catch (ProtocolViolation e)
-        {
-            throw Invalid(e.Message);
-        }
-    }
-
-    private static void Guard(Action read) => Guard(() =>
-    {
-        read();
-        return true;
-    });
-
-    private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
-
-    public void Dispose()
-    {
+        JoinedRun? run;
         lock (_gate)
         {
-            if (_run is not null) torch.RunAsync(_run.Session.Dispose).GetAwaiter().GetResult();
+            run = _run;
             _run = null;
         }
+        if (run is not null) await torch.RunAsync(run.Session.Dispose);
     }
 }
