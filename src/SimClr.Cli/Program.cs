@@ -1,5 +1,6 @@
 using System.CommandLine;
 using SimClr.Cli.Commands;
+using SimClr.Cli.Commands.Bench;
 using SimClr.Cli.Processes;
 
 // First, before any tensor exists: a training command runs again in this process with tcmalloc preloaded where it is

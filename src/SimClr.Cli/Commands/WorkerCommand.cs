@@ -58,7 +58,7 @@ internal static class WorkerCommand
         catch (OperationCanceledException)
         {
         }
-        Console.WriteLine($"worker stopped; peak RSS {ParentWatch.PeakRss() / (1024.0 * 1024):F0} MiB");
+        Console.WriteLine($"worker stopped; peak RSS {ProcessStats.PeakRss() / (1024.0 * 1024):F0} MiB");
         return 0;
     }
 }

@@ -42,22 +42,4 @@ internal static class ParentWatch
             return false;
         }
     }
-
-    /// <summary>The process's peak resident set (VmHWM on Linux; the peak working set elsewhere), in bytes.</summary>
-    public static long PeakRss()
-    {
-        try
-        {
-            foreach (string line in File.ReadLines("/proc/self/status"))
-            {
-                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) * 1024;
-            }
-        }
-        catch (IOException)
-        {
-        }
-        using var self = Process.GetCurrentProcess();
-        return self.PeakWorkingSet64;
-    }
 }

@@ -3,7 +3,7 @@ using System.Diagnostics;
 using SimClr.Core.Models;
 using static TorchSharp.torch;
 
-namespace SimClr.Cli.Commands;
+namespace SimClr.Cli.Commands.Bench;
 
 /// <summary>
 /// `simclr bench conv`: every convolution shape of the CIFAR-stem ResNet-18 at a width, forward + backward on CPU, timed
@@ -11,7 +11,7 @@ namespace SimClr.Cli.Commands;
 /// conv2d unpadded, alternately. The cost of the padding, per convolution and for the whole network's convolutions.
 /// With ONEDNN_VERBOSE=1 in the environment oneDNN prints the implementation of every convolution it runs.
 /// </summary>
-internal static class BenchConvCommand
+internal static class ConvBench
 {
     public static Command Create()
     {
@@ -81,7 +81,7 @@ internal static class BenchConvCommand
                 padded.Add(Time(true));
                 plain.Add(Time(false));
             }
-            double p = Median(padded), u = Median(plain);
+            double p = Timings.Median(padded), u = Timings.Median(plain);
             paddedTotal += count * p;
             plainTotal += count * u;
             Console.WriteLine($"{cin,4} -> {cout,4}  {kernel}x{kernel} stride {stride} at {side,2}x{side,-2} x{count}: "
@@ -91,11 +91,5 @@ internal static class BenchConvCommand
         Console.WriteLine($"all convolutions (each shape x its count): {paddedTotal:F1} ms as trained, {plainTotal:F1} ms unpadded, "
             + $"padding costs {paddedTotal - plainTotal:F1} ms ({(paddedTotal / plainTotal - 1) * 100:F1}%)");
         return 0;
-    }
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
     }
 }

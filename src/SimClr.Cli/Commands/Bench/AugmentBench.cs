@@ -1,0 +1,68 @@
+using System.CommandLine;
+using System.Diagnostics;
+using SimClr.Core.Augmentation;
+using SimClr.Core.Data;
+using static TorchSharp.torch;
+
+namespace SimClr.Cli.Commands.Bench;
+
+/// <summary>`simclr bench augment`: views per second of the seed's CIFAR-10 augmentation, per thread.</summary>
+internal static class AugmentBench
+{
+    public static Command Create()
+    {
+        var threads = new Option<int>("--threads") { Description = "torch intra-op threads (views/s is reported per thread)", DefaultValueFactory = _ => 1 };
+        var batch = new Option<int>("--batch") { Description = "images per call (two views each)", DefaultValueFactory = _ => 256 };
+        var repeats = new Option<int>("--repeats") { Description = "timed runs (median and spread are reported)", DefaultValueFactory = _ => 5 };
+        var views = new Option<int>("--views") { Description = "views per timed run", DefaultValueFactory = _ => 20_000 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:1, ...", DefaultValueFactory = _ => "cpu" };
+        var kernel = new Option<AugmentationKernel>("--kernel") { Description = "auto (fused CPU loops on cpu), tensor, cpu", DefaultValueFactory = _ => AugmentationKernel.Auto };
+        var command = new Command("augment", "SimCLR view augmentation throughput (the seed's CIFAR-10 transform), views/s per thread.")
+        {
+            threads, batch, repeats, views, device, kernel,
+        };
+        command.SetAction(r => Run(r.GetValue(threads), r.GetValue(batch), r.GetValue(repeats), r.GetValue(views), r.GetValue(device)!, r.GetValue(kernel)));
+        return command;
+    }
+
+    private static int Run(int threads, int batch, int repeats, int viewsPerRun, string deviceName, AugmentationKernel kernel)
+    {
+        if (threads < 1 || batch < 1 || repeats < 1 || viewsPerRun < 2)
+        {
+            Console.Error.WriteLine("simclr bench augment: --threads, --batch, --repeats must be >= 1 and --views >= 2");
+            return 2;
+        }
+        set_num_threads(threads);
+        var device = new Device(deviceName);
+        using var data = SyntheticShapes.Generate(trainCount: 1024, testCount: 1, seed: 0);
+        var augmenter = new ViewAugmenter(new AugmentationOptions(), seed: 0, Cifar10.Mean, Cifar10.Std) { Kernel = kernel, CpuThreads = threads };
+        using var images = data.Train.Images.to(device);
+        int calls = Math.Max(1, viewsPerRun / (2 * batch));
+        long epoch = 0;
+
+        void OneCall(int call)
+        {
+            using var scope = NewDisposeScope();
+            long start = (long)call * batch % (1024 - batch + 1);
+            var indices = Enumerable.Range(0, batch).Select(i => start + i).ToArray();
+            var views = augmenter.TwoViews(images.narrow(0, start, batch), indices, epoch++);
+            if (device.type == TorchSharp.DeviceType.CUDA) cuda.synchronize();
+            _ = views.shape;
+        }
+
+        // warm-up: past .NET's tiered JIT (hot loops are recompiled optimised after ~30 calls) and torch's first-call costs
+        var warmUp = Stopwatch.StartNew();
+        for (int w = 0; w < 40 || warmUp.Elapsed.TotalSeconds < 1; w++) OneCall(w);
+        var rates = new List<double>();
+        for (int r = 0; r < repeats; r++)
+        {
+            var clock = Stopwatch.StartNew();
+            for (int c = 0; c < calls; c++) OneCall(c);
+            rates.Add(2.0 * batch * calls / clock.Elapsed.TotalSeconds / threads);
+        }
+        var (median, min, max) = Timings.Spread(rates);
+        Console.WriteLine($"simclr augment ({device}, {kernel} kernel, {threads} thread(s), batch {batch} images = {2 * batch} views): "
+            + $"median {median:F0} views/s per thread, min {min:F0}, max {max:F0} ({repeats} runs of {2 * batch * calls} views)");
+        return 0;
+    }
+}

@@ -1,0 +1,120 @@
+using System.CommandLine;
+using System.Diagnostics;
+using SimClr.Cli.Processes;
+using SimClr.Core.Config;
+using SimClr.Core.Data;
+using SimClr.Core.Loss;
+using SimClr.Core.Optim;
+using SimClr.Core.Replica;
+using static TorchSharp.torch;
+
+namespace SimClr.Cli.Commands.Bench;
+
+/// <summary>
+/// `simclr bench step`: one SimCLR training step of the full-width network on pre-augmented views, timed with the
+/// process's CPU time and page faults (bench/step_reference.py measures PyTorch's the same way).
+/// </summary>
+internal static class StepBench
+{
+    public static Command Create()
+    {
+        var threads = new Option<int>("--threads") { Description = "torch intra-op threads (bench/step_reference.py takes the same)", DefaultValueFactory = _ => 2 };
+        var steps = new Option<int>("--steps") { Description = "timed steps per repeat", DefaultValueFactory = _ => 5 };
+        var warmup = new Option<int>("--warmup") { Description = "untimed steps first", DefaultValueFactory = _ => 2 };
+        var repeats = new Option<int>("--repeats") { Description = "timed repeats (median and spread are reported)", DefaultValueFactory = _ => 3 };
+        var quick = new Option<bool>("--quick") { Description = "1 warm-up step, 1 repeat of 2 steps (overrides the three above)" };
+        var command = new Command("step", "One SimCLR training step (full-width CIFAR-stem ResNet-18 + 512-2048-128 head, 2x64 views, fp32, "
+            + "NT-Xent, LARS) on pre-augmented views: ms/step and process CPU time per step.")
+        {
+            threads, steps, warmup, repeats, quick,
+        };
+        command.SetAction(r => r.GetValue(quick)
+            ? Run(r.GetValue(threads), steps: 2, warmup: 1, repeats: 1)
+            : Run(r.GetValue(threads), r.GetValue(steps), r.GetValue(warmup), r.GetValue(repeats)));
+        return command;
+    }
+
+    /// <summary>The batch of bench/step_reference.py: 64 images, two views each.</summary>
+    private const int StepImages = 64;
+
+    /// <summary>One repeat: wall milliseconds, user and system CPU seconds, and minor page faults, each per step.</summary>
+    private readonly record struct Row(double Ms, double User, double Sys, double Faults);
+
+    private static int Run(int threads, int steps, int warmup, int repeats)
+    {
+        if (threads < 1 || steps < 1 || warmup < 0 || repeats < 1)
+        {
+            Console.Error.WriteLine("simclr bench step: --threads, --steps, --repeats must be >= 1 and --warmup >= 0");
+            return 2;
+        }
+        set_num_threads(threads);
+        Console.WriteLine($"malloc: {Allocator.Description}");
+        var config = Config(threads);
+        using var replica = ReplicaFactory.Build(config, channels: 3, Cifar10.Mean, Cifar10.Std, CPU);
+        var loss = new NtXentLoss(config.Loss.Temperature, config.Loss.SeedSimilarityClamp);
+        double learningRate = config.Optimizer.PeakLearningRate(StepImages);
+        manual_seed(1);
+        using var views = randn(2 * StepImages, 3, 32, 32); // normalised views, made once: augmentation is not timed
+        replica.Network.train();
+
+        // the split step of DataParallelStep with one in-process replica (the single-process path), minus its byte
+        // copies of z and dL/dz (128 x 128 floats): forward, NT-Xent and dL/dz on detached z, backward, LARS
+        double OneStep()
+        {
+            using var scope = NewDisposeScope();
+            replica.ZeroGrad();
+            var z = replica.Network.forward(views);
+            var (value, gradient) = loss.LossAndGradient(z);
+            z.backward([gradient]);
+            replica.Step(learningRate);
+            return value;
+        }
+
+        for (int w = 0; w < warmup; w++) OneStep();
+        double lastLoss = double.NaN;
+        var rows = new List<Row>();
+        for (int r = 0; r < repeats; r++)
+        {
+            var row = Measure(steps, () => lastLoss = OneStep());
+            rows.Add(row);
+            Console.WriteLine($"repeat {r + 1}: {row.Ms:F1} ms/step, user {row.User:F3} s/step, sys {row.Sys:F3} s/step, minor faults {row.Faults:F0}/step");
+        }
+        Console.WriteLine($"simclr step ({threads} thread(s), {2 * StepImages} views, loss {lastLoss:F4}): median {Timings.Median(rows.Select(x => x.Ms)):F1} ms/step, "
+            + $"min {rows.Min(x => x.Ms):F1}, max {rows.Max(x => x.Ms):F1}; user {Timings.Median(rows.Select(x => x.User)):F3} s/step, "
+            + $"sys {Timings.Median(rows.Select(x => x.Sys)):F3} s/step, minor faults {Timings.Median(rows.Select(x => x.Faults)):F0}/step ({repeats} repeats of {steps} steps after {warmup} warm-up), "
+            + $"peak RSS {ProcessStats.PeakRss() / (1024.0 * 1024):F0} MiB");
+        return 0;
+    }
+
+    /// <summary>The quickstart's pre-training optimiser and loss, at full width with the seed's 2048-128 head (configs/cifar10-simclr-b256.json).</summary>
+    private static RunConfig Config(int threads) => new()
+    {
+        Stage = Stage.Pretrain,
+        Threads = threads,
+        Model = new ModelOptions { Width = 1.0, ProjectionHidden = 2048, ProjectionDim = 128 },
+        Optimizer = new OptimizerOptions
+        {
+            Kind = OptimizerKind.Lars,
+            BaseLearningRate = 1.0,
+            Scaling = LearningRateScaling.Linear,
+            Momentum = 0.9,
+            WeightDecay = 1e-6,
+            TrustCoefficient = 0.02,
+        },
+        BatchSize = StepImages,
+    };
+
+    /// <summary><paramref name="steps"/> calls of <paramref name="step"/>: wall time, CPU time and faults per step.</summary>
+    private static Row Measure(int steps, Action step)
+    {
+        using var self = Process.GetCurrentProcess();
+        self.Refresh();
+        var (user0, sys0, faults0) = (self.UserProcessorTime, self.PrivilegedProcessorTime, ProcessStats.MinorFaults());
+        var clock = Stopwatch.StartNew();
+        for (int s = 0; s < steps; s++) step();
+        clock.Stop();
+        self.Refresh();
+        return new Row(clock.Elapsed.TotalMilliseconds / steps, (self.UserProcessorTime - user0).TotalSeconds / steps,
+            (self.PrivilegedProcessorTime - sys0).TotalSeconds / steps, (double)(ProcessStats.MinorFaults() - faults0) / steps);
+    }
+}
