@@ -34,7 +34,7 @@ internal static class CoordinatorCommand
         };
         command.SetAction(async (r, cancel) =>
         {
-            await using var health = r.GetValue(healthPort) is int hp ? await SimClr.Worker.HealthHost.StartAsync(hp) : null;
+            await using var health = r.GetValue(healthPort) is int hp ? await HealthHost.StartAsync(hp) : null;
             if (health is not null) Console.WriteLine($"coordinator health on {health.Address}");
             List<Uri> addresses;
             string? token;

@@ -7,14 +7,14 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
 
-namespace SimClr.Worker;
+namespace SimClr.Cli.Processes;
 
 /// <summary>
-/// The standard grpc.health.v1 service alone, for processes that serve nothing else (the coordinator), so every
-/// process of a run can be probed the same way (grpc_health_probe, a load balancer, a launcher). SERVING while the
-/// process runs.
+/// The standard grpc.health.v1 service alone, for processes that serve nothing else (the coordinator: `simclr
+/// coordinator --health-port`), so every process of a run can be probed the same way (grpc_health_probe, a load
+/// balancer, a launcher). SERVING while the process runs. A worker serves its own beside its Worker service.
 /// </summary>
-public sealed class HealthHost : IAsyncDisposable
+internal sealed class HealthHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
