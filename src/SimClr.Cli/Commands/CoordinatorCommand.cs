@@ -15,22 +15,17 @@ internal static class CoordinatorCommand
     public static Command Create()
     {
         var workers = new Option<string>("--workers", "-w") { Description = "worker addresses, comma-separated, in replica order (e.g. http://127.0.0.1:5001,http://127.0.0.1:5002)", Required = true };
-        var config = new Option<string?>("--config", "-c") { Description = "run config (JSON); see configs/" };
-        var set = new Option<string[]>("--set", "-s") { Description = "override a config value: key.path=value (repeatable)", AllowMultipleArgumentsPerToken = true };
-        var resume = new Option<string?>("--resume") { Description = "continue the run in this run directory from its last checkpoint" };
-        var plain = new Option<bool>("--plain") { Description = "plain log lines instead of a progress bar" };
         var callTimeout = new Option<int>("--call-timeout") { Description = "seconds a worker call may take before the worker counts as hung", DefaultValueFactory = _ => 600 };
         var healthTimeout = new Option<int>("--health-timeout") { Description = "seconds to wait for every worker to report SERVING", DefaultValueFactory = _ => 120 };
-        var tokenFile = new Option<string?>("--token-file") { Description = $"file holding the run token the workers expect (default: ${SimClr.Protocol.RunToken.EnvironmentVariable}, if set)" };
-        var stage = new Option<string>("--stage") { Description = "pretrain, finetune or supervised (data-parallel: the same step machinery, a local loss)", DefaultValueFactory = _ => "pretrain" };
-        stage.AcceptOnlyFromAmong("pretrain", "finetune", "supervised");
-        var pretrained = new Option<string?>("--pretrained") { Description = "finetune: checkpoint or exported backbone to start from (read here; workers receive the weights)" };
+        var tokenFile = CommonOptions.TokenFile($"file holding the run token the workers expect (default: ${SimClr.Protocol.RunToken.EnvironmentVariable}, if set)");
+        var stage = CommonOptions.DistributedStage("pretrain, finetune or supervised (data-parallel: the same step machinery, a local loss)");
+        var run = new RunOptions("finetune: checkpoint or exported backbone to start from (read here; workers receive the weights)");
         var healthPort = new Option<int?>("--health-port") { Description = "serve grpc.health.v1 on this loopback port (0: any free port, printed)" };
         var tlsCa = new Option<string?>("--tls-ca") { Description = "for https:// workers: a certificate to trust besides the system's (your private CA, or the workers' self-signed certificate)" };
-        var parent = new Option<int?>("--parent-pid") { Description = "stop when this process is gone (set by simclr launch)", Hidden = true };
+        var parent = CommonOptions.ParentPid();
         var command = new Command("coordinator", "Train on running workers: shard each global batch, global loss (NT-Xent or cross-entropy), summed gradients, checksums every step.")
         {
-            workers, stage, config, set, resume, pretrained, plain, callTimeout, healthTimeout, tokenFile, tlsCa, healthPort, parent,
+            workers, stage, run.Config, run.Set, run.Resume, run.Pretrained, run.Plain, callTimeout, healthTimeout, tokenFile, tlsCa, healthPort, parent,
         };
         command.SetAction(async (r, cancel) =>
         {
@@ -54,13 +49,7 @@ internal static class CoordinatorCommand
             var joined = new List<IReplicaEndpoint>();
             try
             {
-                var chosen = r.GetValue(stage) switch
-                {
-                    "finetune" => Stage.Finetune,
-                    "supervised" => Stage.Supervised,
-                    _ => Stage.Pretrain,
-                };
-                int code = StageCommands.Run(chosen, r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(resume), r.GetValue(pretrained), r.GetValue(plain), launcherGone.Token,
+                int code = StageCommands.Run(CommonOptions.ToStage(r.GetValue(stage)!), run.Read(r), launcherGone.Token,
                     resolved => train =>
                     {
                         Console.WriteLine($"joining {addresses.Count} worker(s): {string.Join(", ", addresses)}");

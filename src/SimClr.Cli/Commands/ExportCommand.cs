@@ -11,7 +11,7 @@ internal static class ExportCommand
     public static Command Create()
     {
         var checkpoint = new Option<string>("--checkpoint") { Description = "a pretrain/finetune/supervised checkpoint (.safetensors)", Required = true };
-        var output = new Option<string>("--out") { Description = "file to write", DefaultValueFactory = _ => "backbone.safetensors" };
+        var output = CommonOptions.Out("file to write", "backbone.safetensors");
         var command = new Command("export", "Write a checkpoint's backbone for PyTorch: torchvision resnet18 names (CIFAR stem, no fc), safetensors.")
         {
             checkpoint, output,

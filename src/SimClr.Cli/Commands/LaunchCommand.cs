@@ -15,30 +15,21 @@ internal static partial class LaunchCommand
 {
     public static Command Create()
     {
-        var config = new Option<string?>("--config", "-c") { Description = "run config (JSON); see configs/" };
-        var set = new Option<string[]>("--set", "-s") { Description = "override a config value: key.path=value (repeatable)", AllowMultipleArgumentsPerToken = true };
-        var resume = new Option<string?>("--resume") { Description = "continue the run in this run directory from its last checkpoint" };
+        var run = new RunOptions("finetune: checkpoint or exported backbone to start from");
         var workers = new Option<int?>("--workers", "-n") { Description = "worker processes, >= 1 (default: one per device in --devices; 2 for --devices cpu)" };
         var devices = new Option<string>("--devices", "-d") { Description = "cpu, or the workers' devices in order: cuda:0,cuda:1,...", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads-per-worker") { Description = "torch threads per CPU worker (default: cores / workers)", DefaultValueFactory = _ => 0 };
-        var stage = new Option<string>("--stage") { Description = "pretrain, finetune or supervised", DefaultValueFactory = _ => "pretrain" };
-        stage.AcceptOnlyFromAmong("pretrain", "finetune", "supervised");
-        var pretrained = new Option<string?>("--pretrained") { Description = "finetune: checkpoint or exported backbone to start from" };
+        var stage = CommonOptions.DistributedStage("pretrain, finetune or supervised");
         var command = new Command("launch", "Distributed training on this machine: N worker processes + the coordinator, logs merged, stopped together.")
         {
-            config, set, resume, workers, devices, threads, stage, pretrained,
+            run.Config, run.Set, run.Resume, workers, devices, threads, stage, run.Pretrained,
         };
         command.SetAction(async (r, cancel) =>
         {
             try
             {
                 var placement = Placement(r.GetValue(workers), r.GetValue(devices)!);
-                var coordinatorArgs = new List<string> { "--stage", r.GetValue(stage)! };
-                if (r.GetValue(config) is { } c) coordinatorArgs.AddRange(["--config", c]);
-                if (r.GetValue(resume) is { } resumed) coordinatorArgs.AddRange(["--resume", resumed]);
-                if (r.GetValue(pretrained) is { } p) coordinatorArgs.AddRange(["--pretrained", p]);
-                foreach (string o in r.GetValue(set) ?? []) coordinatorArgs.AddRange(["--set", o]);
-                return await RunAsync(placement, r.GetValue(threads), coordinatorArgs);
+                return await RunAsync(placement, r.GetValue(threads), ["--stage", r.GetValue(stage)!, .. run.PassOn(r)]);
             }
             catch (ConfigException e)
             {

@@ -16,8 +16,8 @@ internal static class QuickstartCommand
     public static Command Create()
     {
         var configs = new Option<string>("--configs") { Description = "folder holding quickstart-*.json", DefaultValueFactory = _ => "configs" };
-        var set = new Option<string[]>("--set", "-s") { Description = "override a value in every stage: key.path=value (repeatable)", AllowMultipleArgumentsPerToken = true };
-        var plain = new Option<bool>("--plain") { Description = "plain log lines instead of progress bars" };
+        var set = CommonOptions.Set("override a value in every stage: key.path=value (repeatable)");
+        var plain = CommonOptions.Plain("plain log lines instead of progress bars");
         var command = new Command("quickstart", "Pre-train -> linear-eval (vs a random backbone) -> fine-tune -> supervised on the embedded synthetic-shapes data; prints a comparison table.")
         {
             configs, set, plain,

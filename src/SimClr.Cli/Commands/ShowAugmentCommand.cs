@@ -17,7 +17,7 @@ internal static class ShowAugmentCommand
         var count = new Option<int>("--images") { Description = "how many images", DefaultValueFactory = _ => 8 };
         var seed = new Option<ulong>("--seed") { Description = "augmentation seed", DefaultValueFactory = _ => 0 };
         var epoch = new Option<long>("--epoch") { Description = "epoch whose views to draw", DefaultValueFactory = _ => 0 };
-        var output = new Option<string>("--out") { Description = "PNG file to write", DefaultValueFactory = _ => "augment.png" };
+        var output = CommonOptions.Out("PNG file to write", "augment.png");
         var command = new Command("show-augment", "Write a PNG of original images of one class and their two augmented views (what the network is trained on).")
         {
             data, root, label, count, seed, epoch, output,

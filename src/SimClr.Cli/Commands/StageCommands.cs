@@ -22,18 +22,14 @@ internal static class StageCommands
 
     private static Command Make(Stage stage, string name, string description)
     {
-        var config = new Option<string?>("--config", "-c") { Description = "run config (JSON); see configs/" };
-        var set = new Option<string[]>("--set", "-s") { Description = "override a config value: key.path=value (repeatable)", AllowMultipleArgumentsPerToken = true };
-        var resume = new Option<string?>("--resume") { Description = "continue the run in this run directory from its last checkpoint" };
-        var pretrained = new Option<string?>("--pretrained") { Description = "checkpoint or exported backbone to start from" };
-        var plain = new Option<bool>("--plain") { Description = "plain log lines instead of a progress bar" };
-        var command = new Command(name, description) { config, set, resume, pretrained, plain };
-        command.SetAction((r, cancel) => Task.FromResult(Run(stage, r.GetValue(config), r.GetValue(set) ?? [], r.GetValue(resume), r.GetValue(pretrained), r.GetValue(plain), cancel)));
+        var run = new RunOptions();
+        var command = new Command(name, description) { run.Config, run.Set, run.Resume, run.Pretrained, run.Plain };
+        command.SetAction((r, cancel) => Task.FromResult(Run(stage, run.Read(r), cancel)));
         return command;
     }
 
     /// <summary>Runs a stage; with <paramref name="replicas"/>, its pre-training steps run on those replicas (the coordinator).</summary>
-    public static int Run(Stage stage, string? configPath, string[] overrides, string? resume, string? pretrained, bool plain, CancellationToken cancel,
+    public static int Run(Stage stage, RunArguments arguments, CancellationToken cancel,
         Func<RunConfig, Func<ImageDataSet, IReadOnlyList<IReplicaEndpoint>>>? replicas = null)
     {
         RunDirectory? created = null; // a run directory made by this call, removed again when the input is refused
@@ -42,24 +38,24 @@ internal static class StageCommands
         {
             RunConfig config;
             string? checkpoint = null;
-            if (resume is not null)
+            if (arguments.Resume is not null)
             {
-                run = RunDirectory.Open(resume);
-                config = RunConfigLoader.Load(run.ConfigFile, overrides);
+                run = RunDirectory.Open(arguments.Resume);
+                config = RunConfigLoader.Load(run.ConfigFile, arguments.Overrides);
                 if (config.Stage != stage) throw new ConfigException($"{run.Path} is a {config.Stage} run; resume it with that command");
                 RemoveOrphanedTemporaries(run);
                 checkpoint = IntactCheckpoint(run);
             }
             else
             {
-                config = ForStage(stage, configPath, pretrained, overrides);
+                config = ForStage(stage, arguments.ConfigPath, arguments.Pretrained, arguments.Overrides);
                 StageRunner.CheckDevice(config.Device); // before a run directory is made for a run that cannot start
-                if (configPath is null) Console.WriteLine(DefaultsNotice(config));
+                if (arguments.ConfigPath is null) Console.WriteLine(DefaultsNotice(config));
                 run = RunDirectory.Create(config);
                 if (run.IsNew) created = run;
                 else RemoveOrphanedTemporaries(run);
             }
-            var result = Execute(config, run, checkpoint, plain, cancel, replicas?.Invoke(config));
+            var result = Execute(config, run, checkpoint, arguments.Plain, cancel, replicas?.Invoke(config));
             Console.WriteLine(Summary(result));
             return result.Completed ? 0 : 130;
         }

@@ -9,14 +9,14 @@ internal static class WorkerCommand
 {
     public static Command Create()
     {
-        var device = new Option<string>("--device") { Description = "the device this worker owns: cpu, cuda, cuda:1, ...", DefaultValueFactory = _ => "cpu" };
+        var device = CommonOptions.Device("the device this worker owns: cpu, cuda, cuda:1, ...");
         var host = new Option<string>("--host") { Description = "address to listen on (loopback unless told otherwise)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "port to listen on (0: any free port, printed)", DefaultValueFactory = _ => 0 };
-        var threads = new Option<int>("--threads") { Description = "torch intra-op threads (0: torch's default)", DefaultValueFactory = _ => 0 };
-        var tokenFile = new Option<string?>("--token-file") { Description = $"file holding the run token every call must carry (default: ${SimClr.Protocol.RunToken.EnvironmentVariable}, if set); required beyond loopback" };
+        var threads = CommonOptions.Threads("torch intra-op threads (0: torch's default)", 0);
+        var tokenFile = CommonOptions.TokenFile($"file holding the run token every call must carry (default: ${SimClr.Protocol.RunToken.EnvironmentVariable}, if set); required beyond loopback");
         var tlsCert = new Option<string?>("--tls-cert") { Description = "serve TLS (https) with this PEM certificate; the coordinator then needs https:// addresses (and --tls-ca for a private CA)" };
         var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert (when the certificate file does not hold it)" };
-        var parent = new Option<int?>("--parent-pid") { Description = "stop when this process is gone (set by simclr launch)", Hidden = true };
+        var parent = CommonOptions.ParentPid();
         var command = new Command("worker", "Run a worker: one device, one model replica, the gRPC Worker service of protos/simclr.proto.") { device, host, port, threads, tokenFile, tlsCert, tlsKey, parent };
         command.SetAction(async (r, cancel) =>
         {

@@ -11,11 +11,11 @@ internal static class AugmentBench
 {
     public static Command Create()
     {
-        var threads = new Option<int>("--threads") { Description = "torch intra-op threads (views/s is reported per thread)", DefaultValueFactory = _ => 1 };
-        var batch = new Option<int>("--batch") { Description = "images per call (two views each)", DefaultValueFactory = _ => 256 };
-        var repeats = new Option<int>("--repeats") { Description = "timed runs (median and spread are reported)", DefaultValueFactory = _ => 5 };
+        var threads = CommonOptions.Threads("torch intra-op threads (views/s is reported per thread)", 1);
+        var batch = CommonOptions.Batch("images per call (two views each)", 256);
+        var repeats = CommonOptions.Repeats("timed runs (median and spread are reported)", 5);
         var views = new Option<int>("--views") { Description = "views per timed run", DefaultValueFactory = _ => 20_000 };
-        var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:1, ...", DefaultValueFactory = _ => "cpu" };
+        var device = CommonOptions.Device("cpu, cuda, cuda:1, ...");
         var kernel = new Option<AugmentationKernel>("--kernel") { Description = "auto (fused CPU loops on cpu), tensor, cpu", DefaultValueFactory = _ => AugmentationKernel.Auto };
         var command = new Command("augment", "SimCLR view augmentation throughput (the seed's CIFAR-10 transform), views/s per thread.")
         {

@@ -16,9 +16,9 @@ internal static class ConvBench
     public static Command Create()
     {
         var width = new Option<double>("--width") { Description = "ResNet-18 width multiplier", DefaultValueFactory = _ => 1.0 };
-        var batch = new Option<int>("--batch") { Description = "views per call (32 x 32)", DefaultValueFactory = _ => 128 };
-        var threads = new Option<int>("--threads") { Description = "torch intra-op threads", DefaultValueFactory = _ => 2 };
-        var repeats = new Option<int>("--repeats") { Description = "timed rounds (each times both paths once; medians reported)", DefaultValueFactory = _ => 5 };
+        var batch = CommonOptions.Batch("views per call (32 x 32)", 128);
+        var threads = CommonOptions.Threads("torch intra-op threads", 2);
+        var repeats = CommonOptions.Repeats("timed rounds (each times both paths once; medians reported)", 5);
         var command = new Command("conv", "The ResNet-18's convolutions on CPU, padded to whole oneDNN channel blocks (what training runs) against unpadded: "
             + "ms per forward + backward, and the padding's cost over the network.")
         {

@@ -11,7 +11,7 @@ internal static class MemoryBench
 {
     public static Command Create()
     {
-        var steps = new Option<int>("--steps") { Description = "pre-training steps of a tiny net", DefaultValueFactory = _ => 300 };
+        var steps = CommonOptions.Steps("pre-training steps of a tiny net", 300);
         var command = new Command("memory", "Resident memory and live tensors over a tiny pre-training run: flat after warm-up, or a leak.") { steps };
         command.SetAction(async r => await Run(r.GetValue(steps)));
         return command;

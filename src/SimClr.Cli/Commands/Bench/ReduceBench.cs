@@ -17,10 +17,10 @@ internal static class ReduceBench
     public static Command Create()
     {
         var workers = new Option<string>("--workers") { Description = "worker counts to measure, comma-separated", DefaultValueFactory = _ => "2,4" };
-        var repeats = new Option<int>("--repeats") { Description = "timed repeats per count (median and spread)", DefaultValueFactory = _ => 5 };
+        var repeats = CommonOptions.Repeats("timed repeats per count (median and spread)", 5);
         var precisions = new Option<string>("--precision") { Description = "ring precisions: exact, float32, bfloat16 (comma-separated)", DefaultValueFactory = _ => "exact,float32,bfloat16" };
         var star = new Option<bool>("--star") { Description = "also measure the coordinator's star (reduction.method star)", DefaultValueFactory = _ => true };
-        var quick = new Option<bool>("--quick") { Description = "3 repeats, 2 and 4 workers, exact and bfloat16, no star" };
+        var quick = CommonOptions.Quick("3 repeats, 2 and 4 workers, exact and bfloat16, no star");
         var command = new Command("reduce", "Gradient reduction of a full-width ResNet-18's gradient (11.2M float32) between N workers over loopback gRPC "
             + "(worker servers in this process): the ring all-reduce between workers by precision, and the coordinator's star, next to this "
             + "machine's memcpy and the point-to-point gRPC link, and the ring bound 2(N-1)/N x size at that link's rate.")

@@ -18,11 +18,11 @@ internal static class StepBench
 {
     public static Command Create()
     {
-        var threads = new Option<int>("--threads") { Description = "torch intra-op threads (bench/step_reference.py takes the same)", DefaultValueFactory = _ => 2 };
-        var steps = new Option<int>("--steps") { Description = "timed steps per repeat", DefaultValueFactory = _ => 5 };
+        var threads = CommonOptions.Threads("torch intra-op threads (bench/step_reference.py takes the same)", 2);
+        var steps = CommonOptions.Steps("timed steps per repeat", 5);
         var warmup = new Option<int>("--warmup") { Description = "untimed steps first", DefaultValueFactory = _ => 2 };
-        var repeats = new Option<int>("--repeats") { Description = "timed repeats (median and spread are reported)", DefaultValueFactory = _ => 3 };
-        var quick = new Option<bool>("--quick") { Description = "1 warm-up step, 1 repeat of 2 steps (overrides the three above)" };
+        var repeats = CommonOptions.Repeats("timed repeats (median and spread are reported)", 3);
+        var quick = CommonOptions.Quick("1 warm-up step, 1 repeat of 2 steps (overrides the three above)");
         var command = new Command("step", "One SimCLR training step (full-width CIFAR-stem ResNet-18 + 512-2048-128 head, 2x64 views, fp32, "
             + "NT-Xent, LARS) on pre-augmented views: ms/step and process CPU time per step.")
         {
