@@ -13,8 +13,7 @@ Allocator.TuneThisProcess();
 // instead of TorchSharp's page about NuGet packages (or "ArgumentNullException (paths)") and a stack trace.
 if (NativeTorch.LoadFor(args) is { } problem)
 {
-    Console.Error.WriteLine($"simclr: {problem}");
-    return 2;
+    return ExitCodes.Report("simclr", (ExitCodes.Refused, problem));
 }
 
 var root = new RootCommand("simclr: SimCLR contrastive pre-training of a CIFAR-stem ResNet-18, then fine-tuning, in C# with TorchSharp.");
@@ -32,14 +31,7 @@ try
 {
     return root.Parse(args).Invoke(new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false });
 }
-catch (Exception e) when (NativeTorch.IsLoadFailure(e))
-{
-    // TorchSharp's own message talks about NuGet packages and Python installs, or is "ArgumentNullException (paths)"
-    Console.Error.WriteLine($"simclr: {NativeTorch.Explain(e)}");
-    return 2;
-}
 catch (Exception e)
 {
-    Console.Error.WriteLine($"Unhandled exception: {e}"); // as System.CommandLine's own handler prints it
-    return 1;
+    return ExitCodes.Unhandled(e);
 }

@@ -27,24 +27,13 @@ internal static class CoordinatorCommand
         {
             workers, stage, run.Config, run.Set, run.Resume, run.Pretrained, run.Plain, callTimeout, healthTimeout, tokenFile, tlsCa, healthPort, parent,
         };
-        command.SetAction(async (r, cancel) =>
+        command.SetAction((r, cancel) => ExitCodes.RunAsync("simclr coordinator", async () =>
         {
             await using var health = r.GetValue(healthPort) is int hp ? await HealthHost.StartAsync(hp) : null;
             if (health is not null) Console.WriteLine($"coordinator health on {health.Address}");
-            List<Uri> addresses;
-            string? token;
-            System.Security.Cryptography.X509Certificates.X509Certificate2? trusted;
-            try
-            {
-                addresses = Addresses(r.GetValue(workers)!);
-                token = SimClr.Protocol.RunToken.Read(r.GetValue(tokenFile));
-                trusted = r.GetValue(tlsCa) is { } ca ? SimClr.Protocol.Tls.LoadTrusted(ca) : null;
-            }
-            catch (Exception e) when (e is ConfigException or SimClr.Protocol.ProtocolViolation)
-            {
-                Console.Error.WriteLine($"simclr coordinator: {e.Message}");
-                return 2;
-            }
+            var addresses = Addresses(r.GetValue(workers)!);
+            string? token = Credentials.Token(r.GetValue(tokenFile));
+            var trusted = Credentials.Trusted(r.GetValue(tlsCa));
             using var launcherGone = CancellationTokenSource.CreateLinkedTokenSource(cancel, ParentWatch.Watch(r.GetValue(parent), Console.Error.WriteLine));
             var joined = new List<IReplicaEndpoint>();
             try
@@ -64,7 +53,7 @@ internal static class CoordinatorCommand
             {
                 foreach (var endpoint in joined) endpoint.Dispose();
             }
-        });
+        }));
         return command;
     }
 

@@ -16,7 +16,7 @@ internal static class ExportCommand
         {
             checkpoint, output,
         };
-        command.SetAction(r => Run(r.GetValue(checkpoint)!, r.GetValue(output)!));
+        command.SetAction(r => ExitCodes.Run("simclr export", () => Run(r.GetValue(checkpoint)!, r.GetValue(output)!)));
         return command;
     }
 
@@ -59,12 +59,11 @@ internal static class ExportCommand
             Console.WriteLine($"wrote {output}: ResNet-18 backbone (width {config.Model.Width}, {channels} input channels), torchvision names.");
             foreach (string line in PyTorchSnippet(output, channels, [.. Enumerable.Range(0, 4).Select(options.Channels)])) Console.WriteLine(line);
             Console.WriteLine($"Check in PyTorch (any width): /usr/bin/python3 tests/interop/torchvision_load.py {output}");
-            return 0;
+            return ExitCodes.Success;
         }
-        catch (Exception e) when (e is InvalidDataException or FileNotFoundException or KeyNotFoundException)
+        catch (KeyNotFoundException e)
         {
-            Console.Error.WriteLine($"simclr export: {e.Message}");
-            return 2;
+            throw new InvalidDataException(e.Message, e); // a tensor or key the file lacks: not a checkpoint this can export (exit code 2)
         }
     }
 }

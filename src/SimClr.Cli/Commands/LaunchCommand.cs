@@ -24,19 +24,8 @@ internal static partial class LaunchCommand
         {
             run.Config, run.Set, run.Resume, workers, devices, threads, stage, run.Pretrained,
         };
-        command.SetAction(async (r, cancel) =>
-        {
-            try
-            {
-                var placement = Placement(r.GetValue(workers), r.GetValue(devices)!);
-                return await RunAsync(placement, r.GetValue(threads), ["--stage", r.GetValue(stage)!, .. run.PassOn(r)]);
-            }
-            catch (ConfigException e)
-            {
-                Console.Error.WriteLine($"simclr launch: {e.Message}");
-                return 2;
-            }
-        });
+        command.SetAction((r, cancel) => ExitCodes.RunAsync("simclr launch",
+            () => RunAsync(Placement(r.GetValue(workers), r.GetValue(devices)!), r.GetValue(threads), ["--stage", r.GetValue(stage)!, .. run.PassOn(r)])));
         return command;
     }
 
@@ -132,7 +121,7 @@ internal static partial class LaunchCommand
                         : first == interrupted.Task ? "interrupted while starting" : "did not start listening within 2 minutes";
                     Write("launch", $"{worker.Name} {why}; stopping", error: true);
                     await StopWorkersAsync(children);
-                    return first == interrupted.Task ? 130 : 4;
+                    return first == interrupted.Task ? ExitCodes.Interrupted : ExitCodes.WorkerFailed;
                 }
                 urls.Add(addresses[w].Task.Result);
             }
@@ -162,7 +151,7 @@ internal static partial class LaunchCommand
                     // starts with SIGINT ignored, and the children inherit that, so a forwarded SIGINT would be lost and
                     // the run would go on; the coordinator handles SIGTERM as Ctrl-C (a checkpoint, then exit 130)
                     code = await coordinator.StopAsync(coordinator.Terminate, TimeSpan.FromMinutes(5));
-                    if (code == 128 + Sigterm) code = 130; // stopped by the signal itself, before its handler was installed
+                    if (code == 128 + Sigterm) code = ExitCodes.Interrupted; // stopped by the signal itself, before its handler was installed
                     break;
                 }
                 // a worker died: the coordinator notices on its own and, by faults.policy, redoes the step over the
@@ -183,7 +172,7 @@ internal static partial class LaunchCommand
                 }
             }
             await StopWorkersAsync(running);
-            Write("launch", code == 0 ? "done" : $"finished with exit code {code}");
+            Write("launch", code == ExitCodes.Success ? "done" : $"finished with exit code {code}");
             return code;
         }
         finally

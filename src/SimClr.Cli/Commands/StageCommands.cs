@@ -57,24 +57,19 @@ internal static class StageCommands
             }
             var result = Execute(config, run, checkpoint, arguments.Plain, cancel, replicas?.Invoke(config));
             Console.WriteLine(Summary(result));
-            return result.Completed ? 0 : 130;
+            return result.Completed ? ExitCodes.Success : ExitCodes.Interrupted;
         }
-        catch (Exception e) when (e is ConfigException or DataSetException or InvalidDataException or FileNotFoundException or TrainingDivergedException
-            or CheckpointWriteException or RunOutputException)
+        catch (Exception e) when (ExitCodes.For(e) is { } failure)
         {
-            Console.Error.WriteLine($"simclr: {e.Message}");
-            int code = e switch { TrainingDivergedException => 3, CheckpointWriteException or RunOutputException => 5, _ => 2 };
-            if (code == 2) created?.DeleteIfUnused(); // the input was refused: leave nothing behind
+            int code = ExitCodes.Report("simclr", failure);
+            if (code == ExitCodes.Refused) created?.DeleteIfUnused(); // the input was refused: leave nothing behind
+            if (code == ExitCodes.WorkerFailed)
+            {
+                Console.Error.WriteLine(run?.LatestCheckpoint() is { } last
+                    ? $"simclr: the run stopped; its last checkpoint is intact: {last}. Fix or restart the workers, then resume with --resume {run.Path}."
+                    : "simclr: the run stopped before its first checkpoint, so there is nothing to resume. Fix or restart the workers, then start the run again.");
+            }
             return code;
-        }
-        catch (Exception e) when (e is WorkerUnavailableException or ReplicaDivergenceException or ReplicaLostException or Grpc.Core.RpcException or SimClr.Protocol.ProtocolViolation)
-        {
-            string what = e is Grpc.Core.RpcException rpc ? $"a worker call failed ({rpc.StatusCode}): {rpc.Status.Detail}" : e.Message;
-            Console.Error.WriteLine($"simclr: {what}");
-            Console.Error.WriteLine(run?.LatestCheckpoint() is { } last
-                ? $"simclr: the run stopped; its last checkpoint is intact: {last}. Fix or restart the workers, then resume with --resume {run.Path}."
-                : "simclr: the run stopped before its first checkpoint, so there is nothing to resume. Fix or restart the workers, then start the run again.");
-            return 4;
         }
     }
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using SimClr.Cli.Processes;
+using SimClr.Core.Config;
 using SimClr.Worker;
 
 namespace SimClr.Cli.Commands;
@@ -18,38 +19,35 @@ internal static class WorkerCommand
         var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert (when the certificate file does not hold it)" };
         var parent = CommonOptions.ParentPid();
         var command = new Command("worker", "Run a worker: one device, one model replica, the gRPC Worker service of protos/simclr.proto.") { device, host, port, threads, tokenFile, tlsCert, tlsKey, parent };
-        command.SetAction(async (r, cancel) =>
+        command.SetAction((r, cancel) => ExitCodes.RunAsync("simclr worker", async () =>
         {
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel, ParentWatch.Watch(r.GetValue(parent), Console.Error.WriteLine));
-            return await Run(r.GetValue(device)!, r.GetValue(host)!, r.GetValue(port), r.GetValue(threads), r.GetValue(tokenFile), r.GetValue(tlsCert), r.GetValue(tlsKey), stop.Token);
-        });
+            var options = Options(r.GetValue(device)!, r.GetValue(host)!, r.GetValue(port), r.GetValue(tokenFile), r.GetValue(tlsCert), r.GetValue(tlsKey));
+            return await Serve(options, r.GetValue(threads), stop.Token);
+        }));
         return command;
     }
 
-    private static async Task<int> Run(string device, string host, int port, int threads, string? tokenFile, string? tlsCert, string? tlsKey, CancellationToken cancel)
+    /// <summary>The worker the options ask for, or a <see cref="ConfigException"/> saying what is wrong with them.</summary>
+    private static WorkerOptions Options(string device, string host, int port, string? tokenFile, string? tlsCert, string? tlsKey)
     {
-        string? token;
-        WorkerOptions options;
-        try
-        {
-            SimClr.Core.Stages.StageRunner.CheckDevice(device);
-            token = SimClr.Protocol.RunToken.Read(tokenFile);
-            if (host != "localhost" && !System.Net.IPAddress.TryParse(host, out _))
-                throw new SimClr.Core.Config.ConfigException($"--host {host} is not an IP address; give the address of the interface to listen on (0.0.0.0 for all)");
-            if (tlsKey is not null && tlsCert is null) throw new SimClr.Core.Config.ConfigException("--tls-key needs --tls-cert");
-            options = new WorkerOptions { Device = device, Host = host == "localhost" ? "127.0.0.1" : host, Port = port, Token = token, TlsCertificatePath = tlsCert, TlsKeyPath = tlsKey };
-            if (tlsCert is not null) SimClr.Protocol.Tls.LoadServerCertificate(tlsCert, tlsKey).Dispose(); // a bad file is named now, not as a Kestrel error
-            if (!options.IsLoopback && token is null)
-                throw new SimClr.Core.Config.ConfigException($"listening on {host} needs a run token: put one in a file (openssl rand -hex 32 > token) and pass --token-file, or set {SimClr.Protocol.RunToken.EnvironmentVariable}; the coordinator needs the same");
-        }
-        catch (Exception e) when (e is SimClr.Core.Config.ConfigException or SimClr.Protocol.ProtocolViolation)
-        {
-            Console.Error.WriteLine($"simclr worker: {e.Message}");
-            return 2;
-        }
+        SimClr.Core.Stages.StageRunner.CheckDevice(device);
+        string? token = Credentials.Token(tokenFile);
+        if (host != "localhost" && !System.Net.IPAddress.TryParse(host, out _))
+            throw new ConfigException($"--host {host} is not an IP address; give the address of the interface to listen on (0.0.0.0 for all)");
+        if (tlsKey is not null && tlsCert is null) throw new ConfigException("--tls-key needs --tls-cert");
+        var options = new WorkerOptions { Device = device, Host = host == "localhost" ? "127.0.0.1" : host, Port = port, Token = token, TlsCertificatePath = tlsCert, TlsKeyPath = tlsKey };
+        if (tlsCert is not null) Credentials.CheckServerCertificate(tlsCert, tlsKey);
+        if (!options.IsLoopback && token is null)
+            throw new ConfigException($"listening on {host} needs a run token: put one in a file (openssl rand -hex 32 > token) and pass --token-file, or set {SimClr.Protocol.RunToken.EnvironmentVariable}; the coordinator needs the same");
+        return options;
+    }
+
+    private static async Task<int> Serve(WorkerOptions options, int threads, CancellationToken cancel)
+    {
         if (threads > 0) TorchSharp.torch.set_num_threads(threads);
         await using var worker = await WorkerHost.StartAsync(options);
-        Console.WriteLine($"worker listening on {worker.Address} (device {device}); Ctrl-C to stop");
+        Console.WriteLine($"worker listening on {worker.Address} (device {options.Device}); Ctrl-C to stop");
         try
         {
             using var either = CancellationTokenSource.CreateLinkedTokenSource(cancel, worker.Stopping);
@@ -59,6 +57,6 @@ internal static class WorkerCommand
         {
         }
         Console.WriteLine($"worker stopped; peak RSS {ProcessStats.PeakRss() / (1024.0 * 1024):F0} MiB");
-        return 0;
+        return ExitCodes.Success;
     }
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using SimClr.Core.Augmentation;
+using SimClr.Core.Config;
 using SimClr.Core.Data;
 using static TorchSharp.torch;
 
@@ -21,17 +22,15 @@ internal static class AugmentBench
         {
             threads, batch, repeats, views, device, kernel,
         };
-        command.SetAction(r => Run(r.GetValue(threads), r.GetValue(batch), r.GetValue(repeats), r.GetValue(views), r.GetValue(device)!, r.GetValue(kernel)));
+        command.SetAction(r => ExitCodes.Run("simclr bench augment",
+            () => Run(r.GetValue(threads), r.GetValue(batch), r.GetValue(repeats), r.GetValue(views), r.GetValue(device)!, r.GetValue(kernel))));
         return command;
     }
 
     private static int Run(int threads, int batch, int repeats, int viewsPerRun, string deviceName, AugmentationKernel kernel)
     {
         if (threads < 1 || batch < 1 || repeats < 1 || viewsPerRun < 2)
-        {
-            Console.Error.WriteLine("simclr bench augment: --threads, --batch, --repeats must be >= 1 and --views >= 2");
-            return 2;
-        }
+            throw new ConfigException("--threads, --batch, --repeats must be >= 1 and --views >= 2");
         set_num_threads(threads);
         var device = new Device(deviceName);
         using var data = SyntheticShapes.Generate(trainCount: 1024, testCount: 1, seed: 0);
@@ -63,6 +62,6 @@ internal static class AugmentBench
         var (median, min, max) = Timings.Spread(rates);
         Console.WriteLine($"simclr augment ({device}, {kernel} kernel, {threads} thread(s), batch {batch} images = {2 * batch} views): "
             + $"median {median:F0} views/s per thread, min {min:F0}, max {max:F0} ({repeats} runs of {2 * batch * calls} views)");
-        return 0;
+        return ExitCodes.Success;
     }
 }

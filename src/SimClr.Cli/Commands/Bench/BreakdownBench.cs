@@ -1,4 +1,5 @@
 using System.CommandLine;
+using SimClr.Core.Config;
 using SimClr.Core.Step;
 
 namespace SimClr.Cli.Commands.Bench;
@@ -15,26 +16,18 @@ internal static class BreakdownBench
         {
             run, skip,
         };
-        command.SetAction(r => Run(r.GetValue(run)!, r.GetValue(skip)));
+        command.SetAction(r => ExitCodes.Run("simclr bench breakdown", () => Run(r.GetValue(run)!, r.GetValue(skip))));
         return command;
     }
 
     private static int Run(string path, int skip)
     {
         string file = Directory.Exists(path) ? Path.Combine(path, "metrics.jsonl") : path;
-        if (!File.Exists(file))
-        {
-            Console.Error.WriteLine($"simclr bench breakdown: no {file}");
-            return 2;
-        }
+        if (!File.Exists(file)) throw new ConfigException($"no {file}");
         var records = File.ReadLines(file).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
             .Where(e => e.GetProperty("kind").GetString() == "step" && e.TryGetProperty("time_step_ms", out _)).ToList();
         if (records.Count > skip) records = records.Skip(skip).ToList();
-        if (records.Count == 0)
-        {
-            Console.Error.WriteLine($"simclr bench breakdown: {file} has no step records with time_* metrics");
-            return 2;
-        }
+        if (records.Count == 0) throw new ConfigException($"{file} has no step records with time_* metrics");
         // each record averages timed_steps steps: weight it by them
         double steps = records.Sum(e => e.GetProperty("timed_steps").GetDouble());
         double Mean(string key) => records.Sum(e => (e.TryGetProperty(key, out var v) ? v.GetDouble() : 0) * e.GetProperty("timed_steps").GetDouble()) / steps;
@@ -58,6 +51,6 @@ internal static class BreakdownBench
         var top = rows.Where(r => r.Phase is not "idle").MaxBy(r => r.Ms);
         Console.WriteLine($"largest part: {top.Where} {top.Phase} ({top.Ms / step:P0} of the step); replica idle {Mean("time_idle_ms") / step:P0}; "
             + $"slowest replica: rank {slowest.Replica:F0} (in {slowest.Records} of {records.Count} records)");
-        return 0;
+        return ExitCodes.Success;
     }
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using SimClr.Core.Config;
 using SimClr.Core.Models;
 using static TorchSharp.torch;
 
@@ -24,7 +25,7 @@ internal static class ConvBench
         {
             width, batch, threads, repeats,
         };
-        command.SetAction(r => Run(r.GetValue(width), r.GetValue(batch), r.GetValue(threads), r.GetValue(repeats)));
+        command.SetAction(r => ExitCodes.Run("simclr bench conv", () => Run(r.GetValue(width), r.GetValue(batch), r.GetValue(threads), r.GetValue(repeats))));
         return command;
     }
 
@@ -48,10 +49,7 @@ internal static class ConvBench
     private static int Run(double width, int batch, int threads, int repeats)
     {
         if (!(width > 0) || batch < 1 || threads < 1 || repeats < 1)
-        {
-            Console.Error.WriteLine("simclr bench conv: --width must be > 0 and --batch, --threads, --repeats >= 1");
-            return 2;
-        }
+            throw new ConfigException("--width must be > 0 and --batch, --threads, --repeats >= 1");
         set_num_threads(threads);
         manual_seed(1);
         double paddedTotal = 0, plainTotal = 0;
@@ -90,6 +88,6 @@ internal static class ConvBench
         }
         Console.WriteLine($"all convolutions (each shape x its count): {paddedTotal:F1} ms as trained, {plainTotal:F1} ms unpadded, "
             + $"padding costs {paddedTotal - plainTotal:F1} ms ({(paddedTotal / plainTotal - 1) * 100:F1}%)");
-        return 0;
+        return ExitCodes.Success;
     }
 }

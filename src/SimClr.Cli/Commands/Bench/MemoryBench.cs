@@ -49,6 +49,6 @@ internal static class MemoryBench
         double growth = (double)(afterWarmUp[^1].Rss - afterWarmUp[0].Rss) / afterWarmUp[0].Rss;
         foreach (var (step, rss, live) in probe.Samples) Console.WriteLine($"step {step,5}: RSS {rss / 1048576.0,7:F1} MB, live tensors {live}");
         Console.WriteLine($"RSS growth from step {afterWarmUp[0].Step} to {afterWarmUp[^1].Step}: {growth:P1}; live tensors {afterWarmUp[0].LiveTensors} -> {afterWarmUp[^1].LiveTensors}");
-        return 0;
+        return ExitCodes.Success;
     }
 }

@@ -27,33 +27,34 @@ internal static class ReduceBench
         {
             workers, repeats, precisions, star, quick,
         };
-        command.SetAction(async r =>
-        {
-            if (r.GetValue(quick)) return await Run([2, 4], 3, [ReducePrecision.Exact, ReducePrecision.Bfloat16], star: false);
-            int[] counts;
-            ReducePrecision[] kinds;
-            try
-            {
-                counts = r.GetValue(workers)!.Split(',').Select(w => int.Parse(w, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
-                kinds = r.GetValue(precisions)!.Split(',').Select(k => Enum.Parse<ReducePrecision>(k.Trim(), ignoreCase: true)).ToArray();
-            }
-            catch (Exception e) when (e is FormatException or ArgumentException or OverflowException)
-            {
-                Console.Error.WriteLine($"simclr bench reduce: {e.Message} (--workers 2,4 --precision exact,float32,bfloat16)");
-                return 2;
-            }
-            return await Run(counts, r.GetValue(repeats), kinds, r.GetValue(star));
-        });
+        command.SetAction(r => ExitCodes.RunAsync("simclr bench reduce", () => r.GetValue(quick)
+            ? Run([2, 4], 3, [ReducePrecision.Exact, ReducePrecision.Bfloat16], star: false)
+            : Run(Counts(r.GetValue(workers)!), r.GetValue(repeats), Precisions(r.GetValue(precisions)!), r.GetValue(star))));
         return command;
+    }
+
+    private static int[] Counts(string list) =>
+        Parse(() => list.Split(',').Select(w => int.Parse(w, System.Globalization.CultureInfo.InvariantCulture)).ToArray());
+
+    private static ReducePrecision[] Precisions(string list) =>
+        Parse(() => list.Split(',').Select(k => Enum.Parse<ReducePrecision>(k.Trim(), ignoreCase: true)).ToArray());
+
+    private static T Parse<T>(Func<T> parse)
+    {
+        try
+        {
+            return parse();
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException or OverflowException)
+        {
+            throw new ConfigException($"{e.Message} (--workers 2,4 --precision exact,float32,bfloat16)");
+        }
     }
 
     private static async Task<int> Run(int[] counts, int repeats, ReducePrecision[] precisions, bool star)
     {
         if (counts.Length == 0 || counts.Any(c => c < 2) || repeats < 1 || precisions.Length == 0)
-        {
-            Console.Error.WriteLine("simclr bench reduce: --workers must list counts >= 2, --repeats must be >= 1, --precision must name one");
-            return 2;
-        }
+            throw new ConfigException("--workers must list counts >= 2, --repeats must be >= 1, --precision must name one");
         set_num_threads(1);
         var config = new RunConfig
         {
@@ -86,7 +87,7 @@ internal static class ReduceBench
         }
         Console.WriteLine("(worker servers in this process, each its own Kestrel and HTTP/2 connections; the ring's time includes its additions and "
             + "precision conversions; the star's figures are scaled from a whole state to one gradient and include the workers' (de)serialisation)");
-        return 0;
+        return ExitCodes.Success;
     }
 
     /// <summary>Seconds one copy of <paramref name="source"/> takes in memory: the third fastest of the last 5 of 7 copies.</summary>

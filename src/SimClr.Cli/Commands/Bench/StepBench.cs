@@ -28,9 +28,9 @@ internal static class StepBench
         {
             threads, steps, warmup, repeats, quick,
         };
-        command.SetAction(r => r.GetValue(quick)
+        command.SetAction(r => ExitCodes.Run("simclr bench step", () => r.GetValue(quick)
             ? Run(r.GetValue(threads), steps: 2, warmup: 1, repeats: 1)
-            : Run(r.GetValue(threads), r.GetValue(steps), r.GetValue(warmup), r.GetValue(repeats)));
+            : Run(r.GetValue(threads), r.GetValue(steps), r.GetValue(warmup), r.GetValue(repeats))));
         return command;
     }
 
@@ -43,10 +43,7 @@ internal static class StepBench
     private static int Run(int threads, int steps, int warmup, int repeats)
     {
         if (threads < 1 || steps < 1 || warmup < 0 || repeats < 1)
-        {
-            Console.Error.WriteLine("simclr bench step: --threads, --steps, --repeats must be >= 1 and --warmup >= 0");
-            return 2;
-        }
+            throw new ConfigException("--threads, --steps, --repeats must be >= 1 and --warmup >= 0");
         set_num_threads(threads);
         Console.WriteLine($"malloc: {Allocator.Description}");
         var config = Config(threads);
@@ -83,7 +80,7 @@ internal static class StepBench
             + $"min {rows.Min(x => x.Ms):F1}, max {rows.Max(x => x.Ms):F1}; user {Timings.Median(rows.Select(x => x.User)):F3} s/step, "
             + $"sys {Timings.Median(rows.Select(x => x.Sys)):F3} s/step, minor faults {Timings.Median(rows.Select(x => x.Faults)):F0}/step ({repeats} repeats of {steps} steps after {warmup} warm-up), "
             + $"peak RSS {ProcessStats.PeakRss() / (1024.0 * 1024):F0} MiB");
-        return 0;
+        return ExitCodes.Success;
     }
 
     /// <summary>The quickstart's pre-training optimiser and loss, at full width with the seed's 2048-128 head (configs/cifar10-simclr-b256.json).</summary>
