@@ -22,31 +22,18 @@ internal static class ShowAugmentCommand
         {
             data, root, label, count, seed, epoch, output,
         };
-        command.SetAction(async (r, cancel) => await Run(new DataOptions(r.GetValue(data)!, r.GetValue(root), SyntheticTrain: 2000, SyntheticTest: 10),
-            r.GetValue(label), r.GetValue(count), r.GetValue(seed), r.GetValue(epoch), r.GetValue(output)!, cancel));
+        command.SetAction((r, cancel) => ExitCodes.RunAsync("simclr show-augment", () => Run(new DataOptions(r.GetValue(data)!, r.GetValue(root), SyntheticTrain: 2000, SyntheticTest: 10),
+            r.GetValue(label), r.GetValue(count), r.GetValue(seed), r.GetValue(epoch), r.GetValue(output)!, cancel)));
         return command;
     }
 
     private static async Task<int> Run(DataOptions dataOptions, int label, int count, ulong seed, long epoch, string output, CancellationToken cancel)
     {
-        TrainTestSplit split;
-        try
-        {
-            split = await dataOptions.LoadAsync(cancel: cancel);
-        }
-        catch (DataSetException e)
-        {
-            Console.Error.WriteLine($"simclr show-augment: {e.Message}");
-            return 1;
-        }
-        using (split)
+        using (var split = await dataOptions.LoadAsync(cancel: cancel))
         {
             var train = split.Train;
             if (label < 0 || label >= train.ClassNames.Count)
-            {
-                Console.Error.WriteLine($"simclr show-augment: --class must be in 0..{train.ClassNames.Count - 1} for {train.Name}");
-                return 2;
-            }
+                throw new SimClr.Core.Config.ConfigException($"--class must be in 0..{train.ClassNames.Count - 1} for {train.Name}");
             long[] indices = Enumerable.Range(0, train.Count).Where(i => train.Labels[i] == label).Take(Math.Max(1, count)).Select(i => (long)i).ToArray();
             using var scope = NewDisposeScope();
             var images = train.Batch(indices);
@@ -65,6 +52,6 @@ internal static class ShowAugmentCommand
             PngGrid.Write(output, rows);
             Console.WriteLine($"wrote {output}: {indices.Length} '{train.ClassNames[label]}' images of {train.Name}; rows: originals, view t, view t' (seed {seed}, epoch {epoch})");
         }
-        return 0;
+        return ExitCodes.Success;
     }
 }
