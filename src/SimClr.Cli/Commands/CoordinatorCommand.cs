@@ -1,8 +1,6 @@
 using System.CommandLine;
 using SimClr.Cli.Processes;
-using SimClr.Coordinator;
 using SimClr.Core.Config;
-using SimClr.Core.Step;
 
 namespace SimClr.Cli.Commands;
 
@@ -35,24 +33,9 @@ internal static class CoordinatorCommand
             string? token = Credentials.Token(r.GetValue(tokenFile));
             var trusted = Credentials.Trusted(r.GetValue(tlsCa));
             using var launcherGone = CancellationTokenSource.CreateLinkedTokenSource(cancel, ParentWatch.Watch(r.GetValue(parent), Console.Error.WriteLine));
-            var joined = new List<IReplicaEndpoint>();
-            try
-            {
-                int code = StageCommands.Run(CommonOptions.ToStage(r.GetValue(stage)!), run.Read(r), launcherGone.Token,
-                    resolved => train =>
-                    {
-                        Console.WriteLine($"joining {addresses.Count} worker(s): {string.Join(", ", addresses)}");
-                        var endpoints = WorkerPool.JoinAsync(addresses, resolved, train, TimeSpan.FromSeconds(r.GetValue(callTimeout)),
-                            TimeSpan.FromSeconds(r.GetValue(healthTimeout)), Console.WriteLine, token, launcherGone.Token, trusted).GetAwaiter().GetResult();
-                        joined.AddRange(endpoints);
-                        return endpoints;
-                    });
-                return code;
-            }
-            finally
-            {
-                foreach (var endpoint in joined) endpoint.Dispose();
-            }
+            using var replicas = new RemoteReplicas(addresses, TimeSpan.FromSeconds(r.GetValue(callTimeout)), TimeSpan.FromSeconds(r.GetValue(healthTimeout)),
+                token, trusted, launcherGone.Token);
+            return StageCommands.Run(CommonOptions.ToStage(r.GetValue(stage)!), run.Read(r), launcherGone.Token, replicas);
         }));
         return command;
     }

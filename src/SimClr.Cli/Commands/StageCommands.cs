@@ -1,11 +1,8 @@
 using System.CommandLine;
 using SimClr.Cli.Plots;
 using SimClr.Cli.Terminal;
-using SimClr.Coordinator;
 using SimClr.Core.Config;
-using SimClr.Core.Data;
 using SimClr.Core.Stages;
-using SimClr.Core.Step;
 
 namespace SimClr.Cli.Commands;
 
@@ -28,9 +25,8 @@ internal static class StageCommands
         return command;
     }
 
-    /// <summary>Runs a stage; with <paramref name="replicas"/>, its pre-training steps run on those replicas (the coordinator).</summary>
-    public static int Run(Stage stage, RunArguments arguments, CancellationToken cancel,
-        Func<RunConfig, Func<ImageDataSet, IReadOnlyList<IReplicaEndpoint>>>? replicas = null)
+    /// <summary>Runs a stage; with <paramref name="replicas"/>, its training steps run on those workers (the coordinator).</summary>
+    public static int Run(Stage stage, RunArguments arguments, CancellationToken cancel, RemoteReplicas? replicas = null)
     {
         RunDirectory? created = null; // a run directory made by this call, removed again when the input is refused
         RunDirectory? run = null;
@@ -55,7 +51,7 @@ internal static class StageCommands
                 if (run.IsNew) created = run;
                 else RemoveOrphanedTemporaries(run);
             }
-            var result = Execute(config, run, checkpoint, arguments.Plain, cancel, replicas?.Invoke(config));
+            var result = Execute(config, run, checkpoint, arguments.Plain, cancel, replicas);
             Console.WriteLine(Summary(result));
             return result.Completed ? ExitCodes.Success : ExitCodes.Interrupted;
         }
@@ -143,8 +139,7 @@ internal static class StageCommands
     private static string Kebab(Stage stage) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(stage.ToString());
 
     /// <summary>Runs a stage with progress, Ctrl-C handling (a checkpoint, then a clean stop) and plots.</summary>
-    public static StageResult Execute(RunConfig config, RunDirectory run, string? checkpoint, bool plain, CancellationToken cancel,
-        Func<ImageDataSet, IReadOnlyList<IReplicaEndpoint>>? replicas = null)
+    public static StageResult Execute(RunConfig config, RunDirectory run, string? checkpoint, bool plain, CancellationToken cancel, RemoteReplicas? replicas = null)
     {
         using var interrupt = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         ConsoleCancelEventHandler onCancel = (_, e) =>
@@ -160,7 +155,7 @@ internal static class StageCommands
         });
         try
         {
-            var result = ConsoleObserver.Run(plain, observer => StageRunner.RunAsync(config, run, observer, checkpoint, cancel: interrupt.Token, join: replicas).GetAwaiter().GetResult());
+            var result = ConsoleObserver.Run(plain, observer => Run(config, run, observer, checkpoint, replicas, interrupt.Token));
             try
             {
                 RunPlots.Write(run.Path);
@@ -176,6 +171,13 @@ internal static class StageCommands
         {
             Console.CancelKeyPress -= onCancel;
         }
+    }
+
+    /// <summary>StageRunner's three steps: prepare (the data), join the workers (with <paramref name="replicas"/>) to its training images, run.</summary>
+    private static StageResult Run(RunConfig config, RunDirectory run, ITrainingObserver observer, string? checkpoint, RemoteReplicas? replicas, CancellationToken cancel)
+    {
+        using var stage = StageRunner.PrepareAsync(config, run, observer, cancel).GetAwaiter().GetResult();
+        return StageRunner.Run(stage, run, observer, replicas?.Join(stage.Config, stage.Train), checkpoint, cancel: cancel);
     }
 
     public static string Summary(StageResult result)
