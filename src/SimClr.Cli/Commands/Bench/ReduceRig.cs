@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Grpc.Net.Client;
 using SimClr.Coordinator;
+using SimClr.Wire;
 using SimClr.Core.Config;
 using SimClr.Core.Data;
 using SimClr.Core.Collectives;
@@ -116,7 +117,7 @@ internal sealed class ReduceRig : IAsyncDisposable
                 precision, RingAllReduce.DefaultPieceElements);
             long start = Stopwatch.GetTimestamp();
             var results = await Task.WhenAll(Enumerable.Range(0, n).Select(w =>
-                Task.Run(() => _hosts[w].Ring.AllReduceAsync(GrpcReplicaEndpoint.Spec(plan, w), locals[w], CancellationToken.None))));
+                Task.Run(() => _hosts[w].Ring.AllReduceAsync(WireMapping.ToWire(plan, w), locals[w], CancellationToken.None))));
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             if (results.Any(x => !x.Sum.AsSpan().SequenceEqual(results[0].Sum))) throw new InvalidOperationException("the workers' sums differ");
             sent = results.Max(x => x.BytesSent);
