@@ -47,10 +47,6 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
 
     public string? PeerAddress => Client.Address.ToString();
 
-    /// <summary>The wire form of <paramref name="ring"/> for the worker at <paramref name="rank"/> (<see cref="WireMapping.ToWire(RingPlan, int)"/>;
-    /// `simclr bench` drives its workers' rings with it).</summary>
-    public static RingSpec Spec(RingPlan ring, int rank) => WireMapping.ToWire(ring, rank);
-
     public async Task<Timed<long>> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel)
     {
         _localGradient = null;

@@ -47,15 +47,6 @@ public sealed class ConnectionGuard
         lock (_gate) Forget(connectionId);
     }
 
-    /// <summary>Connections kept that have made no authorised call (tests).</summary>
-    public int Strangers
-    {
-        get
-        {
-            lock (_gate) return _strangers.Count;
-        }
-    }
-
     private void Forget(string connectionId)
     {
         if (_byId.Remove(connectionId, out var node)) _strangers.Remove(node);

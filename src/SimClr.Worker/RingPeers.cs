@@ -32,7 +32,7 @@ public sealed class RingPeers(WorkerOptions options) : IDisposable
     private readonly Metadata? _headers = options.Token is { } token ? new Metadata { { RunToken.Header, RunToken.BearerValue(token) } } : null;
 
     /// <summary>The inbox of ring <paramref name="id"/>, made when first asked for.</summary>
-    public System.Threading.Channels.Channel<Piece> Inbox(ulong id)
+    internal System.Threading.Channels.Channel<Piece> Inbox(ulong id)
     {
         lock (_gate)
         {
@@ -46,7 +46,7 @@ public sealed class RingPeers(WorkerOptions options) : IDisposable
     }
 
     /// <summary>Drops ring <paramref name="id"/>'s inbox (a benchmark's stream that nobody else reads).</summary>
-    public void Forget(ulong id) => Drop(other => other == id, "forgotten");
+    internal void Forget(ulong id) => Drop(other => other == id, "forgotten");
 
     private void Drop(Func<ulong, bool> which, string why)
     {
@@ -61,12 +61,12 @@ public sealed class RingPeers(WorkerOptions options) : IDisposable
     }
 
     /// <summary>Takes part in <paramref name="spec"/>'s ring with this worker's local gradient; every other ring is abandoned.</summary>
-    public Task<RingResult> AllReduceAsync(RingSpec spec, GradientBytes local, CancellationToken cancel) =>
+    internal Task<RingResult> AllReduceAsync(RingSpec spec, GradientBytes local, CancellationToken cancel) =>
         AllReduceAsync(spec, [new RingBucket(0, local.Count)], (_, _) => ValueTask.FromResult(local), cancel);
 
     /// <summary>Takes part in <paramref name="spec"/>'s ring bucket after bucket (<see cref="RingAllReduce"/>), each as soon
     /// as <paramref name="local"/> hands over this worker's values for it; every other ring is abandoned.</summary>
-    public async Task<RingResult> AllReduceAsync(RingSpec spec, IReadOnlyList<RingBucket> buckets, Func<int, CancellationToken, ValueTask<GradientBytes>> local,
+    private async Task<RingResult> AllReduceAsync(RingSpec spec, IReadOnlyList<RingBucket> buckets, Func<int, CancellationToken, ValueTask<GradientBytes>> local,
         CancellationToken cancel)
     {
         ulong id = spec.RingId;

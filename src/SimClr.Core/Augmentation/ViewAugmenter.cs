@@ -68,7 +68,7 @@ public sealed class ViewAugmenter
     public AugmentationKernel Kernel { get; init; } = AugmentationKernel.Auto;
 
     /// <summary>Threads the CPU kernel may use (views run in parallel); default: torch's intra-op thread count.</summary>
-    public int? CpuThreads { get; init; }
+    internal int? CpuThreads { get; init; }
 
     /// <summary>Applies explicit parameters (one per row). uint8 input is scaled to [0, 1]; float input must already be.</summary>
     public Tensor Apply(Tensor images, IReadOnlyList<ViewParameters> parameters)

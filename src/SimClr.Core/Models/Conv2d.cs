@@ -68,10 +68,10 @@ public sealed class Conv2d : nn.Module<Tensor, Tensor>
     public const int UnblockedInputChannels = 3;
 
     /// <summary>The channel counts CPU runs compute with (padded where they fill a block partly).</summary>
-    public (long In, long Out) CpuChannels => (InChannels + _weightPad[5], OutChannels + _weightPad[7]);
+    internal (long In, long Out) CpuChannels => (InChannels + _weightPad[5], OutChannels + _weightPad[7]);
 
     /// <summary>Whether CPU runs pad channels to whole oneDNN blocks.</summary>
-    public bool PadsOnCpu => _weightPad[5] != 0 || _weightPad[7] != 0;
+    internal bool PadsOnCpu => _weightPad[5] != 0 || _weightPad[7] != 0;
 
     public static long WholeBlocks(long channels) => (channels + OneDnnChannelBlock - 1) / OneDnnChannelBlock * OneDnnChannelBlock;
 
