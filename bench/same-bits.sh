@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-$(mktemp -d -t simclr-same-bits-XXXXXX)}
 dotnet build src/SimClr.Cli -c Release -v quiet -nologo > /dev/null
-rm -rf "$out/fixed"
+mkdir -p "$out" && rm -rf "$out/fixed"
 src/SimClr.Cli/bin/Release/net10.0/simclr launch --config configs/quickstart-pretrain.json --workers 2 --devices cpu \
   --set epochs=2 --set knnEveryEpochs=0 --set runsFolder="$out" --set runName=fixed > "$out/log.txt" 2>&1 \
   || { echo "the run failed; its log: $out/log.txt" >&2; exit 1; }
