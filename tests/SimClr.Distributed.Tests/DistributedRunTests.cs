@@ -256,6 +256,26 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
         Assert.Equal(2, saved.Step);
     }
 
+    /// <summary>A worker that tells the others an address where nothing listens: no ring can form with it.</summary>
+    private sealed class WrongPeerAddress(IReplicaEndpoint inner) : DelegatingEndpoint(inner)
+    {
+        public override string? PeerAddress => "http://127.0.0.1:9"; // discard port
+    }
+
+    [Fact]
+    public async Task A_ring_that_never_forms_stops_the_run_saying_what_to_do_with_a_worker_failure_exit_code()
+    {
+        var config = Config("no-ring") with { KnnEveryEpochs = 0, CheckpointEverySteps = 1 };
+        var run = RunDirectory.Create(config);
+        var hook = new StepHook(afterStep: 99, () => { });
+        var e = await Assert.ThrowsAsync<SimClr.Core.Collectives.RingBrokenException>(() => StageRunner.RunAsync(config, run, hook,
+            join: train => [.. Workers(config, 2)(train).Select((r, w) => w == 1 ? new WrongPeerAddress(r) : r)]));
+        Assert.Contains("reduction.method to star", e.Message);
+        Assert.Contains("Last checkpoint: none", e.Message); // it broke at the first step: nothing to resume from yet
+        Assert.Equal(SimClr.Cli.Commands.ExitCodes.WorkerFailed, SimClr.Cli.Commands.ExitCodes.For(e)!.Value.Code);
+        Assert.Equal(DataParallelStep.RingAttempts - 1, hook.Messages.Count(m => m.Contains("ring all-reduce broke", StringComparison.Ordinal)));
+    }
+
     [Fact]
     public async Task Below_min_workers_the_run_waits_for_a_joiner_and_goes_on_or_stops_with_a_checkpoint_when_none_comes()
     {

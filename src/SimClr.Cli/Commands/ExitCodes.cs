@@ -1,6 +1,7 @@
 using Grpc.Core;
 using SimClr.Cli.Processes;
 using SimClr.Coordinator;
+using SimClr.Core.Collectives;
 using SimClr.Core.Config;
 using SimClr.Core.Data;
 using SimClr.Core.Stages;
@@ -43,7 +44,7 @@ internal static class ExitCodes
         TrainingDivergedException => (Diverged, e.Message),
         CheckpointWriteException or RunOutputException => (WriteFailed, e.Message),
         RpcException rpc => (WorkerFailed, $"a worker call failed ({rpc.StatusCode}): {rpc.Status.Detail}"),
-        WorkerUnavailableException or ReplicaDivergenceException or ReplicaLostException or ProtocolViolation => (WorkerFailed, e.Message),
+        WorkerUnavailableException or ReplicaDivergenceException or ReplicaLostException or RingBrokenException or ProtocolViolation => (WorkerFailed, e.Message),
         _ => null,
     };
 

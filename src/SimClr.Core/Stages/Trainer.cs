@@ -166,7 +166,7 @@ public abstract class Trainer : IDisposable
     /// <summary>The run cannot go on: a checkpoint from the survivors when there are any (lost workers), then the error.</summary>
     private void Stopped(StepResult result, long step)
     {
-        if (!result.WorkersLost) throw new RingBrokenException(result.Reason!);
+        if (!result.WorkersLost) throw new RingBrokenException($"{result.Reason} Last checkpoint: {Keeper.Latest}.");
         if (result.AppliedBeforeStop) Mirror.Applied();
         if (StepRunner.Replicas.Count == 0) throw new ReplicaLostException(result.Reason!);
         string saved;
