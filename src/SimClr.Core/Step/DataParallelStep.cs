@@ -69,7 +69,6 @@ public sealed class DataParallelStep
     public StepResult Run(ImageDataSet data, long[] batch, long epoch, long step, double learningRate, CancellationToken cancel = default)
     {
         Group.TryRejoin(step);
-        var lost = new List<string>();
         while (true)
         {
             StepFailure failure;
@@ -77,14 +76,13 @@ public sealed class DataParallelStep
             {
                 var result = Attempt(data, batch, epoch, step, learningRate, cancel);
                 _recovery.Succeeded();
-                return result with { Lost = lost };
+                return result;
             }
             catch (StepFailedException e)
             {
                 failure = e.Failure;
             }
             Group.Drop(failure.Lost);
-            lost.AddRange(failure.Lost.Select(r => r.Name));
             var (next, message) = _recovery.Decide(failure, step, Replicas.Count);
             if (next == Recovery.Wait && Group.WaitForJoiners(step)) next = failure.Applied is null ? Recovery.Redo : Recovery.GoOn;
             else if (next == Recovery.Wait) next = Recovery.Stop;
@@ -95,11 +93,10 @@ public sealed class DataParallelStep
                     Reason = message,
                     AppliedBeforeStop = failure.Applied is not null,
                     WorkersLost = !failure.RingBroken,
-                    Lost = lost,
                 };
             }
             _log?.Invoke(message);
-            if (next == Recovery.GoOn) return failure.Applied! with { Lost = lost };
+            if (next == Recovery.GoOn) return failure.Applied!;
         }
     }
 

@@ -19,9 +19,6 @@ public sealed class ReplicaGroup(IReadOnlyList<IReplicaEndpoint> replicas, Fault
     /// <summary>The replicas still in the run, in rank order.</summary>
     public IReadOnlyList<IReplicaEndpoint> Active => _active;
 
-    /// <summary>Replicas lost during the run (disposed), which may come back.</summary>
-    public IReadOnlyList<IReplicaEndpoint> Lost => _lost;
-
     /// <summary>Loads the run's state into a worker that is back (throws <see cref="ReplicaLostException"/> or
     /// <see cref="ReplicaDivergenceException"/> when it cannot take it). Without it, lost workers stay lost.</summary>
     public Action<IReplicaEndpoint>? Bring { get; set; }

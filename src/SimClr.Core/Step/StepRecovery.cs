@@ -16,8 +16,6 @@ public sealed class StepRecovery(FaultOptions? faults = null)
     /// <summary>Rings that may break in a row (no replica lost) before the step gives up.</summary>
     public const int RingAttempts = 3;
 
-    public FaultOptions Faults => _faults;
-
     /// <summary>An attempt completed: the count of broken rings starts again.</summary>
     public void Succeeded() => _ringFailures = 0;
 

@@ -2,7 +2,7 @@ namespace SimClr.Core.Step;
 
 /// <summary>
 /// What one step reports: how it ended, the global loss, the replicas' common parameter checksum (when compared), the
-/// loss's metrics, why it was skipped or stopped, the workers lost on the way, and where its time went.
+/// loss's metrics, why it was skipped or stopped, and where its time went.
 /// </summary>
 public sealed record StepResult(StepStatus Status, double Loss, string? Checksum, IReadOnlyDictionary<string, double> Metrics)
 {
@@ -14,9 +14,6 @@ public sealed record StepResult(StepStatus Status, double Loss, string? Checksum
 
     /// <summary>Stopped because workers were lost (not because the ring kept breaking).</summary>
     public bool WorkersLost { get; init; }
-
-    /// <summary>The replicas lost during this step (names), whatever happened next.</summary>
-    public IReadOnlyList<string> Lost { get; init; } = [];
 
     /// <summary>Where the step's time went (of the attempt that produced this result).</summary>
     public StepTimes? Times { get; init; }
