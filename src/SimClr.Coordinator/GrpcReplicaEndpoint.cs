@@ -62,7 +62,7 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
         }
     }
 
-    public async Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, bool checksum, CancellationToken cancel)
+    public async Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, Core.Step.Agreement agreement, CancellationToken cancel)
     {
         byte[]? send = gradient.Source switch
         {
@@ -73,7 +73,7 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
         _localGradient = null;
         if (gradient.Source == GradientSource.Own && GradientSum.CountNonFinite(send) is > 0 and var bad)
             throw new NonFiniteGradientException($"the gradient has {bad} non-finite value(s)"); // its own, sent back: checked here
-        var (result, times) = await Watched("ApplyStep", token => Client.ApplyStepAsync(step, learningRate, send, token), cancel);
+        var (result, times) = await Watched("ApplyStep", token => Client.ApplyStepAsync(step, learningRate, send, agreement == Core.Step.Agreement.Full, token), cancel);
         return new(result, times);
     }
 

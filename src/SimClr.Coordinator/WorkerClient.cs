@@ -62,11 +62,14 @@ public sealed class WorkerClient : IDisposable
     }
 
     /// <summary>Sends the reduced gradient (null: apply the sum the worker's last ring left it); returns the replica's
-    /// parameter checksum after the step.</summary>
-    public async Task<Timed<string>> ApplyStepAsync(long step, double learningRate, byte[]? gradient, CancellationToken cancel = default)
+    /// parameter fingerprint after the step, or its SHA-256 checksum when <paramref name="full"/>.</summary>
+    public async Task<Timed<string>> ApplyStepAsync(long step, double learningRate, byte[]? gradient, bool full = true, CancellationToken cancel = default)
     {
         using var call = _client.ApplyStep(Options(cancel));
-        var header = new ApplyStepMessage { Step = new StepHeader { Step = step, LearningRate = learningRate, Reduced = gradient is null } };
+        var header = new ApplyStepMessage
+        {
+            Step = new StepHeader { Step = step, LearningRate = learningRate, Reduced = gradient is null, Agreement = full ? Protocol.Agreement.Full : Protocol.Agreement.Fingerprint },
+        };
         var chunks = gradient is null ? [] : TensorChunks.Split("gradient", DType.Float32, [gradient.Length / 4], gradient);
         var reply = await SendAsync(call, chunks.Select(c => new ApplyStepMessage { Gradient = c }).Prepend(header), cancel);
         if (reply.Step != step) throw new InvalidOperationException($"worker {Address} answered step {reply.Step} for step {step}");

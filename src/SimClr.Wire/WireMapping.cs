@@ -8,6 +8,8 @@ using CorePiece = SimClr.Core.Collectives.RingPiece;
 using CorePrecision = SimClr.Core.Collectives.ReducePrecision;
 using WirePiece = SimClr.Protocol.RingPiece;
 using WirePrecision = SimClr.Protocol.ReducePrecision;
+using CoreAgreement = SimClr.Core.Step.Agreement;
+using WireAgreement = SimClr.Protocol.Agreement;
 
 namespace SimClr.Wire;
 
@@ -124,6 +126,9 @@ public static class WireMapping
 
     /// <summary>Adds the replica's own times in a call to its trailers (<see cref="StepTimesTrailer"/>).</summary>
     public static void AddTimes(Metadata trailers, ReplicaTimes times) => trailers.Add(StepTimesTrailer.Key, times.Format());
+
+    /// <summary>What an ApplyStep's reply holds: the fingerprint, else the SHA-256 checksum (also when unspecified).</summary>
+    public static CoreAgreement AgreementOf(WireAgreement agreement) => agreement == WireAgreement.Fingerprint ? CoreAgreement.Fingerprint : CoreAgreement.Full;
 
     /// <summary>The replica's own times in a finished call, from its trailers; none, or a malformed one, is
     /// <see cref="ReplicaTimes.None"/> (the call then counts as transfer).</summary>

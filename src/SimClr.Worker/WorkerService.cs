@@ -209,7 +209,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
             CheckStepGradient(session, gradient.DType, gradient.Shape);
             source = StepGradient.Sent(gradient.Data);
         }
-        var (checksum, times) = await Precondition(() => torch.RunAsync(() => session.Apply(step.LearningRate, source), context.CancellationToken));
+        var (checksum, times) = await Precondition(() => torch.RunAsync(() => session.Apply(step.LearningRate, source, WireMapping.AgreementOf(step.Agreement)), context.CancellationToken));
         TimesTrailerInterceptor.Report(context, times);
         return new ApplyStepReply { Step = step.Step, Checksum = checksum };
     }

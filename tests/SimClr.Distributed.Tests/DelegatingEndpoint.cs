@@ -21,8 +21,8 @@ internal abstract class DelegatingEndpoint(IReplicaEndpoint inner) : IReplicaEnd
     public virtual Task<Timed<long>> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel) =>
         Inner.BackwardReduceAsync(gradient, ring, rank, cancel);
 
-    public virtual Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, bool checksum, CancellationToken cancel) =>
-        Inner.ApplyStepAsync(step, learningRate, gradient, checksum, cancel);
+    public virtual Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, Agreement agreement, CancellationToken cancel) =>
+        Inner.ApplyStepAsync(step, learningRate, gradient, agreement, cancel);
 
     public virtual Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel) => Inner.SaveStateAsync(cancel);
 

@@ -224,9 +224,9 @@ public sealed class DistributedRunTests(Xunit.Abstractions.ITestOutputHelper out
     /// <summary>A worker whose process goes away while it applies step <paramref name="step"/>: the others apply it.</summary>
     private sealed class LostWhileApplying(IReplicaEndpoint inner, long step, Action kill) : DelegatingEndpoint(inner)
     {
-        public override Task<Timed<string?>> ApplyStepAsync(long at, double learningRate, StepGradient gradient, bool checksum, CancellationToken cancel)
+        public override Task<Timed<string?>> ApplyStepAsync(long at, double learningRate, StepGradient gradient, Agreement agreement, CancellationToken cancel)
         {
-            if (at != step) return base.ApplyStepAsync(at, learningRate, gradient, checksum, cancel);
+            if (at != step) return base.ApplyStepAsync(at, learningRate, gradient, agreement, cancel);
             kill();
             return Task.FromException<Timed<string?>>(new ReplicaLostException($"{Name}: gone while applying step {at}"));
         }

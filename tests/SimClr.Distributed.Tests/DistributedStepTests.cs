@@ -9,6 +9,7 @@ using SimClr.Core.Loss;
 using SimClr.Core.Models;
 using SimClr.Core.Optim;
 using SimClr.Core.Replica;
+using SimClr.Core.Runtime;
 using SimClr.Core.Step;
 using SimClr.Protocol;
 using SimClr.Worker;
@@ -136,10 +137,10 @@ public sealed class DistributedStepTests : IAsyncLifetime
             return base.BackwardReduceAsync(gradient, ring, rank, cancel);
         }
 
-        public override Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, bool checksum, CancellationToken cancel)
+        public override Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, Core.Step.Agreement agreement, CancellationToken cancel)
         {
             if (gradient.Source == GradientSource.Sent) Interlocked.Increment(ref GradientsSent);
-            return base.ApplyStepAsync(step, learningRate, gradient, checksum, cancel);
+            return base.ApplyStepAsync(step, learningRate, gradient, agreement, cancel);
         }
     }
 
@@ -185,6 +186,13 @@ public sealed class DistributedStepTests : IAsyncLifetime
         Assert.All(ring.Outcomes, o => Assert.True(o.Times!.ReduceMs == 0 && o.Times.Replicas.All(r => r.RingMs >= 0), "no reduction on the coordinator"));
         Assert.All(star.Counts, c => Assert.Equal((0, 3), (c.RingCalls, c.GradientsSent)));
         Assert.All(star.Outcomes, o => Assert.True(o.Times!.Replicas.All(r => r.RingMs == 0)));
+        // host synchronisations (issue 16): the coordinator reads the loss once and copies each worker's dL/dz for the
+        // wire; a worker reads its fingerprint once and copies its projections and its gradient (the star: one flat copy;
+        // the ring: one per bucket)
+        Assert.All(star.Outcomes.Concat(ring.Outcomes), o => Assert.Equal(new SyncCounts(1, workers, 0), o.Times!.CoordinatorSyncs));
+        Assert.All(star.Outcomes, o => Assert.All(o.Times!.Replicas, r => Assert.Equal(new SyncCounts(1, 2, 0), r.Syncs)));
+        Assert.All(ring.Outcomes, o => Assert.All(o.Times!.Replicas, r => Assert.True(r.Syncs.Reads == 1 && r.Syncs.Timer == 0
+            && (bucketMegabytes == 0 ? r.Syncs.Transport == 2 : r.Syncs.Transport >= 2), $"ring worker syncs {r.Syncs}")));
     }
 
     [Theory]
@@ -222,7 +230,7 @@ public sealed class DistributedStepTests : IAsyncLifetime
             if (!Armed) return base.BackwardReduceAsync(gradient, ring, rank, cancel);
             var data = gradient.Data.ToArray();
             BitConverter.GetBytes(float.NaN).CopyTo(data, 0);
-            return base.BackwardReduceAsync(gradient with { Data = data }, ring, rank, cancel);
+            return base.BackwardReduceAsync(new FloatBlock(gradient.Shape, data), ring, rank, cancel);
         }
     }
 

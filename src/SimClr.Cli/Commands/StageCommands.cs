@@ -45,7 +45,7 @@ internal static class StageCommands
             else
             {
                 config = ForStage(stage, arguments.ConfigPath, arguments.Pretrained, arguments.Overrides);
-                StageRunner.CheckDevice(config.Device); // before a run directory is made for a run that cannot start
+                StageRunner.CheckDevices(config, withWorkers: replicas is not null); // before a run directory is made for a run that cannot start
                 if (arguments.ConfigPath is null) Console.WriteLine(DefaultsNotice(config));
                 run = RunDirectory.Create(config);
                 if (run.IsNew) created = run;
@@ -176,7 +176,7 @@ internal static class StageCommands
     /// <summary>StageRunner's three steps: prepare (the data), join the workers (with <paramref name="replicas"/>) to its training images, run.</summary>
     private static StageResult Run(RunConfig config, RunDirectory run, ITrainingObserver observer, string? checkpoint, RemoteReplicas? replicas, CancellationToken cancel)
     {
-        using var stage = StageRunner.PrepareAsync(config, run, observer, cancel).GetAwaiter().GetResult();
+        using var stage = StageRunner.PrepareAsync(config, run, observer, cancel, withWorkers: replicas is not null).GetAwaiter().GetResult();
         return StageRunner.Run(stage, run, observer, replicas?.Join(stage.Config, stage.Train), checkpoint, cancel: cancel);
     }
 

@@ -42,6 +42,8 @@ public sealed record RunConfig
 
     public ReductionOptions Reduction { get; init; } = new();
 
+    public CoordinatorOptions Coordinator { get; init; } = new();
+
     public OptimizerOptions Optimizer { get; init; } = new();
 
     public int Epochs { get; init; } = 100;
@@ -61,6 +63,10 @@ public sealed record RunConfig
     public int CheckpointEverySteps { get; init; } = 500;
 
     public int KeepCheckpoints { get; init; } = 3;
+
+    /// <summary>With several replicas, compare the SHA-256 of all their parameters every this many steps (and at every
+    /// checkpoint); the other steps compare fingerprints computed on their devices (one read each). 0: at checkpoints only.</summary>
+    public int ChecksumEverySteps { get; init; } = 100;
 
     public int LogEverySteps { get; init; } = 10;
 
@@ -127,6 +133,8 @@ public sealed record RunConfig
         if (KnnK < 1) problems.Add($"knnK must be >= 1 (got {KnnK})");
         if (!(KnnTemperature > 0)) problems.Add($"knnTemperature must be > 0 (got {KnnTemperature})");
         if (CheckpointEverySteps < 0) problems.Add($"checkpointEverySteps must be >= 0 (got {CheckpointEverySteps})");
+        if (ChecksumEverySteps < 0) problems.Add($"checksumEverySteps must be >= 0 (got {ChecksumEverySteps}; 0: at checkpoints only)");
+        if (string.IsNullOrWhiteSpace(Coordinator.Device)) problems.Add("coordinator.device must be auto, cpu, cuda or cuda:N");
         if (KeepCheckpoints < 1) problems.Add($"keepCheckpoints must be >= 1 (got {KeepCheckpoints})");
         if (LogEverySteps < 1) problems.Add($"logEverySteps must be >= 1 (got {LogEverySteps})");
         if (Stage == Stage.LinearEval && string.IsNullOrEmpty(Pretrained)) problems.Add("linear-eval needs pretrained: a pre-training checkpoint, an exported backbone, or \"random\" for the untrained baseline");

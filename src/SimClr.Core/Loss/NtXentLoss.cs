@@ -56,11 +56,20 @@ public sealed class NtXentLoss
     public (double Loss, Tensor Gradient) LossAndGradient(Tensor z)
     {
         using var scope = NewDisposeScope();
+        var (loss, gradient) = LossAndGradientOnDevice(z);
+        return (loss.ToDouble(), gradient.MoveToOuterDisposeScope());
+    }
+
+    /// <summary><see cref="LossAndGradient"/> with the loss left on z's device as a 0-dim tensor (no read): for a step
+    /// that reads it together with its other values.</summary>
+    public (Tensor Loss, Tensor Gradient) LossAndGradientOnDevice(Tensor z)
+    {
+        using var scope = NewDisposeScope();
         var leaf = z.detach().clone().requires_grad_(true);
         var loss = Forward(leaf);
         loss.backward();
         var gradient = leaf.grad ?? throw new InvalidOperationException("autograd produced no gradient for z");
-        return (loss.ToDouble(), gradient.detach().clone().MoveToOuterDisposeScope());
+        return (loss.detach().MoveToOuterDisposeScope(), gradient.detach().clone().MoveToOuterDisposeScope());
     }
 
     private static void Validate(Tensor z)

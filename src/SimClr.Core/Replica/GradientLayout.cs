@@ -1,5 +1,6 @@
 using SimClr.Core.Collectives;
 using SimClr.Core.Models;
+using SimClr.Core.Runtime;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -8,16 +9,20 @@ namespace SimClr.Core.Replica;
 /// <summary>
 /// Where every parameter's gradient sits in the flat gradient (parameters in state order, stage after stage): the
 /// layout that every replica, the star's sum and the ring share, its cut into buckets of whole stages, and the copies
-/// between the parameters' gradients and flat bytes.
+/// between the parameters' gradients and flat bytes: a bucket is flattened on the device into one contiguous buffer
+/// and leaves it in one copy (counted on <see cref="HostSyncs"/> as a transport's); a flat sum comes back in one copy
+/// and is scattered into the gradients on the device.
 /// </summary>
 public sealed class GradientLayout
 {
     private readonly IReadOnlyList<(string Name, Parameter Parameter)> _parameters;
     private readonly int[] _stageParameterStart; // per stage, then the total: index of its first parameter in state order
     private readonly long[] _stageValueStart; // per stage, then the total: offset of its first value in the flat gradient
+    private readonly HostSyncs _syncs;
 
-    public GradientLayout(IReadOnlyList<ModelStage> stages, IReadOnlyList<(string Name, Parameter Parameter)> parameters)
+    public GradientLayout(IReadOnlyList<ModelStage> stages, IReadOnlyList<(string Name, Parameter Parameter)> parameters, HostSyncs syncs)
     {
+        _syncs = syncs;
         if (!stages.SelectMany(stage => stage.Parameters).SequenceEqual(parameters.Select(p => p.Parameter), ReferenceEqualityComparer.Instance))
             throw new InvalidOperationException("the network's stages do not hold its parameters in state order");
         _parameters = parameters;
@@ -74,24 +79,30 @@ public sealed class GradientLayout
     }
 
     /// <summary>Parameters [first, end)'s gradients flattened in state order: their float64 <paramref name="sums"/> when
-    /// given, else their float32 gradients (zeros where none). The bytes of one bucket, or of the whole gradient.</summary>
+    /// given, else their float32 gradients (zeros where none). The bytes of one bucket, or of the whole gradient: one
+    /// buffer on the device, one copy to the host.</summary>
     public GradientBytes Flatten(int first, int end, IReadOnlyList<Tensor>? sums)
     {
+        if (end <= first) return new GradientBytes([], Float64: sums is not null);
         using var scope = NewDisposeScope();
         var parts = sums is not null
-            ? Enumerable.Range(first, end - first).Select(i => sums[i].flatten().cpu()).ToList()
-            : Enumerable.Range(first, end - first).Select(i => (_parameters[i].Parameter.grad ?? zeros_like(_parameters[i].Parameter)).flatten().to_type(ScalarType.Float32).cpu()).ToList();
-        return new GradientBytes(parts.Count == 0 ? [] : cat(parts, 0).bytes.ToArray(), Float64: sums is not null);
+            ? Enumerable.Range(first, end - first).Select(i => sums[i].flatten()).ToList()
+            : Enumerable.Range(first, end - first).Select(i => (_parameters[i].Parameter.grad ?? zeros_like(_parameters[i].Parameter)).flatten().to_type(ScalarType.Float32)).ToList();
+        return new GradientBytes(_syncs.Transport(cat(parts, 0)), Float64: sums is not null);
     }
 
-    /// <summary>Installs a flat float32 gradient (as <see cref="Flatten"/> lays it out) as the parameters' gradients.</summary>
+    /// <summary>Installs a flat float32 gradient (as <see cref="Flatten"/> lays it out) as the parameters' gradients: one
+    /// copy to the device, the parameters' slices taken there.</summary>
     public void Install(ReadOnlySpan<byte> gradient)
     {
         if (gradient.Length != Count * 4)
             throw new ArgumentException($"a flat gradient of {gradient.Length} bytes for {Count} parameters");
+        if (_parameters.Count == 0) return;
         using var scope = NewDisposeScope();
-        var flat = empty([gradient.Length / 4], ScalarType.Float32);
-        gradient.CopyTo(flat.bytes);
+        var host = empty([gradient.Length / 4], ScalarType.Float32);
+        gradient.CopyTo(host.bytes);
+        var device = _parameters[0].Parameter.device;
+        var flat = device.type == TorchSharp.DeviceType.CPU ? host : host.to(device);
         long offset = 0;
         using (no_grad())
         {

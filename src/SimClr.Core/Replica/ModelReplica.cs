@@ -23,6 +23,7 @@ public sealed class ModelReplica : IDisposable
     private StagedGraph? _graph; // the last single-chunk Forward's, kept for Backward
     private CachedShard? _cached; // the last chunked Forward's images and views, re-forwarded by Backward
     private List<Tensor>? _exactSums; // float64 sums of the chunks' gradients, from the last chunked Backward
+    private readonly ParameterFingerprint _fingerprint;
 
     public ModelReplica(nn.Module<Tensor, Tensor> network, MomentumOptimizer optimizer, ViewAugmenter augmenter, Device device, bool ownsModel = false,
         PhaseTimer? timer = null)
@@ -32,10 +33,11 @@ public sealed class ModelReplica : IDisposable
         Augmenter = augmenter;
         Device = device;
         _ownsModel = ownsModel;
-        Timer = timer ?? new PhaseTimer(device.type == DeviceType.CUDA ? () => cuda.synchronize(device) : null);
+        Timer = timer ?? new PhaseTimer(device.type == DeviceType.CUDA ? () => Syncs.Synchronize(device) : null);
         _stages = network is IStagedNetwork staged ? staged.Stages() : [new ModelStage("network", network.forward, [.. network.parameters()])];
         Parameters = network.named_parameters().Select(p => (p.name, p.parameter)).ToList();
-        Layout = new GradientLayout(_stages, Parameters);
+        Layout = new GradientLayout(_stages, Parameters, Syncs);
+        _fingerprint = new ParameterFingerprint(Parameters.Select(p => p.Parameter).ToList());
     }
 
     /// <summary>SimCLR's backbone + projection head, or a classifier (backbone + linear layer).</summary>
@@ -57,6 +59,9 @@ public sealed class ModelReplica : IDisposable
 
     /// <summary>Where the replica's time goes, by phase.</summary>
     public PhaseTimer Timer { get; }
+
+    /// <summary>Every read from the replica's device on the step's path, counted.</summary>
+    public HostSyncs Syncs { get; } = new();
 
     /// <summary>Batch statistics (standard) or frozen running statistics (batch-independent outputs).</summary>
     public BatchNormStatistics BatchNorm { get; init; } = BatchNormStatistics.Batch;
@@ -210,8 +215,12 @@ public sealed class ModelReplica : IDisposable
     /// <summary>Installs a flat float32 gradient (as <see cref="FlatGradient"/> lays it out) as the parameters' gradients.</summary>
     public void SetFlatGradient(ReadOnlySpan<byte> gradient) => Layout.Install(gradient);
 
-    /// <summary>SHA-256 (first 16 hex digits) of every parameter's bytes in state order: equal on bit-identical replicas.</summary>
-    public string Checksum() => ReplicaState.Checksum(Parameters);
+    /// <summary>SHA-256 (first 16 hex digits) of every parameter's bytes in state order: equal on bit-identical replicas.
+    /// Copies all parameters to the host: for checkpoints and every checksumEverySteps (else <see cref="Fingerprint"/>).</summary>
+    public string Checksum() => ReplicaState.Checksum(Parameters, Syncs);
+
+    /// <summary>The parameters' fingerprint (<see cref="ParameterFingerprint"/>), computed on the device: one read.</summary>
+    public string Fingerprint() => _fingerprint.Of(Syncs);
 
     /// <summary>The whole training state as named tensors (<see cref="ReplicaState.Of"/>).</summary>
     public IEnumerable<(string Name, Tensor Tensor)> State() => ReplicaState.Of(Network, Optimizer);
@@ -232,23 +241,35 @@ public sealed class ModelReplica : IDisposable
     }
 
     /// <summary>One optimiser step, refused (<see cref="NonFiniteGradientException"/>, nothing changed) when a gradient
-    /// holds NaN or infinity.</summary>
-    public void Step(double learningRate)
+    /// holds NaN or infinity: the values are counted on the device in one pass per parameter and read once. A gradient
+    /// already counted on the host (a sum that came as bytes) needs no check: <paramref name="checkFinite"/> false.</summary>
+    public void Step(double learningRate, bool checkFinite = true)
     {
         long start = Timer.Mark();
         try
         {
-            using (var scope = NewDisposeScope())
-            {
-                var bad = Parameters.FirstOrDefault(p => p.Parameter.grad is { } g && !isfinite(g).all().item<bool>());
-                if (bad.Parameter is not null) throw new NonFiniteGradientException($"the gradient of {bad.Name} has non-finite values");
-            }
+            if (checkFinite && NonFiniteGradients() is > 0 and var bad)
+                throw new NonFiniteGradientException($"the gradient has {bad} non-finite value(s)");
             Optimizer.Step(learningRate);
         }
         finally
         {
             Timer.Add(ReplicaPhase.Optimizer, start);
         }
+    }
+
+    /// <summary>NaN and infinite values among the parameters' gradients: counted on the device, one read.</summary>
+    private long NonFiniteGradients()
+    {
+        using var scope = NewDisposeScope();
+        Tensor? count = null;
+        foreach (var (_, p) in Parameters)
+        {
+            if (p.grad is not { } g) continue;
+            var bad = isfinite(g).logical_not().sum(ScalarType.Float64); // exact up to 2^53 values
+            count = count is null ? bad : count.PlusInPlace(bad);
+        }
+        return count is null ? 0 : (long)Syncs.Scalar(count);
     }
 
     private void ReleaseGraph()
@@ -263,6 +284,7 @@ public sealed class ModelReplica : IDisposable
     {
         ReleaseGraph();
         DropExactSums();
+        _fingerprint.Dispose();
         if (!_ownsModel) return;
         Optimizer.Dispose();
         Network.Dispose();

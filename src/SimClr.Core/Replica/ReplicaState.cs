@@ -39,6 +39,16 @@ public static class ReplicaState
         }
     }
 
+    /// <summary>SHA-256 (first 16 hex digits) of every parameter's bytes in state order, read from the device in one copy
+    /// counted on <paramref name="syncs"/> (the parameters concatenated there): the same digits as <see cref="Checksum(IEnumerable{ValueTuple{string, Parameter}})"/>.</summary>
+    public static string Checksum(IReadOnlyList<(string Name, Parameter Parameter)> parameters, Runtime.HostSyncs syncs)
+    {
+        if (parameters.Count == 0) return Checksum(parameters);
+        using var scope = NewDisposeScope();
+        byte[] bytes = syncs.Copy(cat(parameters.Select(p => p.Parameter.detach().flatten()).ToList(), 0));
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes))[..16];
+    }
+
     /// <summary>SHA-256 (first 16 hex digits) of every parameter's bytes in state order: equal on bit-identical replicas.</summary>
     public static string Checksum(IEnumerable<(string Name, Parameter Parameter)> parameters)
     {

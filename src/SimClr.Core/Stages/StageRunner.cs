@@ -36,11 +36,24 @@ public static class StageRunner
         }
     }
 
-    /// <summary>Checks the device, sets the threads, loads the data and takes the labelled subset; fails early (a
-    /// <see cref="ConfigException"/>) when the batch does not fit the data.</summary>
-    public static async Task<PreparedStage> PrepareAsync(RunConfig config, RunDirectory run, ITrainingObserver observer, CancellationToken cancel = default)
+    /// <summary>The device this process computes on (<see cref="CoordinatorOptions.Resolve"/>): the replica's in a
+    /// single-process run, the coordinator's (its copy of the model and the global loss) in a run with workers.</summary>
+    public static string LocalDevice(RunConfig config, bool withWorkers) => config.Coordinator.Resolve(config.Device, withWorkers, cuda.is_available());
+
+    /// <summary>Checks the devices this process will use: the run's device in a single-process run, and the
+    /// coordinator's (with workers, the workers' devices are theirs to check).</summary>
+    public static void CheckDevices(RunConfig config, bool withWorkers)
     {
-        CheckDevice(config.Device);
+        if (!withWorkers) CheckDevice(config.Device);
+        CheckDevice(LocalDevice(config, withWorkers));
+    }
+
+    /// <summary>Checks the devices, sets the threads, loads the data and takes the labelled subset; fails early (a
+    /// <see cref="ConfigException"/>) when the batch does not fit the data.</summary>
+    public static async Task<PreparedStage> PrepareAsync(RunConfig config, RunDirectory run, ITrainingObserver observer, CancellationToken cancel = default,
+        bool withWorkers = false)
+    {
+        CheckDevices(config, withWorkers);
         if (config.Threads > 0) set_num_threads(config.Threads);
         var data = await config.Data.LoadAsync(cancel: cancel);
         observer.Message($"{config.Stage}: {data.Train.Name} ({data.Train.Count} train, {data.Test.Count} test, {data.Train.Channels}x{data.Train.Height}x{data.Train.Width}), run directory {run.Path}");
@@ -89,7 +102,7 @@ public static class StageRunner
     public static async Task<StageResult> RunAsync(RunConfig config, RunDirectory run, ITrainingObserver observer, string? resumeCheckpoint = null,
         long? stopAfterStep = null, CancellationToken cancel = default, Func<ImageDataSet, IReadOnlyList<IReplicaEndpoint>>? join = null)
     {
-        using var stage = await PrepareAsync(config, run, observer, cancel);
+        using var stage = await PrepareAsync(config, run, observer, cancel, withWorkers: join is not null);
         return Run(stage, run, observer, join?.Invoke(stage.Train), resumeCheckpoint, stopAfterStep, cancel);
     }
 }

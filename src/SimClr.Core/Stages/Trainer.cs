@@ -27,15 +27,16 @@ public abstract class Trainer : IDisposable
         Train = train;
         Run = run;
         Observer = observer;
-        Device = new Device(config.Device);
+        bool remote = replicas is { Count: > 0 };
+        Device = new Device(remote ? StageRunner.LocalDevice(config, withWorkers: true) : config.Device);
         Sampler = new EpochSampler(train.Count, config.BatchSize, config.Seed);
         StepsPerEpoch = Sampler.BatchesPerEpoch;
         TotalSteps = (long)config.Epochs * StepsPerEpoch;
         Schedule = new LearningRateSchedule(config.Optimizer.PeakLearningRate(config.BatchSize), (long)Math.Round(config.WarmupEpochs * StepsPerEpoch), TotalSteps);
         Replica = ReplicaFactory.Build(config, train.Channels, train.Mean, train.Std, Device, train.ClassNames.Count);
         var self = new LocalReplicaEndpoint(Replica);
-        bool remote = replicas is { Count: > 0 };
-        StepRunner = new DataParallelStep(remote ? replicas! : [self], loss, config.Batching, config.Faults, observer.Message, config.Reduction);
+        StepRunner = new DataParallelStep(remote ? replicas! : [self], loss, config.Batching, config.Faults, observer.Message, config.Reduction,
+            new Device(StageRunner.LocalDevice(config, remote)));
         Mirror = new ReplicaMirror(self, StepRunner.Group, remote);
         StepRunner.Group.Bring = Mirror.Bring;
         // fail now, not at the first step, when the batch cannot be split this way
@@ -111,7 +112,7 @@ public abstract class Trainer : IDisposable
             int epoch = (int)(step / StepsPerEpoch);
             double lr = Schedule.At(step);
             StepResult result;
-            using (var scope = NewDisposeScope()) result = StepRunner.Run(Train, Batch(step), epoch, step, lr);
+            using (var scope = NewDisposeScope()) result = StepRunner.Run(Train, Batch(step), epoch, step, lr, full: FullChecksumDue(step));
             if (result.Status == StepStatus.Applied) Applied(result, step, start, epoch, lr, clock.Elapsed, log);
             else if (result.Status == StepStatus.Skipped) Skipped(result.Reason!, step, epoch, log);
             else Stopped(result, step);
@@ -179,6 +180,15 @@ public abstract class Trainer : IDisposable
             throw new ReplicaLostException($"{result.Reason}; no checkpoint could be taken from the survivors ({e.Message}); last checkpoint: {Keeper.Latest}", e);
         }
         throw new ReplicaLostException($"{result.Reason}; checkpoint {saved} (continue with --resume)");
+    }
+
+    /// <summary>Whether the replicas compare the SHA-256 of their parameters after <paramref name="step"/> (every
+    /// checksumEverySteps, before every checkpoint, after the last step), not their fingerprints.</summary>
+    private bool FullChecksumDue(long step)
+    {
+        long done = step + 1;
+        return done >= TotalSteps || (Config.ChecksumEverySteps > 0 && done % Config.ChecksumEverySteps == 0)
+            || (Config.CheckpointEverySteps > 0 && done % Config.CheckpointEverySteps == 0);
     }
 
     private void CheckpointIfDue(long step)

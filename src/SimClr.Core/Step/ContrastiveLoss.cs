@@ -8,9 +8,9 @@ public sealed class ContrastiveLoss(NtXentLoss loss) : IStepLoss
 {
     public int ViewsPerImage => 2;
 
-    public (double Loss, Tensor Gradient, Dictionary<string, double> Metrics) LossAndGradient(Tensor outputs, long[] batch)
+    public StepLossValues LossAndGradient(Tensor outputs, long[] batch)
     {
-        var (value, gradient) = loss.LossAndGradient(outputs);
-        return (value, gradient, []);
+        var (value, gradient) = loss.LossAndGradientOnDevice(outputs);
+        return new StepLossValues(value, gradient, new Dictionary<string, Tensor>());
     }
 }

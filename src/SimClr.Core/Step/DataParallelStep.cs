@@ -2,6 +2,7 @@ using System.Diagnostics;
 using SimClr.Core.Config;
 using SimClr.Core.Data;
 using SimClr.Core.Replica;
+using SimClr.Core.Runtime;
 using static TorchSharp.torch;
 
 namespace SimClr.Core.Step;
@@ -12,7 +13,11 @@ namespace SimClr.Core.Step;
 /// replica augment and forward its views, gather the outputs into the global row order, compute the global loss and
 /// its gradient here (<see cref="IStepLoss"/>), hand each replica its rows of the gradient, have the replicas
 /// back-propagate and sum their gradients (<see cref="IGradientReducer"/>), and have every replica apply the same step;
-/// with N > 1 the replicas' parameter checksums must agree.
+/// with N > 1 the replicas' parameter fingerprints (or, when asked, checksums) must agree.
+///
+/// Tensors stay where they are: an in-process replica's projections and its rows of dL/dz never leave their device,
+/// the loss runs on <see cref="LossDevice"/>, and every read from a device goes through <see cref="Syncs"/> (the
+/// coordinator's half) or the replica's own counter; what a step read is in its <see cref="StepTimes"/>.
 ///
 /// The reduction is the SUM: the loss is one mean over the whole global batch, L(θ) = L(z_1(θ), ..., z_2B(θ)), so by
 /// the chain rule dL/dθ = Σ_rows (dL/dz_row)(dz_row/dθ), and a shard's backward of its rows of dL/dz computes exactly
@@ -37,9 +42,10 @@ public sealed class DataParallelStep
     private readonly BatchingOptions _batching;
 
     public DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, IStepLoss loss, BatchingOptions batching, FaultOptions? faults = null,
-        Action<string>? log = null, ReductionOptions? reduction = null)
+        Action<string>? log = null, ReductionOptions? reduction = null, Device? lossDevice = null)
     {
         _loss = loss;
+        LossDevice = lossDevice ?? CPU;
         _log = log;
         _recovery = new StepRecovery(faults);
         Group = new ReplicaGroup(replicas, faults, log);
@@ -49,6 +55,12 @@ public sealed class DataParallelStep
 
     /// <summary>Rings that may break in a row (no replica lost) before the step gives up.</summary>
     public const int RingAttempts = StepRecovery.RingAttempts;
+
+    /// <summary>Where the global loss and dL/dz are computed (the coordinator's device).</summary>
+    public Device LossDevice { get; }
+
+    /// <summary>The coordinator's reads from <see cref="LossDevice"/> and its copies for transports.</summary>
+    public HostSyncs Syncs { get; } = new();
 
     /// <summary>The run's replicas: active, lost, rejoining.</summary>
     public ReplicaGroup Group { get; }
@@ -66,7 +78,9 @@ public sealed class DataParallelStep
 
     /// <summary>Runs a step on the images <paramref name="batch"/> of <paramref name="data"/>, redoing, waiting or
     /// stopping as <see cref="StepRecovery"/> decides when replicas are lost.</summary>
-    public StepResult Run(ImageDataSet data, long[] batch, long epoch, long step, double learningRate, CancellationToken cancel = default)
+    /// <paramref name="full"/>: the replicas prove they agree by the SHA-256 of their parameters, not their fingerprint
+    /// (at checkpoints and every checksumEverySteps).
+    public StepResult Run(ImageDataSet data, long[] batch, long epoch, long step, double learningRate, CancellationToken cancel = default, bool full = false)
     {
         Group.TryRejoin(step);
         while (true)
@@ -74,7 +88,7 @@ public sealed class DataParallelStep
             StepFailure failure;
             try
             {
-                var result = Attempt(data, batch, epoch, step, learningRate, cancel);
+                var result = Attempt(data, batch, epoch, step, learningRate, full, cancel);
                 _recovery.Succeeded();
                 return result;
             }
@@ -101,22 +115,34 @@ public sealed class DataParallelStep
     }
 
     /// <summary>One attempt over the replicas there are now; a lost replica or broken ring ends it (<see cref="StepFailedException"/>).</summary>
-    private StepResult Attempt(ImageDataSet data, long[] batch, long epoch, long step, double learningRate, CancellationToken cancel)
+    private StepResult Attempt(ImageDataSet data, long[] batch, long epoch, long step, double learningRate, bool full, CancellationToken cancel)
     {
         var replicas = Replicas.ToList();
         var clock = new StepClock(replicas.Count);
         var plan = ShardPlan.Build(batch, replicas.Count, _batching, _loss.ViewsPerImage);
-        var projections = Forward(replicas, plan, data, epoch, step, clock, cancel);
-        long lossStart = Stopwatch.GetTimestamp();
-        var (value, metrics, dz) = GlobalLoss(plan, projections, batch);
-        clock.LossMs = Stopwatch.GetElapsedTime(lossStart).TotalMilliseconds;
-        if (dz is null) return StepResult.Skip(value, metrics, $"the loss is {value}", clock.Stop());
+        FloatBlock[] projections = [], dz = [];
+        try
+        {
+            projections = Forward(replicas, plan, data, epoch, step, clock, cancel);
+            long lossStart = Stopwatch.GetTimestamp();
+            (double value, var metrics, dz) = GlobalLoss(plan, projections, batch);
+            clock.LossMs = Stopwatch.GetElapsedTime(lossStart).TotalMilliseconds;
+            if (dz.Length == 0) return StepResult.Skip(value, metrics, $"the loss is {value}", Stop(clock));
 
-        var reduction = _reducer.Reduce(replicas, dz, clock, cancel);
-        if (reduction.NonFinite > 0)
-            return StepResult.Skip(value, metrics, $"the summed gradient has {reduction.NonFinite} non-finite value(s)", clock.Stop());
-        return Apply(replicas, reduction.Gradient, step, learningRate, value, metrics, clock, cancel);
+            var reduction = _reducer.Reduce(replicas, dz, clock, cancel);
+            if (reduction.NonFinite > 0)
+                return StepResult.Skip(value, metrics, $"the summed gradient has {reduction.NonFinite} non-finite value(s)", Stop(clock));
+            var agreement = replicas.Count == 1 ? Agreement.None : full ? Agreement.Full : Agreement.Fingerprint;
+            return Apply(replicas, reduction.Gradient, step, learningRate, agreement, value, metrics, clock, cancel);
+        }
+        finally
+        {
+            foreach (var block in projections.Concat(dz)) block.Dispose();
+        }
     }
+
+    /// <summary>The clock's times with the coordinator's host synchronisations of the attempt in them.</summary>
+    private StepTimes Stop(StepClock clock) => clock.Stop() with { CoordinatorSyncs = Syncs.Take() };
 
     /// <summary>Ships each replica its shard (raw uint8 images, indices, views, chunks) and gathers the projections.</summary>
     private static FloatBlock[] Forward(List<IReplicaEndpoint> replicas, IReadOnlyList<ShardRows> plan, ImageDataSet data, long epoch, long step,
@@ -127,46 +153,59 @@ public sealed class DataParallelStep
             using var images = data.Batch(rows.Indices);
             return new ShardWork(step, epoch, rows, images.shape, images.bytes.ToArray());
         }).ToList();
-        var projections = PhaseResults.Values(clock.Phase(replicas, (r, w) => r.ForwardAsync(shards[w], cancel)), replicas);
-        for (int w = 0; w < plan.Count; w++)
+        var calls = clock.Phase(replicas, (r, w) => r.ForwardAsync(shards[w], cancel));
+        try
         {
-            var shape = projections[w].Shape;
-            if (shape.Length != 2 || shape[0] != plan[w].Count || (w > 0 && shape[1] != projections[0].Shape[1]))
-                throw new InvalidDataException($"{replicas[w].Name} answered projections [{string.Join(", ", shape)}] for {plan[w].Count} views");
+            var projections = PhaseResults.Values(calls, replicas);
+            for (int w = 0; w < plan.Count; w++)
+            {
+                var shape = projections[w].Shape;
+                if (shape.Length != 2 || shape[0] != plan[w].Count || (w > 0 && shape[1] != projections[0].Shape[1]))
+                    throw new InvalidDataException($"{replicas[w].Name} answered projections [{string.Join(", ", shape)}] for {plan[w].Count} views");
+            }
+            return projections;
         }
-        return projections;
+        catch
+        {
+            foreach (var call in calls.Where(c => c.IsCompletedSuccessfully)) call.Result.Value.Dispose();
+            throw;
+        }
     }
 
-    /// <summary>The global loss over all replicas' outputs in the global row order, its metrics, and each replica's rows
-    /// of dL/dz (null when the loss is not finite).</summary>
-    private (double Loss, Dictionary<string, double> Metrics, FloatBlock[]? Dz) GlobalLoss(IReadOnlyList<ShardRows> plan, FloatBlock[] projections, long[] batch)
+    /// <summary>The global loss over all replicas' outputs in the global row order (on <see cref="LossDevice"/>), its
+    /// metrics, and each replica's rows of dL/dz, left on that device (none when the loss is not finite). The loss and
+    /// the metrics are read in one copy.</summary>
+    private (double Loss, Dictionary<string, double> Metrics, FloatBlock[] Dz) GlobalLoss(IReadOnlyList<ShardRows> plan, FloatBlock[] projections, long[] batch)
     {
         using var scope = NewDisposeScope();
-        var gathered = cat(projections.Select(ToTensor).ToList(), 0);
-        var rows = tensor(plan.SelectMany(p => p.GlobalRows).Select(r => (long)r).ToArray());
+        var gathered = cat(projections.Select(p => p.ToTensor(LossDevice)).ToList(), 0);
+        var rows = tensor(plan.SelectMany(p => p.GlobalRows).Select(r => (long)r).ToArray(), device: LossDevice);
         var z = zeros_like(gathered).index_copy_(0, rows, gathered); // the global row order the loss expects
-        var (value, gradient, metrics) = _loss.LossAndGradient(z, batch);
-        if (!double.IsFinite(value)) return (value, metrics, null);
-        var scattered = gradient.index_select(0, rows).to_type(ScalarType.Float32).contiguous();
+        var values = _loss.LossAndGradient(z, batch);
+        var names = values.Counts.Keys.ToList();
+        double[] read = Syncs.Values(stack([values.Loss.to_type(ScalarType.Float64), .. names.Select(n => values.Counts[n].to_type(ScalarType.Float64))]));
+        var metrics = names.Select((n, i) => (n, read[i + 1])).ToDictionary(x => x.n, x => x.Item2);
+        if (!double.IsFinite(read[0])) return (read[0], metrics, []);
+        var scattered = values.Gradient.index_select(0, rows).to_type(ScalarType.Float32);
         long offset = 0;
         var slices = plan.Select(p =>
         {
-            var slice = scattered.narrow(0, offset, p.Count).contiguous();
+            var slice = scattered.narrow(0, offset, p.Count);
             offset += p.Count;
-            return new FloatBlock(slice.shape, slice.bytes.ToArray());
+            return FloatBlock.OnDevice(slice, Syncs);
         }).ToArray();
-        return (value, metrics, slices);
+        return (read[0], metrics, slices);
     }
 
-    /// <summary>Every replica applies the same gradient; their checksums must agree. Replicas lost while applying leave
-    /// the others' result for <see cref="StepRecovery"/>.</summary>
-    private static StepResult Apply(List<IReplicaEndpoint> replicas, StepGradient gradient, long step, double learningRate, double loss,
+    /// <summary>Every replica applies the same gradient; their fingerprints or checksums must agree. Replicas lost while
+    /// applying leave the others' result for <see cref="StepRecovery"/>.</summary>
+    private StepResult Apply(List<IReplicaEndpoint> replicas, StepGradient gradient, long step, double learningRate, Agreement agreement, double loss,
         Dictionary<string, double> metrics, StepClock clock, CancellationToken cancel)
     {
         bool single = replicas.Count == 1;
-        var calls = clock.Phase(replicas, (r, _) => r.ApplyStepAsync(step, learningRate, gradient, checksum: !single, cancel));
+        var calls = clock.Phase(replicas, (r, _) => r.ApplyStepAsync(step, learningRate, gradient, agreement, cancel));
         if (single && calls[0].Exception?.InnerException is NonFiniteGradientException refused)
-            return StepResult.Skip(loss, metrics, refused.Message, clock.Stop()); // a single replica's gradient never leaves it: it checked it and refused
+            return StepResult.Skip(loss, metrics, refused.Message, Stop(clock)); // a single replica's gradient never leaves it: it checked it and refused
         var checksums = PhaseResults.Values(calls, replicas, applied: () =>
         {
             // the others applied the step: check them, and hand their result to the recovery with the lost ones to drop
@@ -177,20 +216,13 @@ public sealed class DataParallelStep
             return new StepResult(StepStatus.Applied, loss, applied[0], metrics);
         });
         if (!single) Compare(checksums, replicas, step);
-        return new StepResult(StepStatus.Applied, loss, checksums[0], metrics) { Times = clock.Stop() };
+        return new StepResult(StepStatus.Applied, loss, checksums[0], metrics) { Times = Stop(clock) };
     }
 
     private static void Compare(IReadOnlyList<string?> checksums, IReadOnlyList<IReplicaEndpoint> from, long step)
     {
         if (checksums.Distinct().Count() != 1)
-            throw new ReplicaDivergenceException($"replicas diverged at step {step}: parameter checksums "
+            throw new ReplicaDivergenceException($"replicas diverged at step {step}: parameter {(checksums[0]?.StartsWith("fp:", StringComparison.Ordinal) == true ? "fingerprints" : "checksums")} "
                 + string.Join(", ", checksums.Select((c, w) => $"{from[w].Name} {c}")));
-    }
-
-    private static Tensor ToTensor(FloatBlock block)
-    {
-        var t = empty(block.Shape, ScalarType.Float32);
-        block.Data.CopyTo(t.bytes);
-        return t;
     }
 }

@@ -33,8 +33,9 @@ public interface IReplicaEndpoint : IDisposable
         throw new NotSupportedException($"{Name} cannot take part in a ring all-reduce");
 
     /// <summary>Installs <paramref name="gradient"/> (sent with the call, the ring's sum, or the replica's own), takes one
-    /// optimiser step, and returns the parameter checksum (null allowed when <paramref name="checksum"/> is false).</summary>
-    Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, bool checksum, CancellationToken cancel);
+    /// optimiser step, and returns what shows the replicas agree: the parameters' fingerprint or SHA-256 checksum, as
+    /// <paramref name="agreement"/> asks (null allowed with <see cref="Agreement.None"/>).</summary>
+    Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, Agreement agreement, CancellationToken cancel);
 
     /// <summary>The replica's state: "model." + state_dict and "optimizer." + momentum buffers.</summary>
     Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel);

@@ -4,7 +4,8 @@ namespace SimClr.Core.Step;
 
 /// <summary>
 /// The coordinator's half of a data-parallel step: one loss over the outputs of the whole global batch, gathered from
-/// every replica in the global row order, and its gradient with respect to those outputs.
+/// every replica in the global row order, and its gradient with respect to those outputs, computed on the outputs'
+/// device and left there (the step reads what it needs in one copy).
 /// </summary>
 public interface IStepLoss
 {
@@ -12,6 +13,6 @@ public interface IStepLoss
     int ViewsPerImage { get; }
 
     /// <summary>The loss over <paramref name="outputs"/> ([views, d], global order) of the images <paramref name="batch"/>,
-    /// dL/d(outputs), and any metrics of the step (summed counts: "correct", "seen").</summary>
-    (double Loss, Tensor Gradient, Dictionary<string, double> Metrics) LossAndGradient(Tensor outputs, long[] batch);
+    /// dL/d(outputs), and any counts of the step (summed: "correct", "seen").</summary>
+    StepLossValues LossAndGradient(Tensor outputs, long[] batch);
 }

@@ -17,8 +17,8 @@ public sealed class LocalReplicaEndpoint(ModelReplica replica, string name = "lo
     public Task<Timed<GradientBytes?>> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel) =>
         Task.FromResult(Session.Backward(gradient, returnGradient));
 
-    public Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, bool checksum, CancellationToken cancel) =>
-        Task.FromResult(Session.Apply(learningRate, gradient, checksum));
+    public Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, Agreement agreement, CancellationToken cancel) =>
+        Task.FromResult(Session.Apply(learningRate, gradient, agreement));
 
     public Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel) => Task.FromResult(Session.SaveState());
 

@@ -51,7 +51,8 @@ public sealed class ReplicaSession : IDisposable
         }
     }
 
-    /// <summary>Augments and forwards the shard's views; the projections as float32 bytes.</summary>
+    /// <summary>Augments and forwards the shard's views; the projections as float32 on the replica's device (their bytes
+    /// copied to the host only when a transport reads them).</summary>
     public Timed<FloatBlock> Forward(ShardWork work)
     {
         long start = Stopwatch.GetTimestamp();
@@ -60,8 +61,8 @@ public sealed class ReplicaSession : IDisposable
         var images = empty(work.ImageShape, ScalarType.Byte);
         work.Images.CopyTo(images.bytes);
         var views = work.Rows.Indices.Zip(work.Rows.Views, (i, v) => (i, v)).ToArray();
-        var z = Replica.Forward(images, views, work.Epoch, work.Rows.ChunkSizes).to_type(ScalarType.Float32).cpu().contiguous();
-        var block = new FloatBlock(z.shape, z.bytes.ToArray());
+        var z = Replica.Forward(images, views, work.Epoch, work.Rows.ChunkSizes).to_type(ScalarType.Float32);
+        var block = FloatBlock.OnDevice(z, Replica.Syncs);
         lock (_gate) _pending = block.Shape;
         return new(block, TimesSince(start));
     }
@@ -95,8 +96,7 @@ public sealed class ReplicaSession : IDisposable
         }
         using (var scope = NewDisposeScope())
         {
-            var g = empty(dz.Shape, ScalarType.Float32);
-            dz.Data.CopyTo(g.bytes);
+            var g = dz.ToTensor(Replica.Device);
             Replica.ZeroGrad();
             Replica.Backward(g, buckets, ready);
         }
@@ -109,9 +109,11 @@ public sealed class ReplicaSession : IDisposable
         lock (_gate) _ringSum = sum;
     }
 
-    /// <summary>Installs the gradient, takes one optimiser step (refused with <see cref="NonFiniteGradientException"/>
-    /// when the gradient is not finite), and returns the parameter checksum (null when not <paramref name="checksum"/>).</summary>
-    public Timed<string?> Apply(double learningRate, StepGradient gradient, bool checksum = true)
+    /// <summary>Installs the gradient, takes one optimiser step, and returns what shows the replicas agree
+    /// (<paramref name="agreement"/>: null, the fingerprint, or the SHA-256 checksum). The replica's own gradient is checked
+    /// on its device first (<see cref="NonFiniteGradientException"/>, nothing changed); a sum that came as bytes was
+    /// counted on the host by whoever summed it.</summary>
+    public Timed<string?> Apply(double learningRate, StepGradient gradient, Agreement agreement = Agreement.Full)
     {
         long start = Stopwatch.GetTimestamp();
         byte[]? install;
@@ -128,8 +130,14 @@ public sealed class ReplicaSession : IDisposable
         }
         using var scope = NewDisposeScope();
         if (install is not null) Replica.SetFlatGradient(install);
-        Replica.Step(learningRate);
-        return new(checksum ? Replica.Checksum() : null, TimesSince(start));
+        Replica.Step(learningRate, checkFinite: gradient.Source == GradientSource.Own);
+        string? check = agreement switch
+        {
+            Agreement.Fingerprint => Replica.Fingerprint(),
+            Agreement.Full => Replica.Checksum(),
+            _ => null,
+        };
+        return new(check, TimesSince(start));
     }
 
     /// <summary>The replica's state: "model." + state_dict and "optimizer." + momentum buffers, as float32 or int64 bytes.</summary>
@@ -167,11 +175,12 @@ public sealed class ReplicaSession : IDisposable
         return Replica.Checksum();
     }
 
-    /// <summary>The replica's phases since the last call, and the rest of the call's time since <paramref name="start"/> as serialisation.</summary>
+    /// <summary>The replica's phases since the last call, and the rest of the call's time since <paramref name="start"/> as
+    /// serialisation; its host synchronisations since the last call.</summary>
     private ReplicaTimes TimesSince(long start)
     {
         var phases = Replica.Timer.Take();
-        return phases with { SerializeMs = Math.Max(0, Stopwatch.GetElapsedTime(start).TotalMilliseconds - phases.TotalMs) };
+        return phases with { SerializeMs = Math.Max(0, Stopwatch.GetElapsedTime(start).TotalMilliseconds - phases.TotalMs), Syncs = Replica.Syncs.Take() };
     }
 
     public void Dispose() => Replica.Dispose();

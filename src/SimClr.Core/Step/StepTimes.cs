@@ -1,4 +1,5 @@
 using SimClr.Core.Replica;
+using SimClr.Core.Runtime;
 
 namespace SimClr.Core.Step;
 
@@ -12,6 +13,13 @@ namespace SimClr.Core.Step;
 public sealed record StepTimes(double StepMs, double PrepareMs, double LossMs, double ReduceMs, IReadOnlyList<ReplicaTimes> Replicas,
     IReadOnlyList<double> TransferMs, IReadOnlyList<double> IdleMs)
 {
+    /// <summary>The coordinator's host synchronisations in the step (reading the loss, copying dL/dz for transports).</summary>
+    public SyncCounts CoordinatorSyncs { get; init; } = SyncCounts.None;
+
+    /// <summary>Host synchronisations of the step on the path of one device: the coordinator's and replica 0's (one
+    /// process's, when it is a single-process run).</summary>
+    public SyncCounts Syncs => CoordinatorSyncs + (Replicas.Count > 0 ? Replicas[0].Syncs : SyncCounts.None);
+
     /// <summary>The phases written into metrics.jsonl, in table order (each as time_NAME_ms, mean over replicas for replica phases).</summary>
     public static readonly IReadOnlyList<string> CoordinatorPhases = ["prepare", "loss", "reduce"];
 
@@ -37,7 +45,10 @@ public sealed record StepTimes(double StepMs, double PrepareMs, double LossMs, d
     /// <summary>
     /// Flat metrics: time_step_ms; time_prepare_ms, time_loss_ms, time_reduce_ms (coordinator); for each replica phase
     /// time_PHASE_ms (mean over replicas: these and the coordinator's add up to time_step_ms) and time_PHASE_max_ms;
-    /// time_compute_max_ms and slowest_replica (the rank with the most compute).
+    /// time_compute_max_ms and slowest_replica (the rank with the most compute); host_syncs (reads from a device the
+    /// host waits for: the loss, a non-finite flag, a fingerprint; <see cref="Syncs"/>), host_syncs_transport (copies of
+    /// tensors for a transport) and host_syncs_timer (phase timers' synchronisations, CUDA only), of the coordinator and
+    /// replica 0 together.
     /// </summary>
     public Dictionary<string, double> ToMetrics()
     {
@@ -56,6 +67,10 @@ public sealed record StepTimes(double StepMs, double PrepareMs, double LossMs, d
         }
         metrics["time_compute_max_ms"] = Replicas.Max(r => r.TotalMs);
         metrics["slowest_replica"] = Slowest;
+        var syncs = Syncs;
+        metrics["host_syncs"] = syncs.Reads;
+        metrics["host_syncs_transport"] = syncs.Transport;
+        metrics["host_syncs_timer"] = syncs.Timer;
         return metrics;
     }
 }

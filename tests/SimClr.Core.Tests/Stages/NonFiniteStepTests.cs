@@ -45,8 +45,8 @@ public sealed class NonFiniteStepTests : IDisposable
             return new(local with { Data = data }, times);
         }
 
-        public Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, bool checksum, CancellationToken cancel) =>
-            inner.ApplyStepAsync(step, learningRate, gradient, checksum, cancel);
+        public Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, Agreement agreement, CancellationToken cancel) =>
+            inner.ApplyStepAsync(step, learningRate, gradient, agreement, cancel);
 
         public Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel) => inner.SaveStateAsync(cancel);
 

@@ -16,7 +16,7 @@ public sealed class StepRecoveryTests
 
         public Task<Timed<GradientBytes?>> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel) => throw new NotSupportedException();
 
-        public Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, bool checksum, CancellationToken cancel) =>
+        public Task<Timed<string?>> ApplyStepAsync(long step, double learningRate, StepGradient gradient, Agreement agreement, CancellationToken cancel) =>
             throw new NotSupportedException();
 
         public Task<IReadOnlyList<NamedBytes>> SaveStateAsync(CancellationToken cancel) => throw new NotSupportedException();

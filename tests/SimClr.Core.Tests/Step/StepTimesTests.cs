@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using SimClr.Core.Config;
 using SimClr.Core.Replica;
+using SimClr.Core.Runtime;
 using SimClr.Core.Stages;
 using SimClr.Core.Step;
 using SimClr.Core.Tests.Stages;
@@ -83,9 +84,11 @@ public sealed class StepTimesTests : IDisposable
     [Fact]
     public void Replica_times_cross_the_wire_as_text_and_a_bad_trailer_is_ignored()
     {
-        var times = new ReplicaTimes(1.25, 3.5, 0, 7.125, 0.75, 0.5, 2.5);
-        Assert.Equal("augment=1.25;forward=3.5;reforward=0;backward=7.125;optimizer=0.75;serialize=0.5;ring=2.5", times.Format());
+        var times = new ReplicaTimes(1.25, 3.5, 0, 7.125, 0.75, 0.5, 2.5) { Syncs = new SyncCounts(1, 3, 0) };
+        Assert.Equal("augment=1.25;forward=3.5;reforward=0;backward=7.125;optimizer=0.75;serialize=0.5;ring=2.5;syncs_read=1;syncs_transport=3;syncs_timer=0",
+            times.Format());
         Assert.Equal(times, ReplicaTimes.Parse(times.Format()));
+        Assert.Equal(SyncCounts.None, ReplicaTimes.Parse("augment=2")!.Syncs); // an older worker's trailer: no counts
         Assert.Equal(new ReplicaTimes(2, 0, 0, 0, 0, 0), ReplicaTimes.Parse("augment=2;future=9")); // newer fields ignored, missing 0
         Assert.Null(ReplicaTimes.Parse(null));
         Assert.Null(ReplicaTimes.Parse("augment=-1"));
