@@ -172,7 +172,9 @@ public sealed class ReplicaSession : IDisposable
             _ringSum = null;
             _ownGradient = false;
         }
-        return Replica.Checksum();
+        string checksum = Replica.Checksum();
+        Replica.Syncs.Take(); // a state loaded between steps: not a step's reads
+        return checksum;
     }
 
     /// <summary>The replica's phases since the last call, and the rest of the call's time since <paramref name="start"/> as
