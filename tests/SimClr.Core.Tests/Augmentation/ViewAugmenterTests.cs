@@ -13,15 +13,19 @@ public sealed class TensorKernelTests : ViewAugmenterTests
 {
     protected override AugmentationKernel Kernel => AugmentationKernel.Tensor;
 
-    [Fact]
-    public void The_kernels_agree_on_a_batch_of_random_views()
+    /// <summary>The tensor kernel on each test device (the GPU path) against the fused CPU kernel, itself held to the float64 references.</summary>
+    [Theory]
+    [MemberData(nameof(TestDevices.All), MemberType = typeof(TestDevices))]
+    public void The_kernels_agree_on_a_batch_of_random_views(string device)
     {
         var augmenter = Make(new AugmentationOptions(), [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]);
         var cpu = new ViewAugmenter(new AugmentationOptions(), 1, [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]) { Kernel = AugmentationKernel.Cpu };
         using var scope = NewDisposeScope();
         var images = tensor(RandomPixels(64 * 3 * 32 * 32, seed: 12), [64, 3, 32, 32]);
         long[] indices = Enumerable.Range(0, 64).Select(i => (long)i).ToArray();
-        var difference = augmenter.TwoViews(images, indices, 3).sub(cpu.TwoViews(images, indices, 3)).abs().max().item<float>();
+        var onDevice = augmenter.TwoViews(images.to(TestDevices.Get(device)), indices, 3);
+        Assert.Equal(TestDevices.Get(device).type, onDevice.device_type);
+        var difference = onDevice.cpu().sub(cpu.TwoViews(images, indices, 3)).abs().max().item<float>();
         Assert.True(difference < 1e-4, $"max difference {difference}");
     }
 }

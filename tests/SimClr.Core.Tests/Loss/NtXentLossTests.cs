@@ -5,10 +5,19 @@ namespace SimClr.Core.Tests.Loss;
 
 public class NtXentLossTests
 {
-    public static TheoryData<int, int, double> Sizes => new()
+    private static readonly (int, int, double)[] SizeList = [(1, 4, 0.5), (1, 4, 0.1), (2, 3, 0.5), (5, 16, 0.5), (5, 16, 0.1), (16, 128, 0.5), (16, 128, 0.1)];
+
+    /// <summary>Every size on every test device (<see cref="TestDevices"/>).</summary>
+    public static TheoryData<string, int, int, double> Sizes
     {
-        { 1, 4, 0.5 }, { 1, 4, 0.1 }, { 2, 3, 0.5 }, { 5, 16, 0.5 }, { 5, 16, 0.1 }, { 16, 128, 0.5 }, { 16, 128, 0.1 },
-    };
+        get
+        {
+            var data = new TheoryData<string, int, int, double>();
+            foreach (string device in TestDevices.Names())
+                foreach (var (images, dim, t) in SizeList) data.Add(device, images, dim, t);
+            return data;
+        }
+    }
 
     private static double[][] RandomProjections(int rows, int dim, int seed)
     {
@@ -16,8 +25,8 @@ public class NtXentLossTests
         return Enumerable.Range(0, rows).Select(_ => Enumerable.Range(0, dim).Select(_ => random.NextDouble() * 4 - 2).ToArray()).ToArray();
     }
 
-    private static Tensor ToTensor(double[][] rows) =>
-        tensor(rows.SelectMany(r => r).ToArray()).reshape(rows.Length, rows[0].Length);
+    private static Tensor ToTensor(double[][] rows, string device = "cpu") =>
+        tensor(rows.SelectMany(r => r).ToArray(), device: TestDevices.Get(device)).reshape(rows.Length, rows[0].Length);
 
     private static void AssertClose(double expected, double actual, double relative)
     {
@@ -27,7 +36,7 @@ public class NtXentLossTests
 
     private static void AssertGradientClose(double[][] expected, Tensor actual, double relative)
     {
-        var flat = actual.data<double>().ToArray();
+        var flat = actual.cpu().data<double>().ToArray();
         double scale = expected.SelectMany(r => r).Max(Math.Abs);
         int d = expected[0].Length;
         for (int i = 0; i < expected.Length; i++)
@@ -42,22 +51,23 @@ public class NtXentLossTests
 
     [Theory]
     [MemberData(nameof(Sizes))]
-    public void Loss_and_gradient_match_an_independent_float64_computation(int images, int dim, double temperature)
+    public void Loss_and_gradient_match_an_independent_float64_computation(string device, int images, int dim, double temperature)
     {
         var z = RandomProjections(2 * images, dim, seed: images * 1000 + dim);
         var (expectedLoss, expectedGradient) = NtXentReference.Compute(z, temperature);
         using var scope = NewDisposeScope();
-        var (loss, gradient) = new NtXentLoss(temperature).LossAndGradient(ToTensor(z));
+        var (loss, gradient) = new NtXentLoss(temperature).LossAndGradient(ToTensor(z, device));
         AssertClose(expectedLoss, loss, 1e-6);
         Assert.Equal(new long[] { 2 * images, dim }, gradient.shape);
         AssertGradientClose(expectedGradient, gradient, 1e-6);
     }
 
-    [Fact]
-    public void Forward_is_differentiable_and_agrees_with_LossAndGradient()
+    [Theory]
+    [MemberData(nameof(TestDevices.All), MemberType = typeof(TestDevices))]
+    public void Forward_is_differentiable_and_agrees_with_LossAndGradient(string device)
     {
         using var scope = NewDisposeScope();
-        var z = ToTensor(RandomProjections(8, 5, seed: 3)).requires_grad_(true);
+        var z = ToTensor(RandomProjections(8, 5, seed: 3), device).requires_grad_(true);
         var loss = new NtXentLoss(0.5).Forward(z);
         loss.backward();
         var (value, gradient) = new NtXentLoss(0.5).LossAndGradient(z);
@@ -65,11 +75,20 @@ public class NtXentLossTests
         Assert.True(z.grad!.allclose(gradient, rtol: 1e-12, atol: 1e-15));
     }
 
+    public static TheoryData<string, int, double> Aligned
+    {
+        get
+        {
+            var data = new TheoryData<string, int, double>();
+            foreach (string device in TestDevices.Names())
+                foreach (var (images, t) in new[] { (1, 0.5), (4, 0.5), (4, 0.1) }) data.Add(device, images, t);
+            return data;
+        }
+    }
+
     [Theory]
-    [InlineData(1, 0.5)]
-    [InlineData(4, 0.5)]
-    [InlineData(4, 0.1)]
-    public void Perfectly_aligned_pairs_of_orthogonal_images_give_the_analytic_value(int images, double t)
+    [MemberData(nameof(Aligned))]
+    public void Perfectly_aligned_pairs_of_orthogonal_images_give_the_analytic_value(string device, int images, double t)
     {
         // view 2k == view 2k+1 == e_k: the positive has cosine 1, the 2N-2 negatives cosine 0, so
         // L = -1/t + log(e^(1/t) + 2N - 2) for every anchor.
@@ -83,22 +102,24 @@ public class NtXentLossTests
         }
         double expected = -1 / t + Math.Log(Math.Exp(1 / t) + 2 * images - 2);
         using var scope = NewDisposeScope();
-        var loss = new NtXentLoss(t).Forward(ToTensor(z)).item<double>();
+        var loss = new NtXentLoss(t).Forward(ToTensor(z, device)).item<double>();
         AssertClose(expected, loss, 1e-9); // at t = 0.1 the value is ~2.7e-4, a difference of two ~10s
     }
 
-    [Fact]
-    public void Loss_is_mean_over_all_2N_anchors_and_float32_agrees_with_float64()
+    [Theory]
+    [MemberData(nameof(TestDevices.All), MemberType = typeof(TestDevices))]
+    public void Loss_is_mean_over_all_2N_anchors_and_float32_agrees_with_float64(string device)
     {
         var z = RandomProjections(32, 16, seed: 11);
         var (expected, _) = NtXentReference.Compute(z, 0.5);
         using var scope = NewDisposeScope();
-        var loss32 = new NtXentLoss(0.5).Forward(ToTensor(z).to_type(ScalarType.Float32)).item<float>();
+        var loss32 = new NtXentLoss(0.5).Forward(ToTensor(z, device).to_type(ScalarType.Float32)).item<float>();
         AssertClose(expected, loss32, 1e-5);
     }
 
-    [Fact]
-    public void Seed_clamp_is_off_by_default_and_when_on_zeroes_gradients_of_dissimilar_negatives()
+    [Theory]
+    [MemberData(nameof(TestDevices.All), MemberType = typeof(TestDevices))]
+    public void Seed_clamp_is_off_by_default_and_when_on_zeroes_gradients_of_dissimilar_negatives(string device)
     {
         Assert.False(new NtXentLoss().SeedSimilarityClamp);
         Assert.Equal(0.5, new NtXentLoss().Temperature);
@@ -107,7 +128,7 @@ public class NtXentLossTests
         var (paperLoss, _) = NtXentReference.Compute(z, 0.5);
         Assert.NotEqual(paperLoss, expectedLoss, 6); // random vectors have negative cosines: the quirk matters here
         using var scope = NewDisposeScope();
-        var (loss, gradient) = new NtXentLoss(0.5, seedSimilarityClamp: true).LossAndGradient(ToTensor(z));
+        var (loss, gradient) = new NtXentLoss(0.5, seedSimilarityClamp: true).LossAndGradient(ToTensor(z, device));
         AssertClose(expectedLoss, loss, 1e-6);
         AssertGradientClose(expectedGradient, gradient, 1e-6);
     }

@@ -1,4 +1,5 @@
 using SimClr.Core.Models;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace SimClr.Core.Tests.Models;
@@ -69,31 +70,36 @@ public class ResNet18Tests
         Assert.Equal(11_168_832, count);
     }
 
-    [Fact]
-    public void Cifar_stem_is_a_3x3_stride_1_conv_without_bias()
+    [Theory]
+    [MemberData(nameof(TestDevices.All), MemberType = typeof(TestDevices))]
+    public void Cifar_stem_is_a_3x3_stride_1_conv_without_bias(string device)
     {
         using var net = new ResNet18(new ResNetOptions(Width: 0.25));
+        net.to(TestDevices.Get(device));
         var parameters = net.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         Assert.Equal(new long[] { 16, 3, 3, 3 }, parameters["conv1.weight"].shape);
         Assert.DoesNotContain("conv1.bias", parameters.Keys);
-        using var input = randn(2, 3, 8, 8);
+        using var input = randn(2, 3, 8, 8, device: TestDevices.Get(device));
         using var features = net.forward(input);
         Assert.Equal(new long[] { 2, 128 }, features.shape);
+        Assert.Equal(TestDevices.Get(device).type, features.device_type);
     }
 
-    [Fact]
-    public void Output_shapes_are_512_features_128_projections_and_class_logits()
+    [Theory]
+    [MemberData(nameof(TestDevices.All), MemberType = typeof(TestDevices))]
+    public void Output_shapes_are_512_features_128_projections_and_class_logits(string device)
     {
         using var scope = NewDisposeScope();
-        var input = randn(2, 3, 32, 32);
+        var on = TestDevices.Get(device);
+        var input = randn(2, 3, 32, 32, device: on);
         using var backbone = new ResNet18(new ResNetOptions());
-        backbone.eval();
+        backbone.to(on).eval();
         Assert.Equal(new long[] { 2, 512 }, backbone.forward(input).shape);
         using var simclr = new SimClrNetwork(new ResNetOptions());
-        simclr.eval();
+        simclr.to(on).eval();
         Assert.Equal(new long[] { 2, 128 }, simclr.forward(input).shape);
         using var classifier = new ResNet18(new ResNetOptions(), classes: 10);
-        classifier.eval();
+        classifier.to(on).eval();
         Assert.Equal(new long[] { 2, 10 }, classifier.forward(input).shape);
     }
 
@@ -108,11 +114,13 @@ public class ResNet18Tests
         Assert.Equal(4, shapes.Count);
     }
 
-    [Fact]
-    public void Grey_images_use_one_input_channel()
+    [Theory]
+    [MemberData(nameof(TestDevices.All), MemberType = typeof(TestDevices))]
+    public void Grey_images_use_one_input_channel(string device)
     {
         using var net = new ResNet18(new ResNetOptions(Width: 0.125, InputChannels: 1));
-        using var input = randn(3, 1, 28, 28);
+        net.to(TestDevices.Get(device));
+        using var input = randn(3, 1, 28, 28, device: TestDevices.Get(device));
         using var features = net.forward(input);
         Assert.Equal(new long[] { 3, 64 }, features.shape);
     }
