@@ -7,7 +7,8 @@ bias, no max-pool) and torchvision's init, fc replaced by the projection head 51
 normalised random views, fp32; NT-Xent at temperature 0.5 computed as the project computes it (loss and dL/dz on a
 detached copy of z, then z.backward(dL/dz), as DataParallelStep does); LARS exactly as MomentumOptimizer (1-d
 parameters get no decay and no trust ratio; trust coefficient 0.02, momentum 0.9, weight decay 1e-6, lr 1.0 x 64 / 256);
-gradients zeroed in place before each step. Run: /usr/bin/python3 bench/step_reference.py [--quick].
+gradients zeroed in place before each step. Run: /usr/bin/python3 bench/step_reference.py [--quick] [--device cuda] [--batch 256]
+(--batch: images, two views each; the learning rate scales with it as the project's; cuda timings end at a synchronize).
 """
 import argparse
 import os
@@ -25,7 +26,10 @@ TEMPERATURE = 0.5
 MOMENTUM = 0.9
 WEIGHT_DECAY = 1e-6
 TRUST = 0.02
-LEARNING_RATE = 1.0 * IMAGES / 256  # linear scaling, as OptimizerOptions.PeakLearningRate
+
+
+def learning_rate(images):
+    return 1.0 * images / 256  # linear scaling, as OptimizerOptions.PeakLearningRate
 
 
 def network():
@@ -42,8 +46,8 @@ def nt_xent(z):
     """NtXentLoss.Forward: normalise, cosine / t, self-similarity masked to -inf, cross-entropy to the other view (2k <-> 2k+1)."""
     n2 = z.shape[0]
     unit = F.normalize(z, p=2, dim=1)
-    logits = (unit @ unit.t()).div(TEMPERATURE).masked_fill(torch.eye(n2, dtype=torch.bool), float("-inf"))
-    positives = torch.arange(n2).bitwise_xor(1)
+    logits = (unit @ unit.t()).div(TEMPERATURE).masked_fill(torch.eye(n2, dtype=torch.bool, device=z.device), float("-inf"))
+    positives = torch.arange(n2, device=z.device).bitwise_xor(1)
     return F.cross_entropy(logits, positives)
 
 
@@ -93,15 +97,19 @@ def main():
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats (median and spread are reported)")
     parser.add_argument("--quick", action="store_true", help="1 warm-up step, 1 repeat of 2 steps (overrides the three above)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (simclr bench step takes the same)")
+    parser.add_argument("--batch", type=int, default=IMAGES, help="images per step, two views each (simclr bench step takes the same)")
     args = parser.parse_args()
+    device = torch.device(args.device)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     if args.quick:
         args.steps, args.warmup, args.repeats = 2, 1, 1
     torch.set_num_threads(args.threads)
-    model = network()
+    model = network().to(device)
     model.train()
     optimizer = Lars(model.parameters())
     torch.manual_seed(1)
-    views = torch.randn(2 * IMAGES, 3, 32, 32)  # normalised views, made once: augmentation is not timed
+    views = torch.randn(2 * args.batch, 3, 32, 32).to(device)  # normalised views, made once: augmentation is not timed
 
     def one_step():
         optimizer.zero_grad()
@@ -110,7 +118,7 @@ def main():
         loss = nt_xent(leaf)
         loss.backward()
         z.backward(leaf.grad.detach().clone())
-        optimizer.step(LEARNING_RATE)
+        optimizer.step(learning_rate(args.batch))
         return loss.item()
 
     for _ in range(args.warmup):
@@ -121,12 +129,15 @@ def main():
         t0, f0, start = os.times(), minor_faults(), time.perf_counter()
         for _ in range(args.steps):
             last_loss = one_step()
+        sync()
         elapsed, t1, f1 = time.perf_counter() - start, os.times(), minor_faults()
         row = (1000 * elapsed / args.steps, (t1.user - t0.user) / args.steps, (t1.system - t0.system) / args.steps, (f1 - f0) / args.steps)
         rows.append(row)
         print(f"repeat {r + 1}: {row[0]:.1f} ms/step, user {row[1]:.3f} s/step, sys {row[2]:.3f} s/step, minor faults {row[3]:.0f}/step", flush=True)
     ms = [x[0] for x in rows]
-    print(f"pytorch step ({args.threads} thread(s), {2 * IMAGES} views, loss {last_loss:.4f}): median {statistics.median(ms):.1f} ms/step, "
+    median = statistics.median(ms)
+    print(f"pytorch step ({device}, {args.threads} thread(s), {2 * args.batch} views, loss {last_loss:.4f}): median {median:.1f} ms/step "
+          f"({2000.0 * args.batch / median:.1f} views/s), "
           f"min {min(ms):.1f}, max {max(ms):.1f}; user {statistics.median(x[1] for x in rows):.3f} s/step, "
           f"sys {statistics.median(x[2] for x in rows):.3f} s/step, minor faults {statistics.median(x[3] for x in rows):.0f}/step "
           f"({args.repeats} repeats of {args.steps} steps after {args.warmup} warm-up), "

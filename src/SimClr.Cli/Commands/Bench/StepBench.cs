@@ -6,6 +6,7 @@ using SimClr.Core.Data;
 using SimClr.Core.Loss;
 using SimClr.Core.Optim;
 using SimClr.Core.Replica;
+using SimClr.Core.Stages;
 using static TorchSharp.torch;
 
 namespace SimClr.Cli.Commands.Bench;
@@ -23,35 +24,39 @@ internal static class StepBench
         var warmup = new Option<int>("--warmup") { Description = "untimed steps first", DefaultValueFactory = _ => 2 };
         var repeats = CommonOptions.Repeats("timed repeats (median and spread are reported)", 3);
         var quick = CommonOptions.Quick("1 warm-up step, 1 repeat of 2 steps (overrides the three above)");
+        var device = CommonOptions.Device("cpu, cuda, cuda:1, ... (bench/step_reference.py takes the same)");
+        var batch = CommonOptions.Batch("images per step, two views each (bench/step_reference.py takes the same)", DefaultImages);
         var command = new Command("step", "One SimCLR training step (full-width CIFAR-stem ResNet-18 + 512-2048-128 head, 2x64 views, fp32, "
-            + "NT-Xent, LARS) on pre-augmented views: ms/step and process CPU time per step.")
+            + "NT-Xent, LARS) on pre-augmented views: ms/step, views/s and process CPU time per step.")
         {
-            threads, steps, warmup, repeats, quick,
+            threads, steps, warmup, repeats, quick, device, batch,
         };
         command.SetAction(r => ExitCodes.Run("simclr bench step", () => r.GetValue(quick)
-            ? Run(r.GetValue(threads), steps: 2, warmup: 1, repeats: 1)
-            : Run(r.GetValue(threads), r.GetValue(steps), r.GetValue(warmup), r.GetValue(repeats))));
+            ? Run(r.GetValue(threads), steps: 2, warmup: 1, repeats: 1, r.GetValue(device)!, r.GetValue(batch))
+            : Run(r.GetValue(threads), r.GetValue(steps), r.GetValue(warmup), r.GetValue(repeats), r.GetValue(device)!, r.GetValue(batch))));
         return command;
     }
 
-    /// <summary>The batch of bench/step_reference.py: 64 images, two views each.</summary>
-    private const int StepImages = 64;
+    /// <summary>The default batch, bench/step_reference.py's: 64 images, two views each.</summary>
+    private const int DefaultImages = 64;
 
     /// <summary>One repeat: wall milliseconds, user and system CPU seconds, and minor page faults, each per step.</summary>
     private readonly record struct Row(double Ms, double User, double Sys, double Faults);
 
-    private static int Run(int threads, int steps, int warmup, int repeats)
+    private static int Run(int threads, int steps, int warmup, int repeats, string deviceName, int images)
     {
-        if (threads < 1 || steps < 1 || warmup < 0 || repeats < 1)
-            throw new ConfigException("--threads, --steps, --repeats must be >= 1 and --warmup >= 0");
+        if (threads < 1 || steps < 1 || warmup < 0 || repeats < 1 || images < 1)
+            throw new ConfigException("--threads, --steps, --repeats, --batch must be >= 1 and --warmup >= 0");
+        StageRunner.CheckDevice(deviceName);
+        var device = new Device(deviceName);
         set_num_threads(threads);
         Console.WriteLine($"malloc: {Allocator.Description}");
-        var config = Config(threads);
-        using var replica = ReplicaFactory.Build(config, channels: 3, Cifar10.Mean, Cifar10.Std, CPU);
+        var config = Config(threads, images);
+        using var replica = ReplicaFactory.Build(config, channels: 3, Cifar10.Mean, Cifar10.Std, device);
         var loss = new NtXentLoss(config.Loss.Temperature, config.Loss.SeedSimilarityClamp);
-        double learningRate = config.Optimizer.PeakLearningRate(StepImages);
+        double learningRate = config.Optimizer.PeakLearningRate(images);
         manual_seed(1);
-        using var views = randn(2 * StepImages, 3, 32, 32); // normalised views, made once: augmentation is not timed
+        using var views = randn(2 * images, 3, 32, 32).to(device); // normalised views, made once (on the CPU, as PyTorch's): augmentation is not timed
         replica.Network.train();
 
         // the split step of DataParallelStep with one in-process replica (the single-process path), minus its byte
@@ -72,11 +77,12 @@ internal static class StepBench
         var rows = new List<Row>();
         for (int r = 0; r < repeats; r++)
         {
-            var row = Measure(steps, () => lastLoss = OneStep());
+            var row = Measure(steps, () => lastLoss = OneStep(), device);
             rows.Add(row);
             Console.WriteLine($"repeat {r + 1}: {row.Ms:F1} ms/step, user {row.User:F3} s/step, sys {row.Sys:F3} s/step, minor faults {row.Faults:F0}/step");
         }
-        Console.WriteLine($"simclr step ({threads} thread(s), {2 * StepImages} views, loss {lastLoss:F4}): median {Timings.Median(rows.Select(x => x.Ms)):F1} ms/step, "
+        double median = Timings.Median(rows.Select(x => x.Ms));
+        Console.WriteLine($"simclr step ({device}, {threads} thread(s), {2 * images} views, loss {lastLoss:F4}): median {median:F1} ms/step ({2000.0 * images / median:F1} views/s), "
             + $"min {rows.Min(x => x.Ms):F1}, max {rows.Max(x => x.Ms):F1}; user {Timings.Median(rows.Select(x => x.User)):F3} s/step, "
             + $"sys {Timings.Median(rows.Select(x => x.Sys)):F3} s/step, minor faults {Timings.Median(rows.Select(x => x.Faults)):F0}/step ({repeats} repeats of {steps} steps after {warmup} warm-up), "
             + $"peak RSS {ProcessStats.PeakRss() / (1024.0 * 1024):F0} MiB");
@@ -84,7 +90,7 @@ internal static class StepBench
     }
 
     /// <summary>The quickstart's pre-training optimiser and loss, at full width with the seed's 2048-128 head (configs/cifar10-simclr-b256.json).</summary>
-    private static RunConfig Config(int threads) => new()
+    private static RunConfig Config(int threads, int images) => new()
     {
         Stage = Stage.Pretrain,
         Threads = threads,
@@ -98,17 +104,18 @@ internal static class StepBench
             WeightDecay = 1e-6,
             TrustCoefficient = 0.02,
         },
-        BatchSize = StepImages,
+        BatchSize = images,
     };
 
-    /// <summary><paramref name="steps"/> calls of <paramref name="step"/>: wall time, CPU time and faults per step.</summary>
-    private static Row Measure(int steps, Action step)
+    /// <summary><paramref name="steps"/> calls of <paramref name="step"/>: wall time (to the device's last kernel), CPU time and faults per step.</summary>
+    private static Row Measure(int steps, Action step, Device device)
     {
         using var self = Process.GetCurrentProcess();
         self.Refresh();
         var (user0, sys0, faults0) = (self.UserProcessorTime, self.PrivilegedProcessorTime, ProcessStats.MinorFaults());
         var clock = Stopwatch.StartNew();
         for (int s = 0; s < steps; s++) step();
+        if (device.type == TorchSharp.DeviceType.CUDA) cuda.synchronize(device);
         clock.Stop();
         self.Refresh();
         return new Row(clock.Elapsed.TotalMilliseconds / steps, (self.UserProcessorTime - user0).TotalSeconds / steps,
