@@ -63,6 +63,13 @@ public sealed class ModelReplica : IDisposable
     /// <summary>Every read from the replica's device on the step's path, counted.</summary>
     public HostSyncs Syncs { get; } = new();
 
+    /// <summary>On an asynchronous device (CUDA), the phases are timed exactly (each boundary waits for the device) on
+    /// one step in this many, from <see cref="BeginStep"/>; 1: every step. Free on the CPU, where every step is exact.</summary>
+    public int TimePhasesEverySteps { get; init; } = 1;
+
+    /// <summary>A new step begins: its phases are timed exactly when it is one of every <see cref="TimePhasesEverySteps"/>.</summary>
+    public void BeginStep(long step) => Timer.Synchronizing = TimePhasesEverySteps <= 1 || step % TimePhasesEverySteps == 0;
+
     /// <summary>Batch statistics (standard) or frozen running statistics (batch-independent outputs).</summary>
     public BatchNormStatistics BatchNorm { get; init; } = BatchNormStatistics.Batch;
 

@@ -5,16 +5,24 @@ namespace SimClr.Core.Replica;
 /// <summary>
 /// Milliseconds a replica spends by phase, beside its data path: the replica marks phase boundaries, the caller takes
 /// the totals (<see cref="Take"/>) after each call. On a device that runs asynchronously (CUDA), <paramref name="synchronize"/>
-/// is called at every boundary, so the times are the kernels' too, at the cost of those few synchronisations per step.
+/// is called at every boundary while <see cref="Synchronizing"/>, so the times are the kernels' too, at the cost of those
+/// few synchronisations per step; the replica turns it on for one step in timePhasesEverySteps, and the other steps' times
+/// (the host's alone) are marked <see cref="ReplicaTimes.Unsynchronized"/>.
 /// </summary>
 public sealed class PhaseTimer(Action? synchronize = null)
 {
     private readonly double[] _ms = new double[Enum.GetValues<ReplicaPhase>().Length];
 
-    /// <summary>A point in time after the device has finished its queued work.</summary>
+    /// <summary>Whether marks wait for the device (always true where there is nothing to wait for).</summary>
+    public bool Synchronizing { get; set; } = true;
+
+    /// <summary>Whether the times are the device's: the device is synchronous, or the marks wait for it.</summary>
+    public bool Exact => synchronize is null || Synchronizing;
+
+    /// <summary>A point in time after the device has finished its queued work (when <see cref="Synchronizing"/>).</summary>
     public long Mark()
     {
-        synchronize?.Invoke();
+        if (Synchronizing) synchronize?.Invoke();
         return Stopwatch.GetTimestamp();
     }
 
@@ -39,7 +47,10 @@ public sealed class PhaseTimer(Action? synchronize = null)
     public ReplicaTimes Take()
     {
         var times = new ReplicaTimes(this[ReplicaPhase.Augment], this[ReplicaPhase.Forward], this[ReplicaPhase.Reforward], this[ReplicaPhase.Backward],
-            this[ReplicaPhase.Optimizer], 0);
+            this[ReplicaPhase.Optimizer], 0)
+        {
+            Unsynchronized = !Exact,
+        };
         Array.Clear(_ms);
         return times;
     }

@@ -42,6 +42,7 @@ public static class ReplicaFactory
         return new ModelReplica(network, optimizer, new ViewAugmenter(config.Augment, config.Seed, mean, std), device, ownsModel: true)
         {
             BatchNorm = config.Model.BatchNorm,
+            TimePhasesEverySteps = config.TimePhasesEverySteps,
         };
     }
 

@@ -20,12 +20,17 @@ public sealed record ReplicaTimes(double AugmentMs, double ForwardMs, double Ref
     /// <summary>The replica's host synchronisations in the calls (<see cref="HostSyncs"/>): counts, not times.</summary>
     public SyncCounts Syncs { get; init; } = SyncCounts.None;
 
+    /// <summary>The phases were timed without waiting for an asynchronous device (CUDA, between timePhasesEverySteps):
+    /// they are the host's time to queue the work, not the device's to do it.</summary>
+    public bool Unsynchronized { get; init; }
+
     public double TotalMs => AugmentMs + ForwardMs + ReforwardMs + BackwardMs + OptimizerMs + SerializeMs + RingMs;
 
     public static ReplicaTimes operator +(ReplicaTimes a, ReplicaTimes b) => new(a.AugmentMs + b.AugmentMs, a.ForwardMs + b.ForwardMs,
         a.ReforwardMs + b.ReforwardMs, a.BackwardMs + b.BackwardMs, a.OptimizerMs + b.OptimizerMs, a.SerializeMs + b.SerializeMs, a.RingMs + b.RingMs)
     {
         Syncs = a.Syncs + b.Syncs,
+        Unsynchronized = a.Unsynchronized || b.Unsynchronized,
     };
 
     /// <summary>The wire form (the worker's "simclr-times" gRPC trailer): "augment=1.25;forward=3.5;...;syncs_read=1;...".</summary>
@@ -49,6 +54,7 @@ public sealed record ReplicaTimes(double AugmentMs, double ForwardMs, double Ref
         return new ReplicaTimes(Get("augment"), Get("forward"), Get("reforward"), Get("backward"), Get("optimizer"), Get("serialize"), Get("ring"))
         {
             Syncs = new SyncCounts(Count("syncs_read"), Count("syncs_transport"), Count("syncs_timer")),
+            Unsynchronized = Get("unsynchronized") > 0,
         };
     }
 
@@ -56,5 +62,5 @@ public sealed record ReplicaTimes(double AugmentMs, double ForwardMs, double Ref
         [("augment", AugmentMs), ("forward", ForwardMs), ("reforward", ReforwardMs), ("backward", BackwardMs), ("optimizer", OptimizerMs), ("serialize", SerializeMs), ("ring", RingMs)];
 
     private IEnumerable<(string Name, long Count)> Counts() =>
-        [("syncs_read", Syncs.Reads), ("syncs_transport", Syncs.Transport), ("syncs_timer", Syncs.Timer)];
+        [("syncs_read", Syncs.Reads), ("syncs_transport", Syncs.Transport), ("syncs_timer", Syncs.Timer), .. Unsynchronized ? [("unsynchronized", 1L)] : Array.Empty<(string, long)>()];
 }

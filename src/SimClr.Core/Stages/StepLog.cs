@@ -4,28 +4,31 @@ namespace SimClr.Core.Stages;
 
 /// <summary>
 /// A stage's records in metrics.jsonl (and TensorBoard): a "step" record every logEverySteps applied steps (and the
-/// first), with the time_* breakdown (<see cref="StepTimes.ToMetrics"/>) averaged over the steps since the last one;
+/// first), with the time_* breakdown (<see cref="StepTimes.ToMetrics"/>) averaged over the steps since the last one
+/// that have it (on CUDA the replicas' phases are timed on one step in timePhasesEverySteps);
 /// "skip" and "epoch" records. When the disk refuses a record the run stops, with a final checkpoint where one can
 /// still be written (<paramref name="finalCheckpoint"/>) and a message that names the file.
 /// </summary>
 public sealed class StepLog(RunDirectory run, string stage, int logEverySteps, Func<long, string> finalCheckpoint) : IDisposable
 {
     private readonly MetricsLog _metrics = new(run);
-    private readonly Dictionary<string, double> _times = []; // time_* summed over the applied steps since the last "step" record
-    private long _timedSteps;
+    private readonly Dictionary<string, (double Sum, long Steps)> _times = []; // time_* summed over the applied steps since the last "step" record
 
     /// <summary>Records an applied step (done: <paramref name="stepsDone"/>) when one is due.</summary>
     public void Applied(long stepsDone, bool first, StepResult result, double learningRate, double viewsPerSecond, long skipped)
     {
         var values = result.Times?.ToMetrics() ?? [];
         foreach (var (k, v) in values)
-            if (k.StartsWith("time_", StringComparison.Ordinal)) _times[k] = _times.GetValueOrDefault(k) + v;
-        _timedSteps++;
+        {
+            if (!k.StartsWith("time_", StringComparison.Ordinal)) continue;
+            var (sum, steps) = _times.GetValueOrDefault(k);
+            _times[k] = (sum + v, steps + 1);
+        }
         if (stepsDone % logEverySteps != 0 && !first) return;
-        foreach (var (k, v) in _times) values[k] = v / _timedSteps;
-        if (_times.Count > 0) values["timed_steps"] = _timedSteps;
+        foreach (var (k, (sum, steps)) in _times) values[k] = sum / steps;
+        if (_times.TryGetValue("time_step_ms", out var timed)) values["timed_steps"] = timed.Steps;
+        if (_times.TryGetValue("time_forward_ms", out var phases) && phases.Steps != timed.Steps) values["phase_timed_steps"] = phases.Steps;
         _times.Clear();
-        _timedSteps = 0;
         values["loss"] = result.Loss;
         values["lr"] = learningRate;
         values["views_per_second"] = viewsPerSecond;

@@ -57,6 +57,7 @@ public sealed class ReplicaSession : IDisposable
     {
         long start = Stopwatch.GetTimestamp();
         lock (_gate) _pending = null;
+        Replica.BeginStep(work.Step);
         using var scope = NewDisposeScope();
         var images = empty(work.ImageShape, ScalarType.Byte);
         work.Images.CopyTo(images.bytes);

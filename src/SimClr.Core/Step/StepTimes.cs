@@ -45,7 +45,8 @@ public sealed record StepTimes(double StepMs, double PrepareMs, double LossMs, d
     /// <summary>
     /// Flat metrics: time_step_ms; time_prepare_ms, time_loss_ms, time_reduce_ms (coordinator); for each replica phase
     /// time_PHASE_ms (mean over replicas: these and the coordinator's add up to time_step_ms) and time_PHASE_max_ms;
-    /// time_compute_max_ms and slowest_replica (the rank with the most compute); host_syncs (reads from a device the
+    /// time_compute_max_ms and slowest_replica (the rank with the most compute), all of these only from steps whose phases
+    /// were timed on the device (<see cref="ReplicaTimes.Unsynchronized"/>); host_syncs (reads from a device the
     /// host waits for: the loss, a non-finite flag, a fingerprint; <see cref="Syncs"/>), host_syncs_transport (copies of
     /// tensors for a transport) and host_syncs_timer (phase timers' synchronisations, CUDA only), of the coordinator and
     /// replica 0 together.
@@ -59,14 +60,17 @@ public sealed record StepTimes(double StepMs, double PrepareMs, double LossMs, d
             ["time_loss_ms"] = LossMs,
             ["time_reduce_ms"] = ReduceMs,
         };
-        foreach (string phase in ReplicaPhases)
+        if (Replicas.All(r => !r.Unsynchronized)) // else the phases are the host's queueing, not the device's work: left out
         {
-            var values = Phase(phase);
-            metrics[$"time_{phase}_ms"] = values.Average();
-            metrics[$"time_{phase}_max_ms"] = values.Max();
+            foreach (string phase in ReplicaPhases)
+            {
+                var values = Phase(phase);
+                metrics[$"time_{phase}_ms"] = values.Average();
+                metrics[$"time_{phase}_max_ms"] = values.Max();
+            }
+            metrics["time_compute_max_ms"] = Replicas.Max(r => r.TotalMs);
+            metrics["slowest_replica"] = Slowest;
         }
-        metrics["time_compute_max_ms"] = Replicas.Max(r => r.TotalMs);
-        metrics["slowest_replica"] = Slowest;
         var syncs = Syncs;
         metrics["host_syncs"] = syncs.Reads;
         metrics["host_syncs_transport"] = syncs.Transport;

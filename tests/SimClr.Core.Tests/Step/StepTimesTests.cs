@@ -96,4 +96,42 @@ public sealed class StepTimesTests : IDisposable
         Assert.Null(ReplicaTimes.Parse("nonsense"));
         Assert.Equal(15.625, times.TotalMs);
     }
+
+    [Fact]
+    public void Phases_timed_without_waiting_for_the_device_are_marked_and_left_out_of_the_breakdown()
+    {
+        // a timer for an asynchronous device (its synchronisation counted here): marks wait only while Synchronizing
+        int waits = 0;
+        var timer = new PhaseTimer(() => waits++);
+        timer.Add(ReplicaPhase.Forward, timer.Mark());
+        Assert.Equal(2, waits);
+        Assert.False(timer.Take().Unsynchronized);
+        timer.Synchronizing = false;
+        timer.Add(ReplicaPhase.Forward, timer.Mark());
+        Assert.Equal(2, waits);
+        var unsynchronized = timer.Take();
+        Assert.True(unsynchronized.Unsynchronized);
+        Assert.True(ReplicaTimes.Parse(unsynchronized.Format())!.Unsynchronized); // it crosses the wire
+        Assert.False(new PhaseTimer().Take().Unsynchronized); // nothing to wait for (the CPU): always the device's times
+
+        // such a step has its wall time and the coordinator's parts in metrics.jsonl, not the replicas' phases
+        var exact = new StepTimes(10, 1, 1, 0, [new ReplicaTimes(1, 4, 0, 3, 0, 0)], [0], [0]);
+        var queued = exact with { Replicas = [new ReplicaTimes(0.1, 0.2, 0, 0.1, 0, 0) { Unsynchronized = true }] };
+        Assert.Contains("time_forward_ms", exact.ToMetrics().Keys);
+        Assert.DoesNotContain("time_forward_ms", queued.ToMetrics().Keys);
+        Assert.Equal(10, queued.ToMetrics()["time_step_ms"]);
+
+        // the log averages each part over the steps that have it
+        var config = TinyRuns.Config(Stage.Pretrain, _runs, "sampled");
+        var run = RunDirectory.Create(config);
+        using (var log = new StepLog(run, "pretrain", logEverySteps: 2, _ => ""))
+        {
+            log.Applied(1, first: false, new StepResult(StepStatus.Applied, 1, null, new Dictionary<string, double>()) { Times = exact }, 0.1, 1, 0);
+            log.Applied(2, first: false, new StepResult(StepStatus.Applied, 1, null, new Dictionary<string, double>()) { Times = queued with { StepMs = 6 } }, 0.1, 1, 0);
+        }
+        var record = JsonDocument.Parse(File.ReadAllLines(Path.Combine(run.Path, "metrics.jsonl")).Single()).RootElement;
+        Assert.Equal(8, record.GetProperty("time_step_ms").GetDouble()); // (10 + 6) / 2
+        Assert.Equal(4, record.GetProperty("time_forward_ms").GetDouble()); // from the one step that timed it
+        Assert.Equal((2.0, 1.0), (record.GetProperty("timed_steps").GetDouble(), record.GetProperty("phase_timed_steps").GetDouble()));
+    }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json;
 using SimClr.Core.Config;
 using SimClr.Core.Step;
 
@@ -29,11 +30,21 @@ internal static class BreakdownBench
         if (records.Count > skip) records = records.Skip(skip).ToList();
         if (records.Count == 0) throw new ConfigException($"{file} has no step records with time_* metrics");
         // each record averages timed_steps steps: weight it by them
-        double steps = records.Sum(e => e.GetProperty("timed_steps").GetDouble());
-        double Mean(string key) => records.Sum(e => (e.TryGetProperty(key, out var v) ? v.GetDouble() : 0) * e.GetProperty("timed_steps").GetDouble()) / steps;
+        // (the replicas' phases, on CUDA, over the phase_timed_steps of them that were timed on the device)
+        double Weight(JsonElement e, string key) => e.TryGetProperty(key, out var v) ? v.GetDouble() : 0;
+        double PhaseWeight(JsonElement e) => e.TryGetProperty("phase_timed_steps", out var v) ? v.GetDouble() : Weight(e, "timed_steps");
+        double steps = records.Sum(e => Weight(e, "timed_steps")), phaseSteps = records.Sum(PhaseWeight);
+        double Mean(string key)
+        {
+            bool coordinator = key is "time_step_ms" || StepTimes.CoordinatorPhases.Any(p => key == $"time_{p}_ms");
+            return records.Sum(e => Weight(e, key) * (coordinator ? Weight(e, "timed_steps") : PhaseWeight(e))) / Math.Max(1, coordinator ? steps : phaseSteps);
+        }
         double step = Mean("time_step_ms");
-        var slowest = records.GroupBy(e => e.GetProperty("slowest_replica").GetDouble()).Select(g => (Replica: g.Key, Records: g.Count())).MaxBy(x => x.Records);
+        var slowest = records.Where(e => e.TryGetProperty("slowest_replica", out _)).GroupBy(e => e.GetProperty("slowest_replica").GetDouble())
+            .Select(g => (Replica: g.Key, Records: g.Count())).DefaultIfEmpty().MaxBy(x => x.Records);
         Console.WriteLine($"{file}: {steps:F0} steps in {records.Count} record(s); mean step {step:F1} ms");
+        if (phaseSteps < steps)
+            Console.WriteLine($"replica phases timed on the device on {phaseSteps:F0} of them (timePhasesEverySteps); for parts that add up to the step, run with --set timePhasesEverySteps=1");
         Console.WriteLine();
         Console.WriteLine("| where | phase | mean ms/step | share of step | max over replicas, ms/step |");
         Console.WriteLine("| --- | --- | ---: | ---: | ---: |");
