@@ -50,20 +50,54 @@ public sealed class NtXentLoss
     }
 
     /// <summary>
+    /// How <see cref="LossAndGradient"/> computes: <see cref="NtXentKernel.Auto"/> (the default) takes
+    /// <see cref="KernelFor"/> the projections' device. <see cref="Forward"/> is always the full matrix (autograd).
+    /// </summary>
+    public NtXentKernel Kernel { get; init; } = NtXentKernel.Auto;
+
+    /// <summary>
+    /// Rows per block of the tiled kernel; 0 (the default) chooses them so that a block of rows x 2N stays within
+    /// ~32 MiB. Tests set a few rows to check blocks that do not divide 2N.
+    /// </summary>
+    public long BlockRows
+    {
+        get => _blockRows;
+        init => _blockRows = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(BlockRows), value, "block rows must be >= 0 (0: chosen by size)");
+    }
+
+    private readonly long _blockRows;
+
+    /// <summary>
+    /// The kernel <see cref="LossAndGradient"/> runs for projections on <paramref name="device"/>: <see cref="Kernel"/>,
+    /// or for Auto the tiled kernel on the CPU (the full matrix at 8192 views takes seconds and GiBs there) and the full
+    /// matrix elsewhere (on CUDA it is a few large, cheap matrix products).
+    /// </summary>
+    public NtXentKernel KernelFor(Device device) => Kernel switch
+    {
+        NtXentKernel.Auto => device.type == DeviceType.CPU ? NtXentKernel.Tiled : NtXentKernel.Full,
+        var chosen => chosen,
+    };
+
+    /// <summary>
     /// The loss and dL/dz for projections that carry no graph (e.g. gathered from workers): the coordinator hands
     /// each worker its slice of dL/dz to back-propagate through its own graph. The gradient is detached, z's shape.
+    /// Reads the loss to the host once; <see cref="LossAndGradientTensors"/> leaves it on the device.
     /// </summary>
     public (double Loss, Tensor Gradient) LossAndGradient(Tensor z)
     {
         using var scope = NewDisposeScope();
-        var (loss, gradient) = LossAndGradientOnDevice(z);
+        var (loss, gradient) = LossAndGradientTensors(z);
         return (loss.ToDouble(), gradient.MoveToOuterDisposeScope());
     }
 
-    /// <summary><see cref="LossAndGradient"/> with the loss left on z's device as a 0-dim tensor (no read): for a step
-    /// that reads it together with its other values.</summary>
-    public (Tensor Loss, Tensor Gradient) LossAndGradientOnDevice(Tensor z)
+    /// <summary>
+    /// The loss (a 0-dim tensor) and dL/dz, both detached and on z's device, by <see cref="KernelFor"/> z's device.
+    /// Float32 in, float32 out (float64 for float64).
+    /// </summary>
+    public (Tensor Loss, Tensor Gradient) LossAndGradientTensors(Tensor z)
     {
+        Validate(z);
+        if (KernelFor(z.device) == NtXentKernel.Tiled) return TiledNtXent.LossAndGradient(z, Temperature, SeedSimilarityClamp, BlockRows);
         using var scope = NewDisposeScope();
         var leaf = z.detach().clone().requires_grad_(true);
         var loss = Forward(leaf);

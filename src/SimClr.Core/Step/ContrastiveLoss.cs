@@ -10,7 +10,7 @@ public sealed class ContrastiveLoss(NtXentLoss loss) : IStepLoss
 
     public StepLossValues LossAndGradient(Tensor outputs, long[] batch)
     {
-        var (value, gradient) = loss.LossAndGradientOnDevice(outputs);
+        var (value, gradient) = loss.LossAndGradientTensors(outputs);
         return new StepLossValues(value, gradient, new Dictionary<string, Tensor>());
     }
 }
