@@ -14,6 +14,7 @@ internal static class BenchCommand
         command.Subcommands.Add(BreakdownBench.Create());
         command.Subcommands.Add(ReduceBench.Create());
         command.Subcommands.Add(ConvBench.Create());
+        command.Subcommands.Add(LossBench.Create());
         return command;
     }
 }
