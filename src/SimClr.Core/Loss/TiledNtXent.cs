@@ -68,33 +68,35 @@ internal static class TiledNtXent
     private sealed class Block(Tensor u, Tensor du, Tensor lossSum, double temperature, bool seedClamp) : IDisposable
     {
         private readonly Scalar _inverseTemperature = Scalars.Of(1.0 / temperature);
-        private readonly Scalar _clampMin = Scalars.Of(NtXentLoss.SeedClampMin);
+        private readonly Scalar _clampMin = Scalars.Of(NtXentLoss.SeedClampMin / temperature); // the clamp of cos, on cos / t
 
-        /// <summary>Rows [start, start + rows) against all columns.</summary>
+        /// <summary>
+        /// Rows [start, start + rows) against all columns. Passes over the block: its product, the row maxima, exp of the
+        /// difference, the row sums (and the clamp's two); 1/t goes into the anchors and 1/sum into the products' rows.
+        /// </summary>
         public void Add(long start, long rows)
         {
             using var scope = NewDisposeScope();
             var anchors = u.narrow(0, start, rows);
-            var s = anchors.mm(u.t()); // cosines, rows x 2N: the only block this size
+            var s = anchors.mul(_inverseTemperature).mm(u.t()); // cos / t, rows x 2N: the only block this size
             Tensor? kept = null;
             if (seedClamp)
             {
                 kept = s.ge(_clampMin);
                 s.clamp_min_(_clampMin);
             }
-            s.mul_(_inverseTemperature);
             s.diagonal(start, 0, 1).fill_(Scalars.NegativeInfinity); // (k, start + k): each row's self
             var positive = arange(start, start + rows, dtype: ScalarType.Int64, device: u.device).bitwise_xor_(1).unsqueeze(1);
             var positives = s.gather(1, positive);
             var max = s.amax([1], keepdim: true);
-            s.sub_(max).exp_();
+            s.sub_(max).exp_(); // E, with P = E / sum
             var sum = s.sum(1, keepdim: true);
-            s.div_(sum); // P
-            lossSum.PlusInPlace(max.Plus(sum.log_()).Minus(positives).sum());
-            s.scatter_add_(1, positive, full([rows, 1], Scalars.MinusOne, dtype: s.dtype, device: s.device)); // P - Y
+            lossSum.PlusInPlace(max.Plus(sum.log()).Minus(positives).sum());
+            s.scatter_add_(1, positive, sum.neg()); // E - sum Y = sum (P - Y)
             if (kept is not null) s.mul_(kept);
-            du.narrow(0, start, rows).PlusInPlace(s.mm(u));
-            du.PlusInPlace(s.t().mm(anchors));
+            var inverse = sum.reciprocal_();
+            du.narrow(0, start, rows).PlusInPlace(s.mm(u).mul_(inverse));
+            du.PlusInPlace(s.t().mm(anchors.mul(inverse)));
         }
 
         public void Dispose()

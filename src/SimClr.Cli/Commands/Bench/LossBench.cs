@@ -78,10 +78,11 @@ internal static class LossBench
         return ExitCodes.Success;
     }
 
-    /// <summary>Times loss + dL/dz by one kernel (the loss read to the host, CUDA synchronised) and measures one more call's memory.</summary>
+    /// <summary>Times loss + dL/dz by one kernel (the loss read to the host, CUDA synchronised) after measuring the memory of the call after the warm-up.</summary>
     private static void Measure(Setup setup, NtXentKernel kernel, Tensor z, Device device, int warmup, int repeats)
     {
         var loss = setup.Loss(kernel);
+        using var self = Process.GetCurrentProcess();
         double Once()
         {
             var clock = Stopwatch.StartNew();
@@ -91,18 +92,29 @@ internal static class LossBench
             return clock.Elapsed.TotalSeconds;
         }
 
+        // memory after the warm-up (the first call also loads libraries, JIT-compiles, sizes caches) and before the timed
+        // calls, which leave freed holes in the heap that a later call may land in (and then hold resident)
         for (int w = 0; w < warmup; w++) Once();
-        var seconds = new List<double>();
-        for (int r = 0; r < repeats; r++) seconds.Add(Once());
         string memory = device.type == DeviceType.CPU
             ? PeakMemory.Of(() => Once()).ToString()
             : "not measured (TorchSharp 0.107 exposes no CUDA memory statistics)";
+        var seconds = new List<double>();
+        var cpu = new List<double>();
+        for (int r = 0; r < repeats; r++)
+        {
+            self.Refresh();
+            var cpu0 = self.TotalProcessorTime;
+            seconds.Add(Once());
+            self.Refresh();
+            cpu.Add((self.TotalProcessorTime - cpu0).TotalSeconds);
+        }
         string what = kernel == NtXentKernel.Tiled
             ? $"tiled ({TiledNtXent.BlockRowsFor(setup.Views, z.element_size())} rows per block)"
             : "full (2N x 2N, autograd)";
         Console.WriteLine($"{what}: {string.Join(" ", seconds.Select(s => s.ToString("F3", System.Globalization.CultureInfo.InvariantCulture)))} s");
         var (median, min, max) = (Timings.Median(seconds), seconds.Min(), seconds.Max());
-        Console.WriteLine($"  {kernel.ToString().ToLowerInvariant(),-5} median {median:F3} s per loss + dL/dz (min {min:F3}, max {max:F3}, {repeats} calls); peak extra memory {memory}");
+        Console.WriteLine($"  {kernel.ToString().ToLowerInvariant(),-5} median {median:F3} s per loss + dL/dz (min {min:F3}, max {max:F3}, {repeats} calls); "
+            + $"process CPU {Timings.Median(cpu):F3} s per call (median); peak extra memory {memory}");
     }
 
     /// <summary>Each kernel in float32 against the full matrix in float64 on the same values: loss and gradient, relative.</summary>
