@@ -90,7 +90,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
             });
         CheckShard(shard);
         var work = WireMapping.ToCore(shard, images);
-        var (z, times) = await torch.RunAsync(() => run.Session.Forward(work), context.CancellationToken);
+        var (z, times) = await torch.RunAsync(() => run.Session.Forward(work, toHost: true), context.CancellationToken);
         TimesTrailerInterceptor.Report(context, times);
         foreach (var chunk in WireMapping.Chunks("z", z)) await responseStream.WriteAsync(chunk);
     }

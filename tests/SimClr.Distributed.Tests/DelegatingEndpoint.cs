@@ -13,6 +13,8 @@ internal abstract class DelegatingEndpoint(IReplicaEndpoint inner) : IReplicaEnd
 
     public virtual string? PeerAddress => Inner.PeerAddress;
 
+    public virtual bool InProcess => Inner.InProcess;
+
     public virtual Task<Timed<FloatBlock>> ForwardAsync(ShardWork work, CancellationToken cancel) => Inner.ForwardAsync(work, cancel);
 
     public virtual Task<Timed<GradientBytes?>> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel) =>

@@ -125,7 +125,7 @@ public sealed class DataParallelStep
         {
             projections = Forward(replicas, plan, data, epoch, step, clock, cancel);
             long lossStart = Stopwatch.GetTimestamp();
-            (double value, var metrics, dz) = GlobalLoss(plan, projections, batch);
+            (double value, var metrics, dz) = GlobalLoss(replicas, plan, projections, batch);
             clock.LossMs = Stopwatch.GetElapsedTime(lossStart).TotalMilliseconds;
             if (dz.Length == 0) return StepResult.Skip(value, metrics, $"the loss is {value}", Stop(clock));
 
@@ -173,9 +173,10 @@ public sealed class DataParallelStep
     }
 
     /// <summary>The global loss over all replicas' outputs in the global row order (on <see cref="LossDevice"/>), its
-    /// metrics, and each replica's rows of dL/dz, left on that device (none when the loss is not finite). The loss and
-    /// the metrics are read in one copy.</summary>
-    private (double Loss, Dictionary<string, double> Metrics, FloatBlock[] Dz) GlobalLoss(IReadOnlyList<ShardRows> plan, FloatBlock[] projections, long[] batch)
+    /// metrics, and each replica's rows of dL/dz, left on that device for an in-process replica and copied to the host
+    /// for a worker (none when the loss is not finite). The loss and the metrics are read in one copy.</summary>
+    private (double Loss, Dictionary<string, double> Metrics, FloatBlock[] Dz) GlobalLoss(List<IReplicaEndpoint> replicas, IReadOnlyList<ShardRows> plan,
+        FloatBlock[] projections, long[] batch)
     {
         using var scope = NewDisposeScope();
         var gathered = cat(projections.Select(p => p.ToTensor(LossDevice)).ToList(), 0);
@@ -188,11 +189,11 @@ public sealed class DataParallelStep
         if (!double.IsFinite(read[0])) return (read[0], metrics, []);
         var scattered = values.Gradient.index_select(0, rows).to_type(ScalarType.Float32);
         long offset = 0;
-        var slices = plan.Select(p =>
+        var slices = plan.Select((p, w) =>
         {
-            var slice = scattered.narrow(0, offset, p.Count);
+            var slice = FloatBlock.OnDevice(scattered.narrow(0, offset, p.Count), Syncs);
             offset += p.Count;
-            return FloatBlock.OnDevice(slice, Syncs);
+            return replicas[w].InProcess ? slice : slice.ToHost(); // a worker's rows go to the wire as bytes, copied here
         }).ToArray();
         return (read[0], metrics, slices);
     }

@@ -42,14 +42,24 @@ public sealed class FloatBlock : IDisposable
     /// <summary>Where the block's values are: a device, or null when they are bytes on the host.</summary>
     public Device? Device => _tensor?.device;
 
-    /// <summary>The values as float32 bytes (for a transport): for a block on a device, one counted copy, made once.</summary>
+    /// <summary>The values as float32 bytes (for a transport): for a block on a device, one counted copy, made once (by
+    /// <see cref="ToHost"/> on the torch thread, before a transport's thread asks).</summary>
     public byte[] Data => _data ??= _syncs!.Transport(_tensor!);
+
+    /// <summary>Makes the host copy now (on the calling thread: the torch thread) and lets go of the device tensor.</summary>
+    public FloatBlock ToHost()
+    {
+        _ = Data;
+        Dispose();
+        return this;
+    }
 
     /// <summary>The values as a float32 tensor on <paramref name="device"/>, the caller's to dispose (a view of the block's own
     /// tensor when it is there already, without a copy).</summary>
     public Tensor ToTensor(Device device)
     {
         if (_tensor is { } t) return t.device == device ? t.alias() : t.to(device);
+        if (_data is null) throw new ObjectDisposedException(nameof(FloatBlock));
         var host = empty(Shape, ScalarType.Float32);
         _data!.CopyTo(host.bytes);
         return device.type == TorchSharp.DeviceType.CPU ? host : host.to(device);

@@ -13,6 +13,10 @@ public interface IReplicaEndpoint : IDisposable
 {
     string Name { get; }
 
+    /// <summary>Whether the replica lives in this process and takes tensors where they are (dL/dz stays on its device);
+    /// else the step copies what it sends to the host first, on its own (torch) thread.</summary>
+    bool InProcess => false;
+
     /// <summary>Augments and forwards the shard's views; returns the projections [rows, d].</summary>
     Task<Timed<FloatBlock>> ForwardAsync(ShardWork work, CancellationToken cancel);
 

@@ -12,6 +12,8 @@ public sealed class LocalReplicaEndpoint(ModelReplica replica, string name = "lo
 
     public string Name { get; } = name;
 
+    public bool InProcess => true;
+
     public Task<Timed<FloatBlock>> ForwardAsync(ShardWork work, CancellationToken cancel) => Task.FromResult(Session.Forward(work));
 
     public Task<Timed<GradientBytes?>> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel) =>

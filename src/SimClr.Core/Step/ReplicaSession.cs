@@ -51,9 +51,9 @@ public sealed class ReplicaSession : IDisposable
         }
     }
 
-    /// <summary>Augments and forwards the shard's views; the projections as float32 on the replica's device (their bytes
-    /// copied to the host only when a transport reads them).</summary>
-    public Timed<FloatBlock> Forward(ShardWork work)
+    /// <summary>Augments and forwards the shard's views; the projections as float32 on the replica's device, or with
+    /// <paramref name="toHost"/> (for a transport) as bytes, copied here in one counted copy.</summary>
+    public Timed<FloatBlock> Forward(ShardWork work, bool toHost = false)
     {
         long start = Stopwatch.GetTimestamp();
         lock (_gate) _pending = null;
@@ -64,6 +64,7 @@ public sealed class ReplicaSession : IDisposable
         var views = work.Rows.Indices.Zip(work.Rows.Views, (i, v) => (i, v)).ToArray();
         var z = Replica.Forward(images, views, work.Epoch, work.Rows.ChunkSizes).to_type(ScalarType.Float32);
         var block = FloatBlock.OnDevice(z, Replica.Syncs);
+        if (toHost) block.ToHost();
         lock (_gate) _pending = block.Shape;
         return new(block, TimesSince(start));
     }

@@ -25,6 +25,8 @@ public sealed class NonFiniteStepTests : IDisposable
 
         public string Name => inner.Name;
 
+        public bool InProcess => inner.InProcess;
+
         public Task<Timed<FloatBlock>> ForwardAsync(ShardWork work, CancellationToken cancel)
         {
             _step = work.Step;
