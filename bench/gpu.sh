@@ -7,14 +7,13 @@
 #              replicas' checksums diverge; its per-step losses against a single-process run (`simclr pretrain`) over the
 #              same steps, with the same 2 BatchNorm groups (batching.groups=2): the same maths either way
 #   4 augment  the tensor augmentation kernel's views/s on the GPU (`simclr bench augment --kernel tensor`)
-#   5 loss     `simclr bench loss --device cuda --views 8192 --dim 128` (global NT-Xent + dL/dz)
+#   5 loss     `simclr bench loss --device cuda --views 8192 --dim 128` (global NT-Xent + dL/dz; the dry run: 1024 views)
 # It stops at the first thing that does not work: non-zero exit and "FAILED at step <name>".
 # Needs: the .NET SDK (tests; and the build unless $SIMCLR is given), an NVIDIA driver, python3 with torch and
 # torchvision (pip install torch torchvision; or PYTHON=/path/to/python), and a simclr that can use the GPU: $SIMCLR
 # (a published binary) or else this repository built with -p:TorchSharpPackage=TorchSharp-cuda-linux.
 # Usage: bash bench/gpu.sh                      the check, on cuda
-#        bash bench/gpu.sh --device cpu [--quick]   a dry run: every step on the CPU with tiny sizes (same code path);
-#                                                   `bench loss` may be absent there only ("missing" in the table)
+#        bash bench/gpu.sh --device cpu [--quick]   a dry run: every step on the CPU with tiny sizes (same code path)
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 device=cuda; quick=0
@@ -30,11 +29,12 @@ case "$device" in cuda | cpu) ;; *) echo "bench/gpu.sh: --device is cuda or cpu 
 dry=0; [ "$device" = cpu ] && dry=1
 if [ "$dry" = 1 ]; then # tiny sizes, the same commands
   step_batches="4 8"; step_args=(--quick --threads 2); launch_devices=cpu; launch_extra=(--threads-per-worker 1)
-  run_width=0.125; run_batch=16; run_steps=3; loss_tolerance=1e-5
+  run_width=0.125; run_batch=16; run_steps=3; loss_tolerance=1e-5; loss_views=1024; loss_args=(--repeats 2 --reference-views 1024)
   augment_args=(--batch 32 --views 256 --repeats 1); package=()
 else
   step_batches="256 512"; step_args=(--warmup 3 --steps 10 --repeats 3 --threads 4); launch_devices=cuda:0,cuda:0; launch_extra=()
   run_width=0.25; run_batch=128; run_steps=5; loss_tolerance=1e-3 # cuDNN sums in no fixed order, TF32 convolutions
+  loss_views=8192; loss_args=()
   augment_args=(--batch 256 --views 20000 --repeats 3); package=(-p:TorchSharpPackage=TorchSharp-cuda-linux)
 fi
 [ "$quick" = 1 ] && step_batches=${step_batches%% *}
@@ -126,14 +126,11 @@ rate=$(sed -nE 's/.*median ([0-9.]+) views\/s.*/\1/p' <<<"$out" | tail -1)
 [ -n "$rate" ] || fail "no views/s in: $(tail -1 <<<"$out")"
 row ok "$rate views/s (tensor kernel, ${augment_args[*]})"
 
-step loss "simclr bench loss --device $device --views 8192 --dim 128"
-# (`bench loss --help` exits 0 where loss is missing too: System.CommandLine then prints bench's help; so read bench's list)
-if [ "$dry" = 1 ] && ! "$simclr" bench --help 2>/dev/null | grep -qE '^ +loss( |$)'; then
-  row missing "simclr bench loss does not exist in this build (tolerated in the dry run only)"
-else
-  out=$("$simclr" bench loss --device "$device" --views 8192 --dim 128 2>&1) || { echo "$out" | tail -20; fail "simclr bench loss failed"; }
-  row ok "$(grep -v '^\s*$' <<<"$out" | tail -1)"
-fi
+step loss "simclr bench loss --device $device --views $loss_views --dim 128"
+out=$("$simclr" bench loss --device "$device" --views "$loss_views" --dim 128 "${loss_args[@]}" 2>&1) || { echo "$out" | tail -20; fail "simclr bench loss failed"; }
+median=$(grep -E '^ +(tiled|full) +median' <<<"$out" | sed -E 's/^ +//; s/ per loss.*//' | paste -sd';' -)
+[ -n "$median" ] || fail "no median in: $(tail -1 <<<"$out")"
+row ok "$loss_views x 128: $median; $(grep -v '^\s*$' <<<"$out" | tail -1 | sed -E 's/^ +//')"
 
 current=done
 table
