@@ -130,7 +130,8 @@ step loss "simclr bench loss --device $device --views $loss_views --dim 128"
 out=$("$simclr" bench loss --device "$device" --views "$loss_views" --dim 128 "${loss_args[@]}" 2>&1) || { echo "$out" | tail -20; fail "simclr bench loss failed"; }
 median=$(grep -E '^ +(tiled|full) +median' <<<"$out" | sed -E 's/^ +//; s/ per loss.*//' | paste -sd';' -)
 [ -n "$median" ] || fail "no median in: $(tail -1 <<<"$out")"
-row ok "$loss_views x 128: $median; $(grep -v '^\s*$' <<<"$out" | tail -1 | sed -E 's/^ +//')"
+error=$(grep -E '^ +tiled float32:' <<<"$out" | sed -E 's/^ +tiled float32: //; s/[|]//g; s/ +/ /g')
+row ok "$loss_views x 128: $median; tiled vs float64: ${error:-not reported}"
 
 current=done
 table
