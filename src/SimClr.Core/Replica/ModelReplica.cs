@@ -292,6 +292,7 @@ public sealed class ModelReplica : IDisposable
         ReleaseGraph();
         DropExactSums();
         _fingerprint.Dispose();
+        Syncs.Dispose();
         if (!_ownsModel) return;
         Optimizer.Dispose();
         Network.Dispose();

@@ -39,28 +39,12 @@ public static class ReplicaState
         }
     }
 
-    /// <summary>SHA-256 (first 16 hex digits) of every parameter's bytes in state order, read from the device in one copy
-    /// counted on <paramref name="syncs"/> (the parameters concatenated there): the same digits as <see cref="Checksum(IEnumerable{ValueTuple{string, Parameter}})"/>.</summary>
+    /// <summary>SHA-256 (first 16 hex digits) of every parameter's bytes in state order: equal on bit-identical replicas.
+    /// Read from the device in one copy (the parameters concatenated there), counted on <paramref name="syncs"/>.</summary>
     public static string Checksum(IReadOnlyList<(string Name, Parameter Parameter)> parameters, Runtime.HostSyncs syncs)
     {
-        if (parameters.Count == 0) return Checksum(parameters);
         using var scope = NewDisposeScope();
-        byte[] bytes = syncs.Copy(cat(parameters.Select(p => p.Parameter.detach().flatten()).ToList(), 0));
+        byte[] bytes = parameters.Count == 0 ? [] : syncs.Copy(cat(parameters.Select(p => p.Parameter.detach().flatten()).ToList(), 0));
         return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes))[..16];
-    }
-
-    /// <summary>SHA-256 (first 16 hex digits) of every parameter's bytes in state order: equal on bit-identical replicas.</summary>
-    public static string Checksum(IEnumerable<(string Name, Parameter Parameter)> parameters)
-    {
-        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        foreach (var (_, p) in parameters)
-        {
-            // in a scope, so the intermediate of detach() stays referenced while cpu() reads it (see Runtime.Scalars:
-            // an unreferenced temporary can be finalized mid-call when another thread triggers a GC)
-            using var scope = NewDisposeScope();
-            var cpu = p.detach().cpu().contiguous();
-            hash.AppendData(cpu.bytes);
-        }
-        return Convert.ToHexStringLower(hash.GetHashAndReset())[..16];
     }
 }

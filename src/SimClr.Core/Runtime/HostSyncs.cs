@@ -9,10 +9,13 @@ namespace SimClr.Core.Runtime;
 /// projections, dL/dz, a gradient bucket) and a synchronisation for a phase timer (CUDA only). On CUDA each of these
 /// stalls the device; code on the step's path reads through here and nowhere else, so <c>host_syncs</c> in metrics.jsonl
 /// says what a step costs a GPU, and tests pin it. Counted the same on the CPU, where these are plain reads. One per
-/// replica and one for the coordinator's half of the step; used on the torch thread only.
+/// replica and one for the coordinator's half of the step; used on the torch thread only. Copies from a CUDA device land
+/// in pinned host buffers kept for the next copy of the same size (a step's buckets and blocks keep their sizes), so a
+/// copy allocates nothing; dispose it to let them go.
 /// </summary>
-public sealed class HostSyncs
+public sealed class HostSyncs : IDisposable
 {
+    private readonly Dictionary<(ScalarType, long), Tensor> _pinned = [];
     private long _reads, _transport, _timer;
 
     /// <summary>A 0-dim tensor's value: one read.</summary>
@@ -34,20 +37,27 @@ public sealed class HostSyncs
     public byte[] Copy(Tensor tensor)
     {
         _reads++;
-        using var scope = NewDisposeScope();
-        return tensor.contiguous().cpu().bytes.ToArray();
+        return HostBytes(tensor);
     }
 
-    /// <summary>A tensor's bytes for a transport, in one device-to-host copy (into pinned memory on CUDA, where copies
-    /// from it are fastest).</summary>
+    /// <summary>A tensor's bytes for a transport, in one device-to-host copy.</summary>
     public byte[] Transport(Tensor tensor)
     {
         _transport++;
+        return HostBytes(tensor);
+    }
+
+    /// <summary>The tensor's bytes: read where it is on the CPU; from a device, copied into a pinned buffer of its size
+    /// (made at the first copy of that size, reused after), where device-to-host copies are fastest.</summary>
+    private byte[] HostBytes(Tensor tensor)
+    {
         using var scope = NewDisposeScope();
         var contiguous = tensor.contiguous();
         if (contiguous.device_type == TorchSharp.DeviceType.CPU) return contiguous.bytes.ToArray();
-        var host = empty(contiguous.shape, contiguous.dtype, CPU).pin_memory();
-        host.copy_(contiguous);
+        var key = (contiguous.dtype, contiguous.numel());
+        if (!_pinned.TryGetValue(key, out var host))
+            _pinned[key] = host = empty([key.Item2], key.Item1, CPU).pin_memory().DetachFromDisposeScope();
+        host.copy_(contiguous.reshape(-1));
         return host.bytes.ToArray();
     }
 
@@ -65,5 +75,11 @@ public sealed class HostSyncs
         var counts = new SyncCounts(_reads, _transport, _timer);
         _reads = _transport = _timer = 0;
         return counts;
+    }
+
+    public void Dispose()
+    {
+        foreach (var buffer in _pinned.Values) buffer.Dispose();
+        _pinned.Clear();
     }
 }

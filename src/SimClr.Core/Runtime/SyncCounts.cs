@@ -6,7 +6,5 @@ public sealed record SyncCounts(long Reads, long Transport, long Timer)
 {
     public static readonly SyncCounts None = new(0, 0, 0);
 
-    public long Total => Reads + Transport + Timer;
-
     public static SyncCounts operator +(SyncCounts a, SyncCounts b) => new(a.Reads + b.Reads, a.Transport + b.Transport, a.Timer + b.Timer);
 }

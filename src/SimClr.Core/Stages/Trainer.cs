@@ -28,15 +28,15 @@ public abstract class Trainer : IDisposable
         Run = run;
         Observer = observer;
         bool remote = replicas is { Count: > 0 };
-        Device = new Device(remote ? StageRunner.LocalDevice(config, withWorkers: true) : config.Device);
+        var local = new Device(StageRunner.LocalDevice(config, remote)); // the loss's, and with workers this process's model's
+        Device = remote ? local : new Device(config.Device);
         Sampler = new EpochSampler(train.Count, config.BatchSize, config.Seed);
         StepsPerEpoch = Sampler.BatchesPerEpoch;
         TotalSteps = (long)config.Epochs * StepsPerEpoch;
         Schedule = new LearningRateSchedule(config.Optimizer.PeakLearningRate(config.BatchSize), (long)Math.Round(config.WarmupEpochs * StepsPerEpoch), TotalSteps);
         Replica = ReplicaFactory.Build(config, train.Channels, train.Mean, train.Std, Device, train.ClassNames.Count);
         var self = new LocalReplicaEndpoint(Replica);
-        StepRunner = new DataParallelStep(remote ? replicas! : [self], loss, config.Batching, config.Faults, observer.Message, config.Reduction,
-            new Device(StageRunner.LocalDevice(config, remote)));
+        StepRunner = new DataParallelStep(remote ? replicas! : [self], loss, config.Batching, config.Faults, observer.Message, config.Reduction, local);
         Mirror = new ReplicaMirror(self, StepRunner.Group, remote);
         StepRunner.Group.Bring = Mirror.Bring;
         // fail now, not at the first step, when the batch cannot be split this way
@@ -236,6 +236,7 @@ public abstract class Trainer : IDisposable
     public void Dispose()
     {
         Replica.Dispose();
+        StepRunner.Syncs.Dispose();
         GC.SuppressFinalize(this);
     }
 }

@@ -213,17 +213,17 @@ public sealed class DataParallelStep
             var survivors = Enumerable.Range(0, replicas.Count).Where(w => calls[w].IsCompletedSuccessfully).ToList();
             if (survivors.Count == 0) return null;
             var applied = survivors.Select(w => calls[w].Result.Value).ToList();
-            Compare(applied, survivors.Select(w => replicas[w]).ToList(), step);
+            Compare(applied, survivors.Select(w => replicas[w]).ToList(), step, agreement);
             return new StepResult(StepStatus.Applied, loss, applied[0], metrics);
         });
-        if (!single) Compare(checksums, replicas, step);
+        if (!single) Compare(checksums, replicas, step, agreement);
         return new StepResult(StepStatus.Applied, loss, checksums[0], metrics) { Times = Stop(clock) };
     }
 
-    private static void Compare(IReadOnlyList<string?> checksums, IReadOnlyList<IReplicaEndpoint> from, long step)
+    private static void Compare(IReadOnlyList<string?> checksums, IReadOnlyList<IReplicaEndpoint> from, long step, Agreement agreement)
     {
         if (checksums.Distinct().Count() != 1)
-            throw new ReplicaDivergenceException($"replicas diverged at step {step}: parameter {(checksums[0]?.StartsWith("fp:", StringComparison.Ordinal) == true ? "fingerprints" : "checksums")} "
+            throw new ReplicaDivergenceException($"replicas diverged at step {step}: parameter {(agreement == Agreement.Fingerprint ? "fingerprints" : "checksums")} "
                 + string.Join(", ", checksums.Select((c, w) => $"{from[w].Name} {c}")));
     }
 }

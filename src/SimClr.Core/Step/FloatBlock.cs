@@ -39,9 +39,6 @@ public sealed class FloatBlock : IDisposable
 
     public long[] Shape { get; }
 
-    /// <summary>Where the block's values are: a device, or null when they are bytes on the host.</summary>
-    public Device? Device => _tensor?.device;
-
     /// <summary>The values as float32 bytes (for a transport): for a block on a device, one counted copy, made once (by
     /// <see cref="ToHost"/> on the torch thread, before a transport's thread asks).</summary>
     public byte[] Data => _data ??= _syncs!.Transport(_tensor!);
