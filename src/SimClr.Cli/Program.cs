@@ -18,6 +18,7 @@ if (NativeTorch.LoadFor(args) is { } problem)
 
 var root = new RootCommand("simclr: SimCLR contrastive pre-training of a CIFAR-stem ResNet-18, then fine-tuning, in C# with TorchSharp.");
 root.Subcommands.Add(QuickstartCommand.Create());
+root.Subcommands.Add(ExperimentCommand.Create());
 foreach (var stage in StageCommands.Create()) root.Subcommands.Add(stage);
 root.Subcommands.Add(ExportCommand.Create());
 root.Subcommands.Add(WorkerCommand.Create());

@@ -13,6 +13,7 @@ internal static class StageCommands
     {
         yield return Make(Stage.Pretrain, "pretrain", "SimCLR pre-training (two views, projection head, NT-Xent, kNN monitor).");
         yield return Make(Stage.LinearEval, "linear-eval", "Linear classifier on the frozen backbone of --pretrained (the standard protocol).");
+        yield return Make(Stage.KnnEval, "knn-eval", "Weighted kNN of the test images among the labelled training images, on the frozen backbone of --pretrained (knnK, knnTemperature, labelFraction).");
         yield return Make(Stage.Finetune, "finetune", "Train backbone + classifier with labels, starting from --pretrained.");
         yield return Make(Stage.Supervised, "supervised", "Train the same classifier from scratch (the baseline).");
     }
@@ -40,7 +41,7 @@ internal static class StageCommands
                 config = RunConfigLoader.Load(run.ConfigFile, arguments.Overrides);
                 if (config.Stage != stage) throw new ConfigException($"{run.Path} is a {config.Stage} run; resume it with that command");
                 RemoveOrphanedTemporaries(run);
-                checkpoint = IntactCheckpoint(run);
+                checkpoint = run.IntactCheckpoint(Console.WriteLine);
             }
             else
             {
@@ -67,36 +68,6 @@ internal static class StageCommands
             }
             return code;
         }
-    }
-
-    /// <summary>
-    /// The newest checkpoint of the run that can be read whole. A damaged newest one (cut short by a crash or a full
-    /// disk outside the atomic write, copied in part) is named, and the older intact one used: its later steps are redone.
-    /// </summary>
-    public static string IntactCheckpoint(RunDirectory run)
-    {
-        var all = run.Checkpoints();
-        if (all.Count == 0) throw new ConfigException($"{run.Path} has no checkpoint to resume from; start the run again");
-        var damaged = new List<string>();
-        foreach (string path in all)
-        {
-            try
-            {
-                using var checkpoint = SimClr.Core.Checkpoints.Checkpoint.Load(path);
-            }
-            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or FormatException or KeyNotFoundException)
-            {
-                damaged.Add($"{Path.GetFileName(path)}: {e.Message}");
-                continue;
-            }
-            if (damaged.Count > 0)
-            {
-                Console.WriteLine($"simclr: warning: {damaged.Count} newer checkpoint(s) cannot be read ({string.Join("; ", damaged)}); "
-                    + $"resuming from the older intact {path} instead (the steps after it are done again)");
-            }
-            return path;
-        }
-        throw new ConfigException($"no checkpoint in {run.CheckpointsFolder} can be read ({string.Join("; ", damaged)}); start the run again");
     }
 
     private static void RemoveOrphanedTemporaries(RunDirectory run)

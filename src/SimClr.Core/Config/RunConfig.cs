@@ -57,6 +57,10 @@ public sealed record RunConfig
 
     public int KnnK { get; init; } = 200;
 
+    /// <summary>Test accuracy of finetune and supervised every this many epochs (always after the last): each costs a
+    /// forward pass over the whole test split, which on a small labelled subset takes longer than the epoch itself.</summary>
+    public int TestEveryEpochs { get; init; } = 1;
+
     public double KnnTemperature { get; init; } = 0.1;
 
     /// <summary>Write a checkpoint every this many steps (and at the end); 0 for the end only.</summary>
@@ -135,6 +139,7 @@ public sealed record RunConfig
         if (Stage == Stage.Pretrain && BatchSize == 1) problems.Add("batchSize must be >= 2 for contrastive pre-training (negatives come from the batch)");
         if (!(WarmupEpochs >= 0)) problems.Add($"warmupEpochs must be >= 0 (got {WarmupEpochs})");
         if (KnnEveryEpochs < 0) problems.Add($"knnEveryEpochs must be >= 0 (got {KnnEveryEpochs})");
+        if (TestEveryEpochs < 1) problems.Add($"testEveryEpochs must be >= 1 (got {TestEveryEpochs}; 1: after every epoch)");
         if (KnnK < 1) problems.Add($"knnK must be >= 1 (got {KnnK})");
         if (!(KnnTemperature > 0)) problems.Add($"knnTemperature must be > 0 (got {KnnTemperature})");
         if (CheckpointEverySteps < 0) problems.Add($"checkpointEverySteps must be >= 0 (got {CheckpointEverySteps})");
@@ -143,6 +148,7 @@ public sealed record RunConfig
         if (KeepCheckpoints < 1) problems.Add($"keepCheckpoints must be >= 1 (got {KeepCheckpoints})");
         if (TimePhasesEverySteps < 1) problems.Add($"timePhasesEverySteps must be >= 1 (got {TimePhasesEverySteps}; 1: every step)");
         if (LogEverySteps < 1) problems.Add($"logEverySteps must be >= 1 (got {LogEverySteps})");
+        if (Stage == Stage.KnnEval && string.IsNullOrEmpty(Pretrained)) problems.Add("knn-eval needs pretrained: a pre-training checkpoint, an exported backbone, or \"random\" for the untrained baseline");
         if (Stage == Stage.LinearEval && string.IsNullOrEmpty(Pretrained)) problems.Add("linear-eval needs pretrained: a pre-training checkpoint, an exported backbone, or \"random\" for the untrained baseline");
         if (RunName is not null && (RunName.Length == 0 || RunName.IndexOfAny(Path.GetInvalidFileNameChars()) >= 0 || RunName.Contains('/')))
             problems.Add($"runName '{RunName}' is not a valid folder name");

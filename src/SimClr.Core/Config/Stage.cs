@@ -7,4 +7,5 @@ public enum Stage
     LinearEval,
     Finetune,
     Supervised,
+    KnnEval,
 }

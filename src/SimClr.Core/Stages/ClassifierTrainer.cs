@@ -38,11 +38,8 @@ public sealed class ClassifierTrainer : Trainer
 
     protected override Dictionary<string, double> EndOfEpoch(int epoch, bool last)
     {
-        var result = new Dictionary<string, double>
-        {
-            ["train_accuracy"] = _seen == 0 ? double.NaN : (double)_correct / _seen,
-            ["test_accuracy"] = TestAccuracy(),
-        };
+        var result = new Dictionary<string, double> { ["train_accuracy"] = _seen == 0 ? double.NaN : (double)_correct / _seen };
+        if ((epoch + 1) % Config.TestEveryEpochs == 0 || last) result["test_accuracy"] = TestAccuracy();
         _correct = _seen = 0;
         return result;
     }

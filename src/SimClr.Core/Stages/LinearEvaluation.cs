@@ -18,25 +18,10 @@ public static class LinearEvaluation
     public static StageResult Run(RunConfig config, ImageDataSet train, ImageDataSet test, RunDirectory run, ITrainingObserver observer, string? pretrained)
     {
         var device = new Device(config.Device);
-        manual_seed((long)config.Seed);
-        using var backbone = new ResNet18(new ResNetOptions(config.Model.Width, train.Channels));
-        if (pretrained is not null)
-        {
-            var weights = BackboneWeights.Load(pretrained);
-            try
-            {
-                BackboneWeights.LoadInto(backbone, weights, pretrained);
-            }
-            finally
-            {
-                foreach (var t in weights.Values) t.Dispose();
-            }
-        }
-        backbone.to(device);
-        foreach (var p in backbone.parameters()) p.requires_grad = false;
-        observer.Message($"linear-eval: extracting frozen {(pretrained is null ? "randomly initialised" : "pre-trained")} features ({train.Count} train, {test.Count} test)");
-        using var trainFeatures = FeatureExtractor.Extract(backbone, train, device);
-        using var testFeatures = FeatureExtractor.Extract(backbone, test, device);
+        using var backbone = FrozenBackbone.Load(config, train.Channels, pretrained, device);
+        var (trainFeatures, testFeatures) = FrozenBackbone.Features(backbone, train, test, device, observer, "linear-eval", pretrained is null);
+        using var _ = trainFeatures;
+        using var __ = testFeatures;
         using var metrics = new MetricsLog(run);
         observer.Started("linear-eval", 0, config.Epochs);
         var result = LinearProbe.Train(trainFeatures, train.Labels, testFeatures, test.Labels, train.ClassNames.Count, config.Epochs,

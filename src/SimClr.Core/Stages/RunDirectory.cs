@@ -54,10 +54,10 @@ public sealed class RunDirectory
     }
 
     /// <summary>An existing run folder (for --resume).</summary>
-    public static RunDirectory Open(string path)
+    public static RunDirectory Open(string path, bool requireConfig = true)
     {
         var run = new RunDirectory(System.IO.Path.GetFullPath(path));
-        if (!File.Exists(run.ConfigFile)) throw new ConfigException($"{run.Path} is not a run directory (no config.json)");
+        if (requireConfig && !File.Exists(run.ConfigFile)) throw new ConfigException($"{run.Path} is not a run directory (no config.json)");
         return run;
     }
 
@@ -115,6 +115,37 @@ public sealed class RunDirectory
         {
             return false;
         }
+    }
+
+    /// <summary>
+    /// The newest checkpoint of the run that can be read whole. A damaged newest one (cut short by a crash or a full
+    /// disk outside the atomic write, copied in part) is named through <paramref name="warn"/>, and the older intact one
+    /// used: its later steps are redone.
+    /// </summary>
+    public string IntactCheckpoint(Action<string> warn)
+    {
+        var all = Checkpoints();
+        if (all.Count == 0) throw new ConfigException($"{Path} has no checkpoint to resume from; start the run again");
+        var damaged = new List<string>();
+        foreach (string path in all)
+        {
+            try
+            {
+                using var checkpoint = Checkpoint.Load(path);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or FormatException or KeyNotFoundException)
+            {
+                damaged.Add($"{System.IO.Path.GetFileName(path)}: {e.Message}");
+                continue;
+            }
+            if (damaged.Count > 0)
+            {
+                warn($"simclr: warning: {damaged.Count} newer checkpoint(s) cannot be read ({string.Join("; ", damaged)}); "
+                    + $"resuming from the older intact {path} instead (the steps after it are done again)");
+            }
+            return path;
+        }
+        throw new ConfigException($"no checkpoint in {CheckpointsFolder} can be read ({string.Join("; ", damaged)}); start the run again");
     }
 
     /// <summary>Deletes all but the newest <paramref name="keep"/> checkpoints.</summary>

@@ -66,7 +66,7 @@ public static class StageRunner
                 observer.Message($"using {subset.Count} labelled images ({config.LabelFraction:P0}, class-balanced)");
             }
             var train = subset ?? data.Train;
-            if (config.Stage != Stage.LinearEval && config.BatchSize > train.Count)
+            if (config.Stage is not (Stage.LinearEval or Stage.KnnEval) && config.BatchSize > train.Count)
                 throw new ConfigException($"batchSize {config.BatchSize} is larger than the {train.Count} training images this run has"
                     + (subset is null ? "" : $" at labelFraction {config.LabelFraction}") + "; lower batchSize");
             return new PreparedStage(config, data, train, subset);
@@ -89,6 +89,11 @@ public static class StageRunner
         {
             if (replicas is not null) throw new ConfigException("linear-eval runs in one process (a linear layer on frozen features needs no workers)");
             return LinearEvaluation.Run(config, stage.Train, stage.Test, run, observer, config.Pretrained == RunConfig.RandomBackbone ? null : config.Pretrained);
+        }
+        if (config.Stage == Stage.KnnEval)
+        {
+            if (replicas is not null) throw new ConfigException("knn-eval runs in one process (it trains nothing)");
+            return KnnEvaluation.Run(config, stage.Train, stage.Test, run, observer, config.Pretrained == RunConfig.RandomBackbone ? null : config.Pretrained);
         }
         using Trainer trainer = config.Stage == Stage.Pretrain
             ? new Pretrainer(config, stage.Train, stage.Test, run, observer, replicas)
