@@ -116,6 +116,41 @@ public sealed class StageTests : IDisposable
     }
 
     [Fact]
+    public async Task Test_accuracy_is_measured_every_testEveryEpochs_epochs_and_after_the_last()
+    {
+        var config = TinyRuns.Config(Stage.Supervised, _runs, "every") with { Epochs = 5, TestEveryEpochs = 2 };
+        var run = RunDirectory.Create(config);
+        var result = await StageRunner.RunAsync(config, run, SilentObserver.Instance);
+        var epochs = File.ReadAllLines(run.MetricsFile).Select(l => JsonDocument.Parse(l).RootElement).Where(l => l.GetProperty("kind").GetString() == "epoch").ToList();
+        Assert.Equal(5, epochs.Count);
+        Assert.All(epochs, e => Assert.True(e.TryGetProperty("train_accuracy", out _)));
+        Assert.Equal([2, 4, 5], epochs.Where(e => e.TryGetProperty("test_accuracy", out _)).Select(e => e.GetProperty("epoch").GetInt32()));
+        Assert.InRange(result.Metrics["test_accuracy"], 0, 1);
+        Assert.Contains("testEveryEpochs must be >= 1", Assert.Throws<ConfigException>(() => RunConfigLoader.Load(null, ["testEveryEpochs=0"])).Message);
+    }
+
+    /// <summary>kNN evaluation takes its bank from the labelled subset, trains nothing, and needs a backbone to evaluate.</summary>
+    [Fact]
+    public async Task Knn_eval_votes_among_the_labelled_subset_only()
+    {
+        var pre = TinyRuns.Config(Stage.Pretrain, _runs, "pre-knn") with { Epochs = 1, KnnEveryEpochs = 0 };
+        var checkpoint = (await StageRunner.RunAsync(pre, RunDirectory.Create(pre), SilentObserver.Instance)).CheckpointPath;
+        double Bank(RunDirectory run) => File.ReadAllLines(run.MetricsFile).Select(l => JsonDocument.Parse(l).RootElement).Single().GetProperty("bank").GetDouble();
+        var all = TinyRuns.Config(Stage.KnnEval, _runs, "knn-all") with { Pretrained = checkpoint };
+        var allRun = RunDirectory.Create(all);
+        var full = await StageRunner.RunAsync(all, allRun, SilentObserver.Instance);
+        var half = TinyRuns.Config(Stage.KnnEval, _runs, "knn-half") with { Pretrained = checkpoint, LabelFraction = 0.5 };
+        var halfRun = RunDirectory.Create(half);
+        var subset = await StageRunner.RunAsync(half, halfRun, SilentObserver.Instance);
+        Assert.Equal(64, Bank(allRun));
+        Assert.InRange(Bank(halfRun), 28, 36); // half of each class, rounded
+        Assert.InRange(full.Metrics["test_accuracy"], 0, 1);
+        Assert.InRange(subset.Metrics["test_accuracy"], 0, 1);
+        Assert.Null(subset.CheckpointPath);
+        Assert.Contains("knn-eval needs pretrained", Assert.Throws<ConfigException>(() => RunConfigLoader.Load(null, ["stage=knn-eval"])).Message);
+    }
+
+    [Fact]
     public void Starting_a_new_run_over_one_with_checkpoints_is_refused()
     {
         var config = TinyRuns.Config(Stage.Pretrain, _runs, "taken");
