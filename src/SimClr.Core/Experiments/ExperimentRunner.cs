@@ -95,9 +95,19 @@ public sealed class ExperimentRunner(ExperimentPlan plan, CellExecutor execute, 
         string configFile = Path.Combine(cell.Folder, "config.json");
         if (!File.Exists(configFile)) return;
         IReadOnlyList<string> differences;
+        string written = File.ReadAllText(configFile);
         try
         {
-            differences = Differences(File.ReadAllText(configFile), RunConfigLoader.Serialize(config));
+            // read through today's loader: a key added since the cell ran takes its default, as the cell had it
+            written = RunConfigLoader.Serialize(RunConfigLoader.Load(configFile));
+        }
+        catch (ConfigException)
+        {
+            // a key since removed or renamed: compared as written, the difference names it
+        }
+        try
+        {
+            differences = Differences(written, RunConfigLoader.Serialize(config));
         }
         catch (System.Text.Json.JsonException e)
         {

@@ -174,6 +174,13 @@ public sealed class ExperimentTests : IDisposable
     {
         string path = Experiment("changed", methods: ["knn"], fractions: [1.0]);
         Assert.True(new ExperimentRunner(ExperimentPlan.Load(path), (c, r, k, t) => Execute(c, r, k, t), _ => { }).Run().Completed);
+        // a key added to the config since a cell ran (here: one taken out of its config.json) takes its default: not a change
+        string written = Path.Combine(ExperimentPlan.Load(path).PretrainCell!.Folder, "config.json");
+        var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(written))!.AsObject();
+        Assert.True(node.Remove("testEveryEpochs"));
+        File.WriteAllText(written, node.ToJsonString());
+        Assert.Equal(new ExperimentOutcome(true, 0, 2, 0), new ExperimentRunner(ExperimentPlan.Load(path), (c, r, k, t) => Execute(c, r, k, t), _ => { }).Run());
+
         path = Experiment("changed", methods: ["knn"], fractions: [1.0], pretrainSet: ["epochs=3"]);
         int ran = 0;
         var e = Assert.Throws<ConfigException>(() => new ExperimentRunner(ExperimentPlan.Load(path), (c, r, k, t) => { ran++; return Execute(c, r, k, t); }, _ => { }).Run());
