@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using SimClr.Core.Models;
 
 namespace SimClr.Distributed.Tests;
 
@@ -37,8 +38,25 @@ public sealed class ExportTests : IDisposable
     [Fact]
     public void Export_keeps_torchvisions_resnet18_line_for_a_full_width_rgb_backbone()
     {
-        string text = string.Join('\n', SimClr.Cli.Commands.ExportCommand.PyTorchSnippet("b.safetensors", 3, [64, 128, 256, 512]));
-        Assert.Contains("m = torchvision.models.resnet18(); m.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)", text, StringComparison.Ordinal);
-        Assert.Contains("Conv2d(1, 64, 3, 1, 1, bias=False)", string.Join('\n', SimClr.Cli.Commands.ExportCommand.PyTorchSnippet("b.safetensors", 1, [64, 128, 256, 512])), StringComparison.Ordinal);
+        string Snippet(ResNetOptions options) => string.Join('\n', SimClr.Cli.Commands.ExportCommand.PyTorchSnippet("b.safetensors", options));
+        Assert.Contains("m = torchvision.models.resnet18(); m.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False); m.maxpool = torch.nn.Identity()", Snippet(new ResNetOptions()), StringComparison.Ordinal);
+        Assert.Contains("Conv2d(1, 64, 3, 1, 1, bias=False)", Snippet(new ResNetOptions(InputChannels: 1)), StringComparison.Ordinal);
+    }
+
+    /// <summary>A full-width RGB resnet50 with the ImageNet stem is torchvision's own network; narrowed, it is built
+    /// from Bottlenecks with the ImageNet stem's conv1 and max-pool kept.</summary>
+    [Fact]
+    public void Export_lines_follow_the_arch_and_the_stem()
+    {
+        string Snippet(ResNetOptions options) => string.Join('\n', SimClr.Cli.Commands.ExportCommand.PyTorchSnippet("b.safetensors", options));
+        string full = Snippet(new ResNetOptions(Arch: ResNetArch.Resnet50, Stem: ResNetStem.Imagenet));
+        Assert.Contains("m = torchvision.models.resnet50()\n", full, StringComparison.Ordinal);
+        Assert.DoesNotContain("conv1", full, StringComparison.Ordinal);
+        string narrow = Snippet(new ResNetOptions(0.25, 3, ResNetArch.Resnet50, ResNetStem.Imagenet));
+        Assert.Contains("m = ResNet(Bottleneck, [3, 4, 6, 3]); m.inplanes = 16; m.fc = torch.nn.Identity()\n", narrow, StringComparison.Ordinal);
+        Assert.Contains("m.conv1 = torch.nn.Conv2d(3, 16, 7, 2, 3, bias=False)", narrow, StringComparison.Ordinal);
+        Assert.Contains("m.layer4 = m._make_layer(Bottleneck, 128, 3, stride=2)", narrow, StringComparison.Ordinal);
+        Assert.Contains("features of 512 dimensions", narrow, StringComparison.Ordinal);
+        Assert.Contains("m = ResNet(BasicBlock, [3, 4, 6, 3]);", Snippet(new ResNetOptions(0.5, 3, ResNetArch.Resnet34)), StringComparison.Ordinal);
     }
 }

@@ -5,14 +5,14 @@ using SimClr.Core.Models;
 
 namespace SimClr.Cli.Commands;
 
-/// <summary>simclr export: the backbone of a checkpoint as safetensors with torchvision's resnet18 names.</summary>
+/// <summary>simclr export: the backbone of a checkpoint as safetensors with torchvision's names.</summary>
 internal static class ExportCommand
 {
     public static Command Create()
     {
         var checkpoint = new Option<string>("--checkpoint") { Description = "a pretrain/finetune/supervised checkpoint (.safetensors)", Required = true };
         var output = CommonOptions.Out("file to write", "backbone.safetensors");
-        var command = new Command("export", "Write a checkpoint's backbone for PyTorch: torchvision resnet18 names (CIFAR stem, no fc), safetensors.")
+        var command = new Command("export", "Write a checkpoint's backbone for PyTorch: torchvision resnet18/34/50 names (no fc), safetensors.")
         {
             checkpoint, output,
         };
@@ -21,26 +21,33 @@ internal static class ExportCommand
     }
 
     /// <summary>
-    /// PyTorch lines that build a network of the backbone's own shape (input channels, then the four stages' widths, 64/128/256/512
-    /// at full width) and load the file into it: torchvision's resnet18 at full width with 3 channels, else torchvision's
-    /// ResNet with the stages narrowed as in the file (a full-width resnet18 would refuse every narrowed tensor).
+    /// PyTorch lines that build a network of the backbone's own shape (arch, stem, input channels, the four stages'
+    /// widths) and load the file into it: torchvision's own resnet18/34/50 at full width with 3 channels (the CIFAR stem
+    /// swapped in where the file has it), else torchvision's ResNet with the stages narrowed as in the file (a full-width
+    /// network would refuse every narrowed tensor).
     /// </summary>
-    public static IEnumerable<string> PyTorchSnippet(string file, int inputChannels, IReadOnlyList<int> stages)
+    public static IEnumerable<string> PyTorchSnippet(string file, ResNetOptions options)
     {
         string load = $"m.load_state_dict(safetensors.torch.load_file('{file}'), strict=False)";
-        if (inputChannels == 3 && stages.SequenceEqual(ResNetOptions.StageWidths))
+        int[] stages = [.. Enumerable.Range(0, 4).Select(options.Channels)];
+        bool cifar = options.Stem == ResNetStem.Cifar;
+        string conv1 = $"m.conv1 = torch.nn.Conv2d({options.InputChannels}, {stages[0]}, {(cifar ? "3, 1, 1" : "7, 2, 3")}, bias=False)";
+        const string noMaxPool = "m.maxpool = torch.nn.Identity()";
+        if (options.InputChannels == 3 && stages.SequenceEqual(ResNetOptions.StageWidths))
         {
-            yield return "PyTorch: m = torchvision.models.resnet18(); m.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False); m.maxpool = torch.nn.Identity();";
+            yield return $"PyTorch: m = torchvision.models.{options.ArchName}()" + (cifar ? $"; {conv1}; {noMaxPool}" : "");
             yield return $"         {load}  # only fc stays untrained";
             yield break;
         }
-        yield return $"PyTorch (this backbone's widths {string.Join('/', stages)}, {inputChannels} input channel{(inputChannels == 1 ? "" : "s")}):";
-        yield return "         from torchvision.models.resnet import ResNet, BasicBlock";
-        yield return $"         m = ResNet(BasicBlock, [2, 2, 2, 2]); m.inplanes = {stages[0]}; m.maxpool = torch.nn.Identity(); m.fc = torch.nn.Identity()";
-        yield return $"         m.conv1 = torch.nn.Conv2d({inputChannels}, {stages[0]}, 3, 1, 1, bias=False); m.bn1 = torch.nn.BatchNorm2d({stages[0]})";
-        yield return $"         m.layer1 = m._make_layer(BasicBlock, {stages[0]}, 2); m.layer2 = m._make_layer(BasicBlock, {stages[1]}, 2, stride=2)";
-        yield return $"         m.layer3 = m._make_layer(BasicBlock, {stages[2]}, 2, stride=2); m.layer4 = m._make_layer(BasicBlock, {stages[3]}, 2, stride=2)";
-        yield return $"         {load}  # features of {stages[3]} dimensions; add your own fc";
+        string block = options.UsesBottlenecks ? "Bottleneck" : "BasicBlock";
+        int[] n = options.Blocks;
+        yield return $"PyTorch ({options.ArchName}, {options.StemName} stem, this backbone's widths {string.Join('/', stages)}, {options.InputChannels} input channel{(options.InputChannels == 1 ? "" : "s")}):";
+        yield return $"         from torchvision.models.resnet import ResNet, {block}";
+        yield return $"         m = ResNet({block}, [{string.Join(", ", n)}]); m.inplanes = {stages[0]}; m.fc = torch.nn.Identity()" + (cifar ? $"; {noMaxPool}" : "");
+        yield return $"         {conv1}; m.bn1 = torch.nn.BatchNorm2d({stages[0]})";
+        yield return $"         m.layer1 = m._make_layer({block}, {stages[0]}, {n[0]}); m.layer2 = m._make_layer({block}, {stages[1]}, {n[1]}, stride=2)";
+        yield return $"         m.layer3 = m._make_layer({block}, {stages[2]}, {n[2]}, stride=2); m.layer4 = m._make_layer({block}, {stages[3]}, {n[3]}, stride=2)";
+        yield return $"         {load}  # features of {options.FeatureDim} dimensions; add your own fc";
     }
 
     private static int Run(string checkpointPath, string output)
@@ -51,13 +58,13 @@ internal static class ExportCommand
             var config = System.Text.Json.JsonSerializer.Deserialize<RunConfig>(checkpoint.ConfigJson, RunConfigLoader.Json)!;
             var weights = BackboneWeights.Load(checkpointPath);
             int channels = (int)weights["conv1.weight"].shape[1];
-            using var backbone = new ResNet18(new ResNetOptions(config.Model.Width, channels));
+            var options = config.Backbone(channels);
+            using var backbone = new ResNet(options);
             BackboneWeights.LoadInto(backbone, weights, checkpointPath);
             foreach (var t in weights.Values) t.Dispose();
             BackboneWeights.Export(backbone, output, new Dictionary<string, string> { ["source"] = Path.GetFullPath(checkpointPath) });
-            var options = new ResNetOptions(config.Model.Width, channels);
-            Console.WriteLine($"wrote {output}: ResNet-18 backbone (width {config.Model.Width}, {channels} input channels), torchvision names.");
-            foreach (string line in PyTorchSnippet(output, channels, [.. Enumerable.Range(0, 4).Select(options.Channels)])) Console.WriteLine(line);
+            Console.WriteLine($"wrote {output}: {options.ArchName} backbone ({options.StemName} stem, width {config.Model.Width}, {channels} input channels), torchvision names.");
+            foreach (string line in PyTorchSnippet(output, options)) Console.WriteLine(line);
             Console.WriteLine($"Check in PyTorch (any width): /usr/bin/python3 tests/interop/torchvision_load.py {output}");
             return ExitCodes.Success;
         }

@@ -101,6 +101,11 @@ public sealed record RunConfig
 
     public const int MaxThreads = 1024;
 
+    /// <summary>The backbone this config builds for images of <paramref name="inputChannels"/> channels (the stem
+    /// resolved by the views' size, augment.outputSize).</summary>
+    public Models.ResNetOptions Backbone(int inputChannels) =>
+        Models.ResNetOptions.For(Model.Width, inputChannels, Model.Arch, Model.Stem, Augment.OutputSize);
+
     public IReadOnlyList<string> Problems()
     {
         var problems = new List<string>();

@@ -8,7 +8,7 @@ namespace SimClr.Core.Evaluation;
 /// <summary>Backbone features of a whole data set with the evaluation transform, BN in eval mode, no graph.</summary>
 public static class FeatureExtractor
 {
-    public static Tensor Extract(ResNet18 backbone, ImageDataSet data, Device device, int batchSize = 512)
+    public static Tensor Extract(ResNet backbone, ImageDataSet data, Device device, int batchSize = 512)
     {
         bool wasTraining = backbone.training;
         backbone.eval();

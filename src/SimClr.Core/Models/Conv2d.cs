@@ -20,6 +20,15 @@ namespace SimClr.Core.Models;
 /// are those of the unpadded convolution. Widths 0.25, 0.5 and 1.0 pad nothing (the 3-channel stem's input is read
 /// unblocked, <see cref="UnblockedInputChannels"/>); other devices never pad.
 /// </para>
+/// <para>
+/// A second oneDNN fault, on the same CPU: the input gradient of some strided 1x1 convolutions with 1024 or more output
+/// channels (resnet50's shortcuts from half width up: 256 -> 1024 and 1024 -> 2048 at stride 2) stops the process with
+/// SIGFPE, while 1008 or 1040 channels run. On CPU a strided 1x1 convolution with more than
+/// <see cref="LargestStridedPointwiseOutput"/> output channels therefore reads every stride-th pixel first and convolves
+/// that with stride 1: the same products (a 1x1 kernel at stride s reads exactly those pixels), and the same forward and
+/// weight-gradient bits as measured; the input gradient may round differently. Narrower ones, every one resnet18 and
+/// resnet34 have up to full width, keep the strided kernel and their bits.
+/// </para>
 /// </summary>
 public sealed class Conv2d : nn.Module<Tensor, Tensor>
 {
@@ -67,6 +76,13 @@ public sealed class Conv2d : nn.Module<Tensor, Tensor>
     /// </summary>
     public const int UnblockedInputChannels = 3;
 
+    /// <summary>Strided 1x1 convolutions with up to this many output channels run oneDNN's strided kernel on CPU; wider
+    /// ones subsample first (see the class remarks).</summary>
+    public const int LargestStridedPointwiseOutput = 512;
+
+    /// <summary>Whether CPU runs read every stride-th pixel and convolve with stride 1 (a wide strided 1x1 convolution).</summary>
+    internal bool SubsamplesOnCpu => KernelSize == 1 && _stride[0] > 1 && _padding[0] == 0 && OutChannels > LargestStridedPointwiseOutput;
+
     /// <summary>The channel counts CPU runs compute with (padded where they fill a block partly).</summary>
     internal (long In, long Out) CpuChannels => (InChannels + _weightPad[5], OutChannels + _weightPad[7]);
 
@@ -77,10 +93,17 @@ public sealed class Conv2d : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor input)
     {
-        if (input.device_type != DeviceType.CPU || !PadsOnCpu) return nn.functional.conv2d(input, weight, null, _stride, _padding);
+        if (input.device_type != DeviceType.CPU || (!PadsOnCpu && !SubsamplesOnCpu)) return nn.functional.conv2d(input, weight, null, _stride, _padding);
         using var scope = NewDisposeScope();
+        long[] stride = _stride;
+        if (SubsamplesOnCpu)
+        {
+            input = input.slice(2, 0, input.shape[2], _stride[0]).slice(3, 0, input.shape[3], _stride[1]);
+            stride = [1, 1];
+        }
         var paddedInput = _inputPad[^1] == 0 ? input : nn.functional.pad(input, _inputPad);
-        var output = nn.functional.conv2d(paddedInput, nn.functional.pad(weight, _weightPad), null, _stride, _padding);
+        var paddedWeight = PadsOnCpu ? nn.functional.pad(weight, _weightPad) : weight;
+        var output = nn.functional.conv2d(paddedInput, paddedWeight, null, stride, _padding);
         return (_weightPad[^1] == 0 ? output : output.narrow(1, 0, OutChannels)).MoveToOuterDisposeScope();
     }
 }

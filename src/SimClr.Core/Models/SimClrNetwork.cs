@@ -7,17 +7,17 @@ namespace SimClr.Core.Models;
 #pragma warning disable IDE1006 // state_dict names
 public sealed class SimClrNetwork : nn.Module<Tensor, Tensor>, IStagedNetwork
 {
-    private readonly ResNet18 backbone;
+    private readonly ResNet backbone;
     private readonly nn.Module<Tensor, Tensor> projector;
 
     public SimClrNetwork(ResNetOptions backboneOptions, int projectionHidden = 2048, int projectionDim = 128) : base(nameof(SimClrNetwork))
     {
-        backbone = new ResNet18(backboneOptions);
+        backbone = new ResNet(backboneOptions);
         projector = ProjectionHead.Create(backboneOptions.FeatureDim, projectionHidden, projectionDim);
         RegisterComponents();
     }
 
-    public ResNet18 Backbone => backbone;
+    public ResNet Backbone => backbone;
 
     public nn.Module<Tensor, Tensor> Projector => projector;
 

@@ -44,10 +44,10 @@ public sealed class ModelReplica : IDisposable
     public nn.Module<Tensor, Tensor> Network { get; }
 
     /// <summary>The ResNet-18 inside <see cref="Network"/> (features for kNN and linear probes).</summary>
-    public ResNet18 Backbone => Network switch
+    public ResNet Backbone => Network switch
     {
         SimClrNetwork simclr => simclr.Backbone,
-        ResNet18 resnet => resnet,
+        ResNet resnet => resnet,
         _ => throw new InvalidOperationException($"{Network.GetType().Name} has no ResNet-18 backbone"),
     };
 

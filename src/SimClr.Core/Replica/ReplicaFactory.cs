@@ -25,7 +25,7 @@ public static class ReplicaFactory
         lock (BuildGate) // torch's default generator is process-wide: seeding and initialising must not interleave with another build
         {
             manual_seed((long)config.Seed);
-            var backbone = new ResNetOptions(config.Model.Width, channels);
+            var backbone = config.Backbone(channels);
             if (config.Stage == Stage.Pretrain)
             {
                 network = new SimClrNetwork(backbone, config.Model.ProjectionHidden, config.Model.ProjectionDim);
@@ -33,10 +33,10 @@ public static class ReplicaFactory
             else
             {
                 if (classes < 2) throw new ConfigException($"a classifier needs at least 2 classes (got {classes})");
-                network = new ResNet18(backbone, classes);
+                network = new ResNet(backbone, classes);
             }
         }
-        if (config.Stage == Stage.Finetune && loadPretrained) LoadPretrained((ResNet18)network, config.Pretrained);
+        if (config.Stage == Stage.Finetune && loadPretrained) LoadPretrained((ResNet)network, config.Pretrained);
         network.to(device);
         var optimizer = new MomentumOptimizer(network.named_parameters().Select(p => (p.name, p.parameter)), config.Optimizer);
         return new ModelReplica(network, optimizer, new ViewAugmenter(config.Augment, config.Seed, mean, std), device, ownsModel: true)
@@ -46,7 +46,7 @@ public static class ReplicaFactory
         };
     }
 
-    private static void LoadPretrained(ResNet18 network, string? pretrained)
+    private static void LoadPretrained(ResNet network, string? pretrained)
     {
         if (pretrained is null) throw new ConfigException("finetune needs pretrained: a pre-training checkpoint or exported backbone");
         var weights = BackboneWeights.Load(pretrained);

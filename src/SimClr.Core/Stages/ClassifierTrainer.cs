@@ -26,7 +26,7 @@ public sealed class ClassifierTrainer : Trainer
         _evaluation = new ViewAugmenter(AugmentationOptions.None with { OutputSize = config.Augment.OutputSize }, 0, train.Mean, train.Std);
     }
 
-    public ResNet18 Classifier => Replica.Backbone;
+    public ResNet Classifier => Replica.Backbone;
 
     protected override string StageName => Config.Stage == Stage.Finetune ? "finetune" : "supervised";
 

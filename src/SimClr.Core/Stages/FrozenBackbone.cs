@@ -13,10 +13,10 @@ namespace SimClr.Core.Stages;
 public static class FrozenBackbone
 {
     /// <summary>The backbone of <paramref name="pretrained"/> (null: randomly initialised with the run's seed).</summary>
-    public static ResNet18 Load(RunConfig config, int channels, string? pretrained, Device device)
+    public static ResNet Load(RunConfig config, int channels, string? pretrained, Device device)
     {
         manual_seed((long)config.Seed);
-        var backbone = new ResNet18(new ResNetOptions(config.Model.Width, channels));
+        var backbone = new ResNet(config.Backbone(channels));
         try
         {
             if (pretrained is not null)
@@ -43,7 +43,7 @@ public static class FrozenBackbone
     }
 
     /// <summary>The frozen features of the training images and of the test images.</summary>
-    public static (Tensor Train, Tensor Test) Features(ResNet18 backbone, ImageDataSet train, ImageDataSet test, Device device, ITrainingObserver observer, string stage, bool random)
+    public static (Tensor Train, Tensor Test) Features(ResNet backbone, ImageDataSet train, ImageDataSet test, Device device, ITrainingObserver observer, string stage, bool random)
     {
         observer.Message($"{stage}: extracting frozen {(random ? "randomly initialised" : "pre-trained")} features ({train.Count} train, {test.Count} test)");
         var trainFeatures = FeatureExtractor.Extract(backbone, train, device);

@@ -60,7 +60,7 @@ public sealed class CheckpointTests : IDisposable
     public void An_exported_backbone_reimports_with_identical_outputs(string device)
     {
         manual_seed(2);
-        using var source = new ResNet18(new ResNetOptions(0.125));
+        using var source = new ResNet(new ResNetOptions(0.125));
         source.to(TestDevices.Get(device));
         using var input = randn(4, 3, 32, 32, device: TestDevices.Get(device));
         source.train();
@@ -73,7 +73,7 @@ public sealed class CheckpointTests : IDisposable
         var weights = BackboneWeights.Load(path);
         Assert.Equal(source.state_dict().Keys.Order(), weights.Keys.Order()); // torchvision names, nothing else
         manual_seed(99);
-        using var target = new ResNet18(new ResNetOptions(0.125));
+        using var target = new ResNet(new ResNetOptions(0.125));
         target.to(TestDevices.Get(device));
         BackboneWeights.LoadInto(target, weights, path);
         target.eval();

@@ -26,6 +26,8 @@ public class OneDnnConvolutionTests
     [InlineData(3, 16, 32, 3, 1, 1)]   // the quickstart's stem
     [InlineData(4, 16, 16, 3, 1, 1)]   // 4 input channels are padded
     [InlineData(16, 32, 16, 3, 2, 1)]  // whole blocks: the unpadded path
+    [InlineData(256, 1024, 8, 1, 2, 0)]  // resnet50 at half width, layer4.0.downsample: SIGFPE in oneDNN's input gradient
+    [InlineData(1024, 2048, 8, 1, 2, 0)] // resnet50 at full width, layer4.0.downsample: the same
     public void A_convolution_gives_float64s_output_and_gradients_on_every_trial_with_2_threads(int inChannels, int outChannels, int side, int kernel, int stride, int padding)
     {
         set_num_threads(2);
@@ -72,6 +74,16 @@ public class OneDnnConvolutionTests
         Assert.True(new Conv2d(32, 24, 3).PadsOnCpu);
         Assert.Equal(32, Conv2d.WholeBlocks(24));
         Assert.Equal(16, Conv2d.WholeBlocks(16));
+    }
+
+    [Fact]
+    public void Only_strided_pointwise_convolutions_wider_than_512_subsample()
+    {
+        Assert.True(new Conv2d(256, 1024, 1, stride: 2).SubsamplesOnCpu);
+        Assert.True(new Conv2d(1024, 2048, 1, stride: 2).SubsamplesOnCpu);
+        Assert.False(new Conv2d(256, 512, 1, stride: 2).SubsamplesOnCpu); // resnet18/34 at full width keep their kernel and bits
+        Assert.False(new Conv2d(256, 1024, 1).SubsamplesOnCpu);
+        Assert.False(new Conv2d(256, 1024, 3, stride: 2, padding: 1).SubsamplesOnCpu);
     }
 
     [Fact]

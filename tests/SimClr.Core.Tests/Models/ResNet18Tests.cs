@@ -50,14 +50,14 @@ public class ResNet18Tests
     [Fact]
     public void State_dict_names_are_torchvisions_without_fc()
     {
-        using var net = new ResNet18(new ResNetOptions(Width: 0.125));
+        using var net = new ResNet(new ResNetOptions(Width: 0.125));
         Assert.Equal(TorchvisionKeysWithoutFc.Order(), net.state_dict().Keys.Order());
     }
 
     [Fact]
     public void Classifier_adds_exactly_torchvisions_fc()
     {
-        using var net = new ResNet18(new ResNetOptions(Width: 0.125), classes: 10);
+        using var net = new ResNet(new ResNetOptions(Width: 0.125), classes: 10);
         Assert.Equal(TorchvisionKeysWithoutFc.Concat(["fc.weight", "fc.bias"]).Order(), net.state_dict().Keys.Order());
     }
 
@@ -65,7 +65,7 @@ public class ResNet18Tests
     public void Full_width_backbone_has_torchvisions_parameter_count_with_the_cifar_stem()
     {
         // torchvision resnet18: 11,689,512; minus fc (513,000); 3x3 instead of 7x7 conv1 saves 7,680.
-        using var net = new ResNet18(new ResNetOptions());
+        using var net = new ResNet(new ResNetOptions());
         long count = net.parameters().Sum(p => p.numel());
         Assert.Equal(11_168_832, count);
     }
@@ -74,7 +74,7 @@ public class ResNet18Tests
     [MemberData(nameof(TestDevices.All), MemberType = typeof(TestDevices))]
     public void Cifar_stem_is_a_3x3_stride_1_conv_without_bias(string device)
     {
-        using var net = new ResNet18(new ResNetOptions(Width: 0.25));
+        using var net = new ResNet(new ResNetOptions(Width: 0.25));
         net.to(TestDevices.Get(device));
         var parameters = net.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         Assert.Equal(new long[] { 16, 3, 3, 3 }, parameters["conv1.weight"].shape);
@@ -92,13 +92,13 @@ public class ResNet18Tests
         using var scope = NewDisposeScope();
         var on = TestDevices.Get(device);
         var input = randn(2, 3, 32, 32, device: on);
-        using var backbone = new ResNet18(new ResNetOptions());
+        using var backbone = new ResNet(new ResNetOptions());
         backbone.to(on).eval();
         Assert.Equal(new long[] { 2, 512 }, backbone.forward(input).shape);
         using var simclr = new SimClrNetwork(new ResNetOptions());
         simclr.to(on).eval();
         Assert.Equal(new long[] { 2, 128 }, simclr.forward(input).shape);
-        using var classifier = new ResNet18(new ResNetOptions(), classes: 10);
+        using var classifier = new ResNet(new ResNetOptions(), classes: 10);
         classifier.to(on).eval();
         Assert.Equal(new long[] { 2, 10 }, classifier.forward(input).shape);
     }
@@ -118,7 +118,7 @@ public class ResNet18Tests
     [MemberData(nameof(TestDevices.All), MemberType = typeof(TestDevices))]
     public void Grey_images_use_one_input_channel(string device)
     {
-        using var net = new ResNet18(new ResNetOptions(Width: 0.125, InputChannels: 1));
+        using var net = new ResNet(new ResNetOptions(Width: 0.125, InputChannels: 1));
         net.to(TestDevices.Get(device));
         using var input = randn(3, 1, 28, 28, device: TestDevices.Get(device));
         using var features = net.forward(input);
@@ -129,7 +129,7 @@ public class ResNet18Tests
     public void Initialisation_is_torchvisions()
     {
         manual_seed(1);
-        using var net = new ResNet18(new ResNetOptions(Width: 0.5));
+        using var net = new ResNet(new ResNetOptions(Width: 0.5));
         var parameters = net.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         // kaiming normal, fan_out, relu: std = sqrt(2 / (out_channels * k * k))
         var w = parameters["layer3.0.conv1.weight"]; // [128, 64, 3, 3]
@@ -143,9 +143,9 @@ public class ResNet18Tests
     [Fact]
     public void Impossible_options_are_rejected_with_their_names()
     {
-        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new ResNet18(new ResNetOptions(Width: 0)));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new ResNet(new ResNetOptions(Width: 0)));
         Assert.Equal("Width", e.ParamName);
-        Assert.Throws<ArgumentOutOfRangeException>(() => new ResNet18(new ResNetOptions(InputChannels: 0)));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new ResNet18(new ResNetOptions(), classes: 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ResNet(new ResNetOptions(InputChannels: 0)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ResNet(new ResNetOptions(), classes: 0));
     }
 }

@@ -17,7 +17,7 @@ internal static class TinyReplica
         manual_seed(seed);
         nn.Module<Tensor, Tensor> network = classes == 0
             ? new SimClrNetwork(new ResNetOptions(0.125), projectionHidden: 16, projectionDim: 8)
-            : new ResNet18(new ResNetOptions(0.125), classes);
+            : new ResNet(new ResNetOptions(0.125), classes);
         var on = TestDevices.Get(device);
         network.to(on);
         var optimizer = new MomentumOptimizer(network.named_parameters().Select(p => (p.name, p.parameter)), new OptimizerOptions());

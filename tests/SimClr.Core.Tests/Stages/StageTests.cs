@@ -91,7 +91,7 @@ public sealed class StageTests : IDisposable
         AssertSameParameters(before, BackboneWeights.Load(pre.CheckpointPath!), 0); // the file is untouched ...
 
         // ... and so is an in-memory backbone run through the protocol's feature extraction (eval-mode BN, no grad)
-        using var backbone = new ResNet18(new ResNetOptions(0.125));
+        using var backbone = new ResNet(new ResNetOptions(0.125));
         BackboneWeights.LoadInto(backbone, before, "pre");
         var snapshot = backbone.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
         using (var data = SimClr.Core.Data.SyntheticShapes.Generate(32, 8, 1))

@@ -4,13 +4,14 @@ using static TorchSharp.torch;
 namespace SimClr.Core.Models;
 
 /// <summary>
-/// ResNet-18 with the CIFAR stem used by SimCLR on CIFAR-10 (paper, appendix B.9): conv1 is 3x3 stride 1
-/// without bias, there is no max-pool. Without <c>classes</c> it has no fc and returns the pooled features
-/// (512-d at full width); with it, it is torchvision's resnet18 with that stem, fc included.
-/// Parameter and buffer names equal torchvision's state_dict, so weights move to and from PyTorch.
+/// torchvision's ResNet (resnet18, resnet34 or resnet50; <see cref="ResNetOptions"/>) with the CIFAR stem SimCLR uses on
+/// CIFAR-10 (paper, appendix B.9: conv1 3x3 stride 1 without bias, no max-pool) or torchvision's ImageNet stem (7x7
+/// stride 2, 3x3 stride-2 max-pool). Without <c>classes</c> it has no fc and returns the pooled features (512-d at full
+/// width, 2048 for resnet50); with it, fc included. Parameter and buffer names equal torchvision's state_dict, so
+/// weights move to and from PyTorch.
 /// </summary>
 #pragma warning disable IDE1006 // torchvision's parameter names
-public sealed class ResNet18 : nn.Module<Tensor, Tensor>, IStagedNetwork
+public sealed class ResNet : nn.Module<Tensor, Tensor>, IStagedNetwork
 {
     private readonly Conv2d conv1;
     private readonly BatchNorm2d bn1;
@@ -24,26 +25,49 @@ public sealed class ResNet18 : nn.Module<Tensor, Tensor>, IStagedNetwork
 
     public int? Classes { get; }
 
-    public ResNet18(ResNetOptions options, int? classes = null) : base(nameof(ResNet18))
+    public ResNet(ResNetOptions options, int? classes = null) : base(nameof(ResNet))
     {
         options.Validate();
         if (classes is < 1) throw new ArgumentOutOfRangeException(nameof(classes), classes, "classes must be >= 1");
         Options = options;
         Classes = classes;
         int c0 = options.Channels(0);
-        conv1 = new Conv2d(options.InputChannels, c0, kernelSize: 3, stride: 1, padding: 1);
+        _maxPool = options.Stem == ResNetStem.Imagenet;
+        conv1 = _maxPool
+            ? new Conv2d(options.InputChannels, c0, kernelSize: 7, stride: 2, padding: 3)
+            : new Conv2d(options.InputChannels, c0, kernelSize: 3, stride: 1, padding: 1);
         bn1 = new BatchNorm2d(c0);
-        layer1 = Stage(c0, options.Channels(0), stride: 1);
-        layer2 = Stage(options.Channels(0), options.Channels(1), stride: 2);
-        layer3 = Stage(options.Channels(1), options.Channels(2), stride: 2);
-        layer4 = Stage(options.Channels(2), options.Channels(3), stride: 2);
+        layer1 = Stage(options, c0, 0, stride: 1);
+        layer2 = Stage(options, options.StageOutput(0), 1, stride: 2);
+        layer3 = Stage(options, options.StageOutput(1), 2, stride: 2);
+        layer4 = Stage(options, options.StageOutput(2), 3, stride: 2);
         if (classes is int k) fc = nn.Linear(options.FeatureDim, k);
         RegisterComponents();
         InitializeLikeTorchvision();
     }
 
-    private static Sequential Stage(int inChannels, int outChannels, int stride) =>
-        nn.Sequential(new BasicBlock(inChannels, outChannels, stride), new BasicBlock(outChannels, outChannels, 1));
+    private readonly bool _maxPool;
+
+    /// <summary>torchvision's _make_layer: the first block changes stride and channels, the others keep them.</summary>
+    private static Sequential Stage(ResNetOptions options, int inChannels, int stage, int stride)
+    {
+        int planes = options.Channels(stage);
+        var blocks = new List<nn.Module<Tensor, Tensor>>();
+        for (int i = 0; i < options.Blocks[stage]; i++)
+        {
+            int input = i == 0 ? inChannels : options.StageOutput(stage);
+            int s = i == 0 ? stride : 1;
+            blocks.Add(options.UsesBottlenecks ? new Bottleneck(input, planes, s) : new BasicBlock(input, planes, s));
+        }
+        return nn.Sequential(blocks.ToArray());
+    }
+
+    /// <summary>conv1, bn1, relu, and the max-pool of the ImageNet stem.</summary>
+    private Tensor Stem(Tensor x)
+    {
+        var y = nn.functional.relu(bn1.forward(conv1.forward(x)));
+        return _maxPool ? nn.functional.max_pool2d(y, kernel_size: 3, stride: 2, padding: 1) : y;
+    }
 
     /// <summary>torchvision's ResNet init: kaiming-normal (fan_out, relu) convs; BN weight 1, bias 0; Linear keeps PyTorch's default.</summary>
     private void InitializeLikeTorchvision()
@@ -68,17 +92,17 @@ public sealed class ResNet18 : nn.Module<Tensor, Tensor>, IStagedNetwork
     public Tensor Features(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = nn.functional.relu(bn1.forward(conv1.forward(x)));
+        var y = Stem(x);
         y = layer4.forward(layer3.forward(layer2.forward(layer1.forward(y))));
         return nn.functional.adaptive_avg_pool2d(y, 1).flatten(1).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The stem, each BasicBlock, the pooling, and fc when there is one (<see cref="IStagedNetwork"/>).</summary>
+    /// <summary>The stem, each block, the pooling, and fc when there is one (<see cref="IStagedNetwork"/>).</summary>
     public IReadOnlyList<ModelStage> Stages()
     {
         var stages = new List<ModelStage>
         {
-            new("stem", x => nn.functional.relu(bn1.forward(conv1.forward(x))), [.. conv1.parameters(), .. bn1.parameters()]),
+            new("stem", Stem, [.. conv1.parameters(), .. bn1.parameters()]),
         };
         foreach (var (name, layer) in new[] { ("layer1", layer1), ("layer2", layer2), ("layer3", layer3), ("layer4", layer4) })
         {
