@@ -55,7 +55,18 @@ public static class StageRunner
     {
         CheckDevices(config, withWorkers);
         if (config.Threads > 0) set_num_threads(config.Threads);
-        var data = await config.Data.LoadAsync(cancel: cancel);
+        int reported = 0;
+        var progress = new Progress<(long Done, long? Total)>(p =>
+        {
+            // a line every 10%: decoding an image folder or downloading takes minutes
+            int tenth = p.Total is > 0 ? (int)(10 * p.Done / p.Total.Value) : 0;
+            if (tenth > Volatile.Read(ref reported))
+            {
+                Volatile.Write(ref reported, tenth);
+                observer.Message($"{config.Data.Name}: {p.Done} of {p.Total} ({tenth * 10}%)");
+            }
+        });
+        var data = await config.Data.LoadAsync(progress, cancel, observer.Message);
         observer.Message($"{config.Stage}: {data.Train.Name} ({data.Train.Count} train, {data.Test.Count} test, {data.Train.Channels}x{data.Train.Height}x{data.Train.Width}), run directory {run.Path}");
         ImageDataSet? subset = null;
         try
