@@ -26,6 +26,16 @@ public static class ImageFolder
     /// <summary>The cache file for images of <paramref name="size"/> pixels: in the folder, hidden.</summary>
     public static string CacheFileName(int size) => $".simclr-imagefolder-{size}px.cache";
 
+    /// <summary>Where the cache of a folder that cannot be written goes: $XDG_CACHE_HOME (or ~/.cache)/simclr/imagefolder-HASH,
+    /// HASH from the folder's full path.</summary>
+    public static string FallbackCacheFolder(string root)
+    {
+        string home = Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg ? xdg
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(root))))[..16];
+        return Path.Combine(home, "simclr", $"imagefolder-{hash}");
+    }
+
     /// <summary>The files of the folder, their labels and which are test images (before decoding).</summary>
     public sealed record Listing(IReadOnlyList<string> Files, int[] Labels, bool[] IsTest, IReadOnlyList<string> ClassNames, string Layout);
 
@@ -119,15 +129,31 @@ public static class ImageFolder
         var listing = List(root, testFraction, splitSeed);
         string fingerprint = Fingerprint(root, listing);
         string options = $"size {imageSize}, skipBadImages {skipBadImages}";
-        string cache = Path.Combine(cacheFolder ?? root, CacheFileName(imageSize));
-        var header = TryReadHeader(cache, out _);
-        if (header is null || header.Fingerprint != fingerprint || header.Options != options || header.ImageSize != imageSize)
+        // beside the data, or, where that folder cannot be written (a read-only mount), in the user's cache folder
+        string[] places = cacheFolder is not null ? [cacheFolder] : [root, FallbackCacheFolder(root)];
+        bool Current(CacheHeader? h) => h is not null && h.Fingerprint == fingerprint && h.Options == options && h.ImageSize == imageSize;
+        foreach (string place in places)
         {
-            log?.Invoke($"imagefolder: decoding {listing.Files.Count} images of {root} ({listing.Layout}) to {imageSize}x{imageSize} into {cache}"
-                + (header is null ? "" : " (the folder or the options changed since the cache was built)"));
-            Build(root, listing, imageSize, skipBadImages, fingerprint, options, cache, progress, log, cancel);
+            string candidate = Path.Combine(place, CacheFileName(imageSize));
+            if (Current(TryReadHeader(candidate, out _))) return Open(candidate);
         }
-        return Open(cache);
+        for (int i = 0; ; i++)
+        {
+            string cache = Path.Combine(places[i], CacheFileName(imageSize));
+            bool stale = TryReadHeader(cache, out _) is not null;
+            log?.Invoke($"imagefolder: decoding {listing.Files.Count} images of {root} ({listing.Layout}) to {imageSize}x{imageSize} into {cache}"
+                + (stale ? " (the folder or the options changed since the cache was built)" : ""));
+            try
+            {
+                Directory.CreateDirectory(places[i]);
+                Build(root, listing, imageSize, skipBadImages, fingerprint, options, cache, progress, log, cancel);
+                return Open(cache);
+            }
+            catch (UnauthorizedAccessException e) when (i + 1 < places.Length)
+            {
+                log?.Invoke($"imagefolder: cannot write in {places[i]} ({e.Message}); the cache goes to {places[i + 1]} instead");
+            }
+        }
     }
 
     /// <summary>Decodes every image (in parallel), and writes the cache atomically: a bad image is listed (all of them,

@@ -15,6 +15,7 @@ internal static class BenchCommand
         command.Subcommands.Add(ReduceBench.Create());
         command.Subcommands.Add(ConvBench.Create());
         command.Subcommands.Add(LossBench.Create());
+        command.Subcommands.Add(ImageFolderBench.Create());
         return command;
     }
 }
