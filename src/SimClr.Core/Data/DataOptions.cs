@@ -1,7 +1,7 @@
 namespace SimClr.Core.Data;
 
 /// <summary>Which data set a run uses and where it lives.</summary>
-/// <param name="Name">synthetic-shapes (embedded, no files), cifar10, fashion-mnist, or imagefolder (PNG and JPEG files, <see cref="ImageFolder"/>).</param>
+/// <param name="Name">synthetic-shapes (embedded, no files), cifar10, fashion-mnist, stl10, or imagefolder (PNG and JPEG files, <see cref="ImageFolder"/>).</param>
 /// <param name="Root">Folder of the files; null for the data set's default (./data for CIFAR-10, Debian's folder for Fashion-MNIST; imagefolder needs one).</param>
 /// <param name="Download">Fetch CIFAR-10 when absent (needs network access).</param>
 /// <param name="SyntheticTrain">Generated training images (synthetic-shapes only).</param>
@@ -11,6 +11,7 @@ namespace SimClr.Core.Data;
 /// <param name="TestFraction">imagefolder without train/ and test/: the share of each class held out for testing (seeded by SplitSeed).</param>
 /// <param name="SplitSeed">imagefolder: the seed of that split.</param>
 /// <param name="SkipBadImages">imagefolder: leave unreadable images out (counted) instead of refusing the folder with the list of them.</param>
+/// <param name="Unlabeled">stl10: pre-train on the 100,000 unlabelled images as well as the 5,000 labelled ones.</param>
 public sealed record DataOptions(
     string Name = DataOptions.SyntheticShapes,
     string? Root = null,
@@ -21,13 +22,15 @@ public sealed record DataOptions(
     int ImageSize = 64,
     double TestFraction = 0.1,
     ulong SplitSeed = 0,
-    bool SkipBadImages = false)
+    bool SkipBadImages = false,
+    bool Unlabeled = true)
 {
     public const string SyntheticShapes = "synthetic-shapes";
     public const string Cifar10 = "cifar10";
     public const string FashionMnist = "fashion-mnist";
     public const string ImageFolder = "imagefolder";
-    public static readonly string[] Names = [SyntheticShapes, Cifar10, FashionMnist, ImageFolder];
+    public const string Stl10 = "stl10";
+    public static readonly string[] Names = [SyntheticShapes, Cifar10, FashionMnist, ImageFolder, Stl10];
 
     /// <summary>Largest imagefolder side (a 1024x1024 RGB image is 3 MB per image in the cache).</summary>
     public const int MaxImageSize = 1024;
@@ -56,6 +59,7 @@ public sealed record DataOptions(
         {
             SyntheticShapes => Data.SyntheticShapes.Generate(SyntheticTrain, SyntheticTest, SyntheticSeed),
             Cifar10 => await Data.Cifar10.LoadOrDownloadAsync(Root ?? "data", Download, progress: downloadProgress, cancel: cancel),
+            Stl10 => await Data.Stl10.LoadOrDownloadAsync(Root ?? "data", Download, Unlabeled, progress: downloadProgress, cancel: cancel),
             ImageFolder => Data.ImageFolder.Load(Root!, ImageSize, TestFraction, SplitSeed, SkipBadImages, downloadProgress, log, cancel: cancel),
             _ => Data.FashionMnist.Load(Root ?? Data.FashionMnist.DefaultFolder),
         };

@@ -14,6 +14,10 @@ public sealed class PreparedStage(RunConfig config, TrainTestSplit data, ImageDa
 
     public ImageDataSet Test => data.Test;
 
+    /// <summary>The labelled training images: the kNN monitor's bank (the same as <see cref="Train"/> unless
+    /// pre-training also takes unlabelled images).</summary>
+    public ImageDataSet Bank => data.Train;
+
     public void Dispose()
     {
         subset?.Dispose();

@@ -6,9 +6,10 @@ using SimClr.Core.Step;
 
 namespace SimClr.Core.Stages;
 
-/// <summary>SimCLR pre-training: the global NT-Xent over both views of every image, a kNN monitor on the test split.</summary>
+/// <summary>SimCLR pre-training: the global NT-Xent over both views of every image, a kNN monitor on the test split
+/// (its bank: <paramref name="bank"/>, the labelled training images; by default the training images themselves).</summary>
 public sealed class Pretrainer(RunConfig config, ImageDataSet train, ImageDataSet test, RunDirectory run, ITrainingObserver observer,
-    IReadOnlyList<IReplicaEndpoint>? replicas = null)
+    IReadOnlyList<IReplicaEndpoint>? replicas = null, ImageDataSet? bank = null)
     : Trainer(config, train, run, observer, new ContrastiveLoss(new NtXentLoss(config.Loss.Temperature, config.Loss.SeedSimilarityClamp)), replicas)
 {
     protected override string StageName => "pretrain";
@@ -21,9 +22,10 @@ public sealed class Pretrainer(RunConfig config, ImageDataSet train, ImageDataSe
         if (Config.KnnEveryEpochs > 0 && ((epoch + 1) % Config.KnnEveryEpochs == 0 || last))
         {
             Mirror.Pull();
-            using var trainFeatures = FeatureExtractor.Extract(Replica.Backbone, Train, Device);
+            var labelled = bank ?? Train;
+            using var trainFeatures = FeatureExtractor.Extract(Replica.Backbone, labelled, Device);
             using var testFeatures = FeatureExtractor.Extract(Replica.Backbone, test, Device);
-            result["knn_accuracy"] = KnnClassifier.Accuracy(trainFeatures, Train.Labels, testFeatures, test.Labels, Train.ClassNames.Count, Config.KnnK, Config.KnnTemperature);
+            result["knn_accuracy"] = KnnClassifier.Accuracy(trainFeatures, labelled.Labels, testFeatures, test.Labels, labelled.ClassNames.Count, Config.KnnK, Config.KnnTemperature);
         }
         return result;
     }

@@ -76,7 +76,9 @@ public static class StageRunner
                 subset = data.Train.Subset(LabelFraction.ClassBalanced(data.Train.Labels, config.LabelFraction, config.Seed), $"{data.Train.Name}-{config.LabelFraction:P0}-labels");
                 observer.Message($"using {subset.Count} labelled images ({config.LabelFraction:P0}, class-balanced)");
             }
-            var train = subset ?? data.Train;
+            var train = subset ?? (config.Stage == Stage.Pretrain ? data.Pretrain : data.Train);
+            if (config.Stage == Stage.Pretrain && !ReferenceEquals(train, data.Train))
+                observer.Message($"pre-training on {train.Count} images ({data.Train.Count} labelled, {train.Count - data.Train.Count} unlabelled); the kNN monitor's bank is the labelled ones");
             if (config.Stage is not (Stage.LinearEval or Stage.KnnEval) && config.BatchSize > train.Count)
                 throw new ConfigException($"batchSize {config.BatchSize} is larger than the {train.Count} training images this run has"
                     + (subset is null ? "" : $" at labelFraction {config.LabelFraction}") + "; lower batchSize");
@@ -107,7 +109,7 @@ public static class StageRunner
             return KnnEvaluation.Run(config, stage.Train, stage.Test, run, observer, config.Pretrained == RunConfig.RandomBackbone ? null : config.Pretrained);
         }
         using Trainer trainer = config.Stage == Stage.Pretrain
-            ? new Pretrainer(config, stage.Train, stage.Test, run, observer, replicas)
+            ? new Pretrainer(config, stage.Train, stage.Test, run, observer, replicas, stage.Bank)
             : new ClassifierTrainer(config, stage.Train, stage.Test, run, observer, replicas);
         using var checkpoint = resumeCheckpoint is null ? null : Checkpoint.Load(resumeCheckpoint);
         return trainer.Execute(checkpoint, stopAfterStep, cancel);
