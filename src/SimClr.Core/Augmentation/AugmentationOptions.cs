@@ -3,8 +3,9 @@ namespace SimClr.Core.Augmentation;
 /// <summary>
 /// SimCLR's view distribution (paper, section 3 and appendix A); the defaults are the seed's CIFAR-10 transform:
 /// RandomResizedCrop(32, scale 0.08-1, ratio 3/4-4/3), RandomHorizontalFlip(0.5),
-/// RandomApply(ColorJitter(0.4, 0.4, 0.4, 0.1), p=0.8), RandomGrayscale(0.2), then Normalize.
-/// A probability or strength of 0 switches that operation off.
+/// RandomApply(ColorJitter(0.4, 0.4, 0.4, 0.1), p=0.8), RandomGrayscale(0.2), then Normalize. The paper's ImageNet
+/// recipe adds a Gaussian blur (p = 0.5, sigma U[0.1, 2], kernel 10% of the view's side), off by default as in the
+/// seed's CIFAR-10 recipe. A probability or strength of 0 switches that operation off.
 /// </summary>
 public sealed record AugmentationOptions
 {
@@ -34,6 +35,29 @@ public sealed record AugmentationOptions
 
     public double GrayscaleProbability { get; init; } = 0.2;
 
+    /// <summary>Chance of a Gaussian blur, after the colour operations (the paper's ImageNet recipe: 0.5).</summary>
+    public double BlurProbability { get; init; }
+
+    public double BlurSigmaMin { get; init; } = 0.1;
+
+    public double BlurSigmaMax { get; init; } = 2.0;
+
+    /// <summary>The blur kernel's side as a fraction of outputSize, made odd (at least 3): 0.1 gives 23 at 224, 9 at 96.</summary>
+    public double BlurKernelFraction { get; init; } = 0.1;
+
+    /// <summary>The blur kernel's side: BlurKernelFraction x OutputSize, odd, at least 3 and at most the odd side
+    /// below OutputSize (reflect padding needs the radius under the side).</summary>
+    public int BlurKernelSize
+    {
+        get
+        {
+            int k = Math.Max(3, (int)(BlurKernelFraction * OutputSize));
+            if (k % 2 == 0) k++;
+            int largest = Math.Max(1, OutputSize % 2 == 0 ? OutputSize - 1 : OutputSize - 2);
+            return Math.Min(k, largest);
+        }
+    }
+
     /// <summary>No randomness at all: the evaluation transform (resize if needed, normalise).</summary>
     public static AugmentationOptions None { get; } = new()
     {
@@ -59,6 +83,11 @@ public sealed record AugmentationOptions
         Probability("flipProbability", FlipProbability);
         Probability("jitterProbability", JitterProbability);
         Probability("grayscaleProbability", GrayscaleProbability);
+        Probability("blurProbability", BlurProbability);
+        if (!(BlurSigmaMin > 0 && BlurSigmaMin <= BlurSigmaMax && BlurSigmaMax <= 100))
+            problems.Add($"blur sigma must satisfy 0 < min <= max <= 100 (got {BlurSigmaMin}-{BlurSigmaMax})");
+        if (!(BlurKernelFraction > 0 && BlurKernelFraction <= 1)) problems.Add($"blurKernelFraction must be in (0, 1] (got {BlurKernelFraction})");
+        if (BlurProbability > 0 && OutputSize < 4) problems.Add($"a blur needs outputSize >= 4 (got {OutputSize})");
         if (!(Brightness >= 0)) problems.Add($"brightness must be >= 0 (got {Brightness})");
         if (!(Contrast >= 0)) problems.Add($"contrast must be >= 0 (got {Contrast})");
         if (!(Saturation >= 0)) problems.Add($"saturation must be >= 0 (got {Saturation})");

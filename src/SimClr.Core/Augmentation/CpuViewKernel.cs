@@ -11,7 +11,7 @@ namespace SimClr.Core.Augmentation;
 /// </summary>
 internal static unsafe class CpuViewKernel
 {
-    public static Tensor Apply(Tensor images, IReadOnlyList<ViewParameters> parameters, int size, double[] mean, double[] std, int threads)
+    public static Tensor Apply(Tensor images, IReadOnlyList<ViewParameters> parameters, int size, double[] mean, double[] std, int threads, int blurSize = 3)
     {
         int n = (int)images.shape[0], channels = (int)images.shape[1], height = (int)images.shape[2], width = (int)images.shape[3];
         using var source = images.dtype == ScalarType.Byte ? images.contiguous() : images.mul(Runtime.Scalars.ByteMax).round_().clamp_(Runtime.Scalars.Zero, Runtime.Scalars.ByteMax).to_type(ScalarType.Byte).contiguous();
@@ -27,7 +27,7 @@ internal static unsafe class CpuViewKernel
         {
             fixed (float* buf = buffer)
             {
-                ApplyOne((byte*)src + (long)v * channels * inPlane, channels, height, width, parameters[v], size, buf);
+                ApplyOne((byte*)src + (long)v * channels * inPlane, channels, height, width, parameters[v], size, buf, blurSize);
                 float* o = (float*)dst + (long)v * channels * outPlane;
                 for (int c = 0; c < channels; c++)
                     Affine(buf + c * outPlane, o + c * outPlane, outPlane, scale[c], shift[c]);
@@ -37,7 +37,7 @@ internal static unsafe class CpuViewKernel
         return output;
     }
 
-    private static void ApplyOne(byte* src, int channels, int height, int width, in ViewParameters p, int size, float* buf)
+    private static void ApplyOne(byte* src, int channels, int height, int width, in ViewParameters p, int size, float* buf, int blurSize)
     {
         ResizedCropAndFlip(src, channels, height, width, p, size, buf);
         int pixels = size * size;
@@ -62,6 +62,58 @@ internal static unsafe class CpuViewKernel
                 buf[k] = buf[pixels + k] = buf[2 * pixels + k] = gray;
             }
         }
+        if (p.BlurSigma > 0) Blur(buf, channels, size, blurSize, p.BlurSigma);
+    }
+
+    /// <summary>Floats a scratch buffer may take on the stack; bigger ones (large images) come from native memory.</summary>
+    private const int StackFloats = 32 * 1024;
+
+    /// <summary>Separable Gaussian blur of each plane, reflect-padded (<see cref="GaussianBlur"/>).</summary>
+    private static void Blur(float* buf, int channels, int size, int k, double sigma)
+    {
+        double[] kernel = GaussianBlur.Kernel(k, sigma);
+        float* w = stackalloc float[k];
+        for (int i = 0; i < k; i++) w[i] = (float)kernel[i];
+        int r = k / 2, plane = size * size;
+        bool onStack = plane <= StackFloats;
+        float* temp;
+        if (onStack)
+        {
+            float* small = stackalloc float[plane];
+            temp = small;
+        }
+        else
+        {
+            temp = (float*)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)plane, sizeof(float));
+        }
+        try
+        {
+            float* padded = stackalloc float[size + 2 * r];
+            for (int c = 0; c < channels; c++)
+            {
+                float* x = buf + c * plane;
+                // rows: each padded by reflection once, then one vector multiply-add per tap
+                for (int y = 0; y < size; y++)
+                {
+                    float* row = x + y * size;
+                    for (int i = -r; i < size + r; i++) padded[i + r] = row[GaussianBlur.Reflect(i, size)];
+                    float* output = temp + y * size;
+                    Scale(padded, w[0], output, size);
+                    for (int t = 1; t < k; t++) MultiplyAdd(padded + t, w[t], output, size);
+                }
+                // columns: each output row is the weighted sum of k (reflected) rows of the row pass
+                for (int y = 0; y < size; y++)
+                {
+                    float* output = x + y * size;
+                    Scale(temp + GaussianBlur.Reflect(y - r, size) * size, w[0], output, size);
+                    for (int t = 1; t < k; t++) MultiplyAdd(temp + GaussianBlur.Reflect(y + t - r, size) * size, w[t], output, size);
+                }
+            }
+        }
+        finally
+        {
+            if (!onStack) System.Runtime.InteropServices.NativeMemory.Free(temp);
+        }
     }
 
     /// <summary>Bilinear, half-pixel centres, sample positions clamped inside the crop box (resize of the cropped image).</summary>
@@ -80,8 +132,31 @@ internal static unsafe class CpuViewKernel
                 (ax[i], ax[j]) = (ax[j], ax[i]);
             }
         }
+        bool onStack = height * width <= StackFloats;
+        float* source;
+        if (onStack)
+        {
+            float* small = stackalloc float[height * width];
+            source = small;
+        }
+        else
+        {
+            source = (float*)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)(height * width), sizeof(float));
+        }
+        try
+        {
+            Resample(src, channels, height, width, p, size, buf, source, y0, y1, ay, x0, x1, ax);
+        }
+        finally
+        {
+            if (!onStack) System.Runtime.InteropServices.NativeMemory.Free(source);
+        }
+    }
+
+    private static void Resample(byte* src, int channels, int height, int width, in ViewParameters p, int size, float* buf, float* source,
+        int* y0, int* y1, float* ay, int* x0, int* x1, float* ax)
+    {
         const float inv255 = 1f / 255f;
-        float* source = stackalloc float[height * width];
         float* rowMix = stackalloc float[width];
         for (int c = 0; c < channels; c++)
         {
@@ -100,6 +175,24 @@ internal static unsafe class CpuViewKernel
                 }
             }
         }
+    }
+
+    /// <summary>output[k] = w * a[k] for k in [0, count).</summary>
+    private static void Scale(float* a, float w, float* output, int count)
+    {
+        int k = 0;
+        var weight = new Vector<float>(w);
+        for (; k <= count - Vector<float>.Count; k += Vector<float>.Count) Vector.Store(Vector.Load(a + k) * weight, output + k);
+        for (; k < count; k++) output[k] = w * a[k];
+    }
+
+    /// <summary>output[k] += w * a[k] for k in [0, count).</summary>
+    private static void MultiplyAdd(float* a, float w, float* output, int count)
+    {
+        int k = 0;
+        var weight = new Vector<float>(w);
+        for (; k <= count - Vector<float>.Count; k += Vector<float>.Count) Vector.Store(Vector.Load(output + k) + Vector.Load(a + k) * weight, output + k);
+        for (; k < count; k++) output[k] += w * a[k];
     }
 
     /// <summary>output[k] = a[k] + w * (b[k] - a[k]) for k in [0, count).</summary>

@@ -6,7 +6,8 @@ namespace SimClr.Core.Augmentation;
 /// <summary>
 /// Turns uint8 images into normalised views, batched on the images' device with per-view parameters:
 /// resized crop and flip as two small interpolation matrices per view (bilinear, half-pixel centres, clamped to
-/// the crop box as torchvision's crop-then-resize), colour jitter in each view's own order, grayscale, normalise.
+/// the crop box as torchvision's crop-then-resize), colour jitter in each view's own order, grayscale, Gaussian blur,
+/// normalise.
 /// </summary>
 public sealed class ViewAugmenter
 {
@@ -78,7 +79,7 @@ public sealed class ViewAugmenter
         if (cpu)
         {
             if (images.device_type != TorchSharp.DeviceType.CPU) throw new ArgumentException("the CPU augmentation kernel needs images on the CPU");
-            return CpuViewKernel.Apply(images, parameters, Options.OutputSize, _mean, _std, CpuThreads ?? get_num_threads());
+            return CpuViewKernel.Apply(images, parameters, Options.OutputSize, _mean, _std, CpuThreads ?? get_num_threads(), Options.BlurKernelSize);
         }
         using var scope = NewDisposeScope();
         var device = images.device;
@@ -86,6 +87,7 @@ public sealed class ViewAugmenter
         x = ResizedCropAndFlip(x, parameters);
         x = ColourJitter(x, parameters);
         x = Grayscale(x, parameters);
+        x = GaussianBlur.Apply(x, parameters, Options.BlurKernelSize);
         var mean = tensor(_mean.Select(v => (float)v).ToArray(), device: device).view(1, -1, 1, 1);
         var std = tensor(_std.Select(v => (float)v).ToArray(), device: device).view(1, -1, 1, 1);
         return x.Minus(mean).div_(std).MoveToOuterDisposeScope();

@@ -9,7 +9,7 @@ namespace SimClr.Core.Augmentation;
 /// </summary>
 public sealed class ViewSampler(AugmentationOptions options, ulong seed)
 {
-    private const ulong CropStream = 1, FlipStream = 2, JitterStream = 3, GrayStream = 4;
+    private const ulong CropStream = 1, FlipStream = 2, JitterStream = 3, GrayStream = 4, BlurStream = 5;
 
     public AugmentationOptions Options { get; } = options;
 
@@ -34,7 +34,14 @@ public sealed class ViewSampler(AugmentationOptions options, ulong seed)
         var grayRng = Stream(epoch, index, view, GrayStream);
         bool gray = grayRng.NextDouble() < Options.GrayscaleProbability;
 
-        return new ViewParameters(top, left, h, w, flip, jitter, brightness, contrast, saturation, hue, order, gray);
+        double sigma = 0;
+        if (Options.BlurProbability > 0)
+        {
+            var blurRng = Stream(epoch, index, view, BlurStream);
+            if (blurRng.NextDouble() < Options.BlurProbability) sigma = blurRng.Uniform(Options.BlurSigmaMin, Options.BlurSigmaMax);
+        }
+
+        return new ViewParameters(top, left, h, w, flip, jitter, brightness, contrast, saturation, hue, order, gray, sigma);
     }
 
     private CounterRng Stream(long epoch, long index, int view, ulong op) => new(Seed, (ulong)epoch, (ulong)index, (ulong)view, op);

@@ -79,6 +79,32 @@ public abstract class ViewAugmenterTests
         AssertClose(expected, view[0]);
     }
 
+    /// <summary>A blurred view is the unblurred view convolved, in float64, with the outer product of torchvision's
+    /// 1-D kernel over reflect-padded planes (the blur commutes with the per-channel normalisation: its weights sum to 1).</summary>
+    [Theory]
+    [InlineData(24, 0.1, 0.7)]  // kernel 3
+    [InlineData(48, 0.1, 1.9)]  // kernel 5
+    [InlineData(20, 0.5, 2.0)]  // kernel 11: a radius of half the side
+    public void Gaussian_blur_matches_the_float64_reference(int size, double fraction, double sigma)
+    {
+        var options = new AugmentationOptions { OutputSize = size, BlurProbability = 1, BlurKernelFraction = fraction };
+        var augmenter = Make(options, [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]);
+        using var scope = NewDisposeScope();
+        var images = tensor(RandomPixels(2 * 3 * 30 * 30, seed: size), [2, 3, 30, 30]);
+        var sharp = Only(30, 30) with { Top = 2, Left = 3, Height = 25, Width = 21, Flip = true };
+        var blurred = augmenter.Apply(images, [sharp with { BlurSigma = sigma }, sharp]);
+        var plain = augmenter.Apply(images, [sharp, sharp]);
+        Assert.True(blurred[1].equal(plain[1]).all().item<bool>(), "a view without blur is untouched");
+        int k = options.BlurKernelSize, r = k / 2;
+        var w = tensor(GaussianBlur.Kernel(k, sigma), float64);
+        var kernel2d = w.outer(w).view(1, 1, k, k).repeat(3, 1, 1, 1);
+        var padded = nn.functional.pad(plain[0].to(float64).unsqueeze(0), [r, r, r, r], TorchSharp.PaddingModes.Reflect);
+        var expected = nn.functional.conv2d(padded, kernel2d, groups: 3)[0];
+        double error = blurred[0].to(float64).sub(expected).abs().max().item<double>();
+        Assert.True(error < 2e-5, $"blur off by {error} (kernel {k})");
+        Assert.True(blurred[0].sub(plain[0]).abs().max().item<float>() > 0.05, "the blur changed the view");
+    }
+
     [Fact]
     public void Resizing_to_another_output_size_matches_the_reference()
     {

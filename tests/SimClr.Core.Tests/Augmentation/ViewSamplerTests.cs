@@ -115,4 +115,25 @@ public class ViewSamplerTests
         double mean = values.Average();
         return Math.Sqrt(values.Sum(x => (x - mean) * (x - mean)) / values.Count);
     }
+
+    /// <summary>Off by default (no draw at all, so earlier runs keep their views); on, about p of the views are blurred with
+    /// sigma uniform on the range, a pure function of (seed, epoch, index, view); the kernel is 10% of the side, odd.</summary>
+    [Fact]
+    public void Blur_is_off_by_default_and_drawn_at_its_probability_on_the_papers_sigma_range()
+    {
+        var off = new ViewSampler(new AugmentationOptions(), 5);
+        Assert.All(Enumerable.Range(0, 200), i => Assert.Equal(0, off.Sample(0, i, 0, 32, 32).BlurSigma));
+        var options = new AugmentationOptions { BlurProbability = 0.5 };
+        var on = new ViewSampler(options, 5);
+        var sigmas = Enumerable.Range(0, 4000).Select(i => on.Sample(1, i, i % 2, 32, 32).BlurSigma).ToList();
+        Assert.InRange(sigmas.Count(s => s > 0) / 4000.0, 0.46, 0.54);
+        Assert.All(sigmas.Where(s => s > 0), s => Assert.InRange(s, 0.1, 2.0));
+        Assert.InRange(sigmas.Where(s => s > 0).Average(), 1.0, 1.1);
+        Assert.Equal(on.Sample(1, 17, 1, 32, 32), new ViewSampler(options, 5).Sample(1, 17, 1, 32, 32));
+        var sharp = on.Sample(1, 17, 1, 32, 32) with { BlurSigma = 0 };
+        Assert.Equal(off.Sample(1, 17, 1, 32, 32), sharp); // the blur's stream leaves the other draws as they were
+        Assert.Equal(23, (options with { OutputSize = 224 }).BlurKernelSize);
+        Assert.Equal(9, (options with { OutputSize = 96 }).BlurKernelSize);
+        Assert.Equal(3, options.BlurKernelSize);
+    }
 }

@@ -18,17 +18,18 @@ internal static class AugmentBench
         var views = new Option<int>("--views") { Description = "views per timed run", DefaultValueFactory = _ => 20_000 };
         var device = CommonOptions.Device("cpu, cuda, cuda:1, ...");
         var size = new Option<int>("--size") { Description = "image and view side in pixels (32: CIFAR-10; 96: STL-10; 224: ImageNet)", DefaultValueFactory = _ => 32 };
+        var blur = new Option<double>("--blur") { Description = "Gaussian blur probability (the paper's ImageNet recipe: 0.5)", DefaultValueFactory = _ => 0 };
         var kernel = new Option<AugmentationKernel>("--kernel") { Description = "auto (fused CPU loops on cpu), tensor, cpu", DefaultValueFactory = _ => AugmentationKernel.Auto };
         var command = new Command("augment", "SimCLR view augmentation throughput (the seed's CIFAR-10 transform), views/s per thread.")
         {
-            threads, batch, repeats, views, device, kernel, size,
+            threads, batch, repeats, views, device, kernel, size, blur,
         };
         command.SetAction(r => ExitCodes.Run("simclr bench augment",
-            () => Run(r.GetValue(threads), r.GetValue(batch), r.GetValue(repeats), r.GetValue(views), r.GetValue(device)!, r.GetValue(kernel), r.GetValue(size))));
+            () => Run(r.GetValue(threads), r.GetValue(batch), r.GetValue(repeats), r.GetValue(views), r.GetValue(device)!, r.GetValue(kernel), r.GetValue(size), r.GetValue(blur))));
         return command;
     }
 
-    private static int Run(int threads, int batch, int repeats, int viewsPerRun, string deviceName, AugmentationKernel kernel, int size)
+    private static int Run(int threads, int batch, int repeats, int viewsPerRun, string deviceName, AugmentationKernel kernel, int size, double blur)
     {
         if (threads < 1 || batch < 1 || repeats < 1 || viewsPerRun < 2)
             throw new ConfigException("--threads, --batch, --repeats must be >= 1 and --views >= 2");
@@ -36,7 +37,7 @@ internal static class AugmentBench
         set_num_threads(threads);
         var device = new Device(deviceName);
         using var data = SyntheticShapes.Generate(trainCount: 1024, testCount: 1, seed: 0);
-        var augmenter = new ViewAugmenter(new AugmentationOptions { OutputSize = size }, seed: 0, Cifar10.Mean, Cifar10.Std) { Kernel = kernel, CpuThreads = threads };
+        var augmenter = new ViewAugmenter(new AugmentationOptions { OutputSize = size, BlurProbability = blur }, seed: 0, Cifar10.Mean, Cifar10.Std) { Kernel = kernel, CpuThreads = threads };
         using var source = size == 32 ? data.Train.Images.alias() // the shapes, scaled up to the asked size (bilinear) for bigger images
             : nn.functional.interpolate(data.Train.Images.to(ScalarType.Float32), [size, size], mode: InterpolationMode.Bilinear, align_corners: false).round().clamp(0, 255).to(ScalarType.Byte);
         using var images = source.to(device);
@@ -64,7 +65,7 @@ internal static class AugmentBench
             rates.Add(2.0 * batch * calls / clock.Elapsed.TotalSeconds / threads);
         }
         var (median, min, max) = Timings.Spread(rates);
-        Console.WriteLine($"simclr augment ({device}, {kernel} kernel, {size}x{size}, {threads} thread(s), batch {batch} images = {2 * batch} views): "
+        Console.WriteLine($"simclr augment ({device}, {kernel} kernel, {size}x{size}{(blur > 0 ? $", blur p {blur}" : "")}, {threads} thread(s), batch {batch} images = {2 * batch} views): "
             + $"median {median:F0} views/s per thread, min {min:F0}, max {max:F0} ({repeats} runs of {2 * batch * calls} views)");
         return ExitCodes.Success;
     }
