@@ -57,6 +57,11 @@ public sealed record RunConfig
 
     public int KnnK { get; init; } = 200;
 
+    /// <summary>linear-eval: train the classifier on features of random crops and flips of the training images, computed
+    /// every epoch (the paper's protocol, one frozen forward pass per image per epoch), instead of on features of the
+    /// plain images extracted once.</summary>
+    public bool LinearEvalAugment { get; init; }
+
     /// <summary>Test accuracy of finetune and supervised every this many epochs (always after the last): each costs a
     /// forward pass over the whole test split, which on a small labelled subset takes longer than the epoch itself.</summary>
     public int TestEveryEpochs { get; init; } = 1;

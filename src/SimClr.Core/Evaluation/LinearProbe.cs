@@ -12,7 +12,8 @@ namespace SimClr.Core.Evaluation;
 public static class LinearProbe
 {
     public static LinearProbeResult Train(Tensor trainFeatures, int[] trainLabels, Tensor testFeatures, int[] testLabels, int classes,
-        int epochs = 100, int batchSize = 256, double learningRate = 0.1, double weightDecay = 1e-6, ulong seed = 0, Action<int, double, double>? epochDone = null)
+        int epochs = 100, int batchSize = 256, double learningRate = 0.1, double weightDecay = 1e-6, ulong seed = 0, Action<int, double, double>? epochDone = null,
+        Func<int, long[], Tensor>? augmentedFeatures = null)
     {
         var device = trainFeatures.device;
         // standardise with training statistics: makes one learning rate work across backbones and widths
@@ -50,7 +51,10 @@ public static class LinearProbe
                 using var scope = NewDisposeScope();
                 int size = Math.Min(batchSize, n - start);
                 var index = tensor(order.AsSpan(start, size).ToArray(), device: device);
-                var logits = classifier.forward(xTrain.index_select(0, index));
+                // the paper's protocol: features of freshly augmented views (standardised with the plain views' statistics)
+                var features = augmentedFeatures is null ? xTrain.index_select(0, index)
+                    : augmentedFeatures(epoch, order.AsSpan(start, size).ToArray()).Minus(mean).div(std);
+                var logits = classifier.forward(features);
                 var target = yTrain.index_select(0, index);
                 var loss = nn.functional.cross_entropy(logits, target);
                 optimizer.ZeroGrad();

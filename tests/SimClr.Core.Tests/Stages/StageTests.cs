@@ -1,4 +1,5 @@
 using System.Text.Json;
+using SimClr.Core.Augmentation;
 using SimClr.Core.Checkpoints;
 using SimClr.Core.Config;
 using SimClr.Core.Models;
@@ -113,6 +114,31 @@ public sealed class StageTests : IDisposable
         var result = await StageRunner.RunAsync(config, RunDirectory.Create(config), SilentObserver.Instance);
         Assert.InRange(result.Metrics["train_accuracy"], 0, 1);
         Assert.InRange(result.Metrics["test_accuracy"], 0, 1);
+    }
+
+    /// <summary>linearEvalAugment trains on features of fresh crops and flips: with crops and flips switched off those are
+    /// the plain images' features, and the result is the cached probe's; with them on, training sees other features.</summary>
+    [Fact]
+    public async Task The_augmented_linear_eval_is_the_cached_probe_when_the_views_are_the_plain_images()
+    {
+        var pre = TinyRuns.Config(Stage.Pretrain, _runs, "pre-aug") with { Epochs = 1, KnnEveryEpochs = 0 };
+        var checkpoint = (await StageRunner.RunAsync(pre, RunDirectory.Create(pre), SilentObserver.Instance)).CheckpointPath;
+        async Task<List<double>> TrainAccuracies(string name, bool augment, bool crops)
+        {
+            var config = TinyRuns.Config(Stage.LinearEval, _runs, name) with
+            {
+                Pretrained = checkpoint,
+                Epochs = 4,
+                LinearEvalAugment = augment,
+                Augment = crops ? new AugmentationOptions() : new AugmentationOptions { Crop = false, FlipProbability = 0 },
+            };
+            var run = RunDirectory.Create(config);
+            await StageRunner.RunAsync(config, run, SilentObserver.Instance);
+            return File.ReadAllLines(run.MetricsFile).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("train_accuracy").GetDouble()).ToList();
+        }
+        var cached = await TrainAccuracies("cached", augment: false, crops: true);
+        Assert.Equal(cached, await TrainAccuracies("plain-views", augment: true, crops: false));
+        Assert.NotEqual(cached, await TrainAccuracies("augmented", augment: true, crops: true));
     }
 
     [Fact]
