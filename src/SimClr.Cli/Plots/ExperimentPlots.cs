@@ -46,30 +46,23 @@ internal static class ExperimentPlots
             written.Add(path);
         }
         var curve = report.PretrainCurve;
-        var loss = curve.Where(p => double.IsFinite(p.Loss)).ToList();
-        if (loss.Count > 0)
-        {
-            var lossPlot = new Plot();
-            lossPlot.Add.Scatter(loss.Select(p => p.Epoch).ToArray(), loss.Select(p => p.Loss).ToArray());
-            lossPlot.Title("pre-training: NT-Xent loss per epoch");
-            lossPlot.XLabel("epoch");
-            lossPlot.YLabel("loss");
-            string path = Path.Combine(folder, "pretrain-loss.png");
-            lossPlot.SavePng(path, 800, 450);
-            written.Add(path);
-        }
-        var knn = curve.Where(p => double.IsFinite(p.Knn)).ToList();
-        if (knn.Count > 0)
-        {
-            var knnPlot = new Plot();
-            knnPlot.Add.Scatter(knn.Select(p => p.Epoch).ToArray(), knn.Select(p => p.Knn * 100).ToArray());
-            knnPlot.Title("pre-training: kNN test accuracy (all training labels as the bank)");
-            knnPlot.XLabel("epoch");
-            knnPlot.YLabel("kNN accuracy (%)");
-            string path = Path.Combine(folder, "pretrain-knn.png");
-            knnPlot.SavePng(path, 800, 450);
-            written.Add(path);
-        }
+        Curve(curve.Where(p => double.IsFinite(p.Loss)).Select(p => (p.Epoch, p.Loss)), "pre-training: NT-Xent loss per epoch", "loss", Path.Combine(folder, "pretrain-loss.png"), written);
+        Curve(curve.Where(p => double.IsFinite(p.Knn)).Select(p => (p.Epoch, p.Knn * 100)), "pre-training: kNN test accuracy (all training labels as the bank)", "kNN accuracy (%)",
+            Path.Combine(folder, "pretrain-knn.png"), written);
         return written;
+    }
+
+    /// <summary>A line of (epoch, value) points, written to <paramref name="path"/> when there is any.</summary>
+    private static void Curve(IEnumerable<(double Epoch, double Value)> points, string title, string label, string path, List<string> written)
+    {
+        var list = points.ToList();
+        if (list.Count == 0) return;
+        var plot = new Plot();
+        plot.Add.Scatter(list.Select(p => p.Epoch).ToArray(), list.Select(p => p.Value).ToArray());
+        plot.Title(title);
+        plot.XLabel("epoch");
+        plot.YLabel(label);
+        plot.SavePng(path, 800, 450);
+        written.Add(path);
     }
 }

@@ -129,35 +129,6 @@ public sealed class CifarTests : IDisposable
         return archive;
     }
 
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
-
-    /// <summary>Serves one file over HTTP on loopback for the duration of the test.</summary>
-    private static async Task<T> Serving<T>(string file, Func<Uri, Task<T>> client)
-    {
-        int port = FreePort();
-        using var server = new HttpListener();
-        server.Prefixes.Add($"http://127.0.0.1:{port}/");
-        server.Start();
-        var serve = Task.Run(async () =>
-        {
-            var context = await server.GetContextAsync();
-            byte[] body = await File.ReadAllBytesAsync(file);
-            context.Response.ContentLength64 = body.Length;
-            await context.Response.OutputStream.WriteAsync(body);
-            context.Response.Close();
-        });
-        var result = await client(new Uri($"http://127.0.0.1:{port}/cifar-10-binary.tar.gz"));
-        await serve;
-        return result;
-    }
-
     [Fact]
     public async Task Download_verifies_the_md5_extracts_and_loads()
     {
@@ -165,7 +136,7 @@ public sealed class CifarTests : IDisposable
         string md5 = ArchiveDownloader.Md5Of(archive);
         string target = Path.Combine(_root, "data");
         var reports = new List<long>();
-        var split = await Serving(archive, uri => Cifar10.LoadOrDownloadAsync(target, download: true, uri, md5,
+        var split = await LoopbackHttp.Serving(archive, uri => Cifar10.LoadOrDownloadAsync(target, download: true, uri, md5,
             progress: new SynchronousProgress(p => reports.Add(p.Done)), recordsPerFile: 3));
         using (split)
         {
@@ -182,7 +153,7 @@ public sealed class CifarTests : IDisposable
     {
         string archive = MakeArchive(records: 2);
         string target = Path.Combine(_root, "data");
-        var e = await Serving(archive, uri => Assert.ThrowsAsync<DataSetException>(() =>
+        var e = await LoopbackHttp.Serving(archive, uri => Assert.ThrowsAsync<DataSetException>(() =>
             Cifar10.LoadOrDownloadAsync(target, download: true, uri, md5: Cifar10.ArchiveMd5)));
         Assert.Contains($"does not match the expected {Cifar10.ArchiveMd5}", e.Message);
         Assert.Empty(Directory.EnumerateFileSystemEntries(target));
@@ -192,7 +163,7 @@ public sealed class CifarTests : IDisposable
     public async Task Without_network_the_error_says_where_to_put_the_files()
     {
         string target = Path.Combine(_root, "data");
-        var unreachable = new Uri($"http://127.0.0.1:{FreePort()}/cifar-10-binary.tar.gz"); // nothing listens there
+        var unreachable = new Uri($"http://127.0.0.1:{LoopbackHttp.FreePort()}/cifar-10-binary.tar.gz"); // nothing listens there
         var e = await Assert.ThrowsAsync<DataSetException>(() => Cifar10.LoadOrDownloadAsync(target, download: true, unreachable));
         Assert.Contains("Could not download", e.Message);
         Assert.Contains(Cifar10.Folder(target), e.Message);

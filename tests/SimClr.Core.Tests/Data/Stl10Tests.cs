@@ -1,7 +1,5 @@
 using System.Formats.Tar;
 using System.IO.Compression;
-using System.Net;
-using System.Net.Sockets;
 using SimClr.Core.Data;
 
 namespace SimClr.Core.Tests.Data;
@@ -127,27 +125,13 @@ public sealed class Stl10Tests : IDisposable
         string archive = Path.Combine(_root, "served.tar.gz");
         using (var gzip = new GZipStream(File.Create(archive), CompressionLevel.Fastest))
             TarFile.CreateFromDirectory(Stl10.Folder(staging), gzip, includeBaseDirectory: true);
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        using var server = new HttpListener();
-        server.Prefixes.Add($"http://127.0.0.1:{port}/");
-        server.Start();
-        var serve = Task.Run(async () =>
-        {
-            var context = await server.GetContextAsync();
-            byte[] body = await File.ReadAllBytesAsync(archive);
-            context.Response.ContentLength64 = body.Length;
-            await context.Response.OutputStream.WriteAsync(body);
-            context.Response.Close();
-        });
         string target = Path.Combine(_root, "data");
-        using (var split = await Stl10.LoadOrDownloadAsync(target, download: true, unlabeled: true, new Uri($"http://127.0.0.1:{port}/{Stl10.ArchiveName}"), ArchiveDownloader.Md5Of(archive)))
+        var split = await LoopbackHttp.Serving(archive, uri => Stl10.LoadOrDownloadAsync(target, download: true, unlabeled: true, uri, ArchiveDownloader.Md5Of(archive)));
+        using (split)
         {
             Assert.Equal(15, split.Pretrain.Count);
             Assert.Equal(10, split.Test.Count);
         }
-        await serve;
+        Assert.Equal(ArchiveDownloader.Md5Of(archive), ArchiveDownloader.Md5Of(Path.Combine(target, Stl10.ArchiveName)));
     }
 }
