@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Text;
 using SimClr.Cli.Plots;
 using SimClr.Core.Experiments;
@@ -39,27 +38,12 @@ internal static class ExperimentCommand
             return ExitCodes.Success;
         }
         Console.WriteLine($"experiment {plan.Spec.Name}: {plan.Cells.Count} cells in {plan.Folder}");
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            e.Cancel = true;
-            stop.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
-        using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
-        {
-            context.Cancel = true;
-            stop.Cancel();
-        });
         ExperimentOutcome outcome;
-        try
+        using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel))
+        using (Interrupts.Handle(stop.Cancel)) // between cells as well as inside one
         {
             var runner = new ExperimentRunner(plan, (c, run, checkpoint, token) => StageCommands.Execute(c, run, checkpoint, plain, token), Console.WriteLine);
             outcome = runner.Run(stop.Token);
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
         }
         Report(plan, folder, path);
         return outcome.Completed ? ExitCodes.Success : ExitCodes.Interrupted;

@@ -45,24 +45,7 @@ internal static class LaunchCommand
     {
         if (threadsPerWorker <= 0) threadsPerWorker = Math.Max(1, Environment.ProcessorCount / devices.Count);
         using var run = new LaunchedRun(devices, threadsPerWorker); // disposed last: kills whatever is still running
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            e.Cancel = true;
-            run.Signal();
-        };
-        Console.CancelKeyPress += onCancel;
-        try
-        {
-            using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
-            {
-                c.Cancel = true;
-                run.Signal();
-            });
-            return await run.RunAsync(passOn);
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
-        }
+        using var signals = Interrupts.Handle(run.Signal);
+        return await run.RunAsync(passOn);
     }
 }

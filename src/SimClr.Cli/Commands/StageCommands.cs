@@ -79,14 +79,14 @@ internal static class StageCommands
 
     /// <summary>What a run without --config is about to do: the built-in defaults are the seed's full recipe (hours).</summary>
     public static string DefaultsNotice(RunConfig config) =>
-        $"simclr: no --config given: using the built-in defaults (the seed's full recipe) with your --set values: stage {Kebab(config.Stage)}, "
+        $"simclr: no --config given: using the built-in defaults (the seed's full recipe) with your --set values: stage {config.Stage.Name()}, "
         + $"data {config.Data.Name}, model.width {config.Model.Width.ToString(System.Globalization.CultureInfo.InvariantCulture)}, batchSize {config.BatchSize}, "
-        + $"epochs {config.Epochs}, device {config.Device}. At full width that is hours on a CPU; for minutes use --config configs/quickstart-{Kebab(config.Stage)}.json (see configs/).";
+        + $"epochs {config.Epochs}, device {config.Device}. At full width that is hours on a CPU; for minutes use --config configs/quickstart-{config.Stage.Name()}.json (see configs/).";
 
     /// <summary>A config for this command's stage: a file written for another stage is refused; one without a stage takes this one.</summary>
     public static RunConfig ForStage(Stage stage, string? configPath, string? pretrained, IEnumerable<string> overrides)
     {
-        string name = Kebab(stage);
+        string name = stage.Name();
         if (configPath is not null && File.Exists(configPath))
         {
             string? written = null;
@@ -107,41 +107,22 @@ internal static class StageCommands
         return RunConfigLoader.Load(configPath, all);
     }
 
-    private static string Kebab(Stage stage) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(stage.ToString());
-
     /// <summary>Runs a stage with progress, Ctrl-C handling (a checkpoint, then a clean stop) and plots.</summary>
     public static StageResult Execute(RunConfig config, RunDirectory run, string? checkpoint, bool plain, CancellationToken cancel, RemoteReplicas? replicas = null)
     {
         using var interrupt = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            e.Cancel = true; // let the loop write a checkpoint and stop cleanly
-            interrupt.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
-        using var onTerminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
-        {
-            context.Cancel = true; // SIGTERM (kill, a scheduler, the launcher) stops like Ctrl-C: checkpoint, then exit
-            interrupt.Cancel();
-        });
+        using var signals = Interrupts.Handle(interrupt.Cancel); // the loop writes a checkpoint and stops cleanly
+        var result = ConsoleObserver.Run(plain, observer => Run(config, run, observer, checkpoint, replicas, interrupt.Token));
         try
         {
-            var result = ConsoleObserver.Run(plain, observer => Run(config, run, observer, checkpoint, replicas, interrupt.Token));
-            try
-            {
-                RunPlots.Write(run.Path);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // the run and its checkpoint are complete; the plots only draw metrics.jsonl again
-                Console.Error.WriteLine($"simclr: warning: could not write the plots in {run.Path}: {e.Message}");
-            }
-            return result;
+            RunPlots.Write(run.Path);
         }
-        finally
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Console.CancelKeyPress -= onCancel;
+            // the run and its checkpoint are complete; the plots only draw metrics.jsonl again
+            Console.Error.WriteLine($"simclr: warning: could not write the plots in {run.Path}: {e.Message}");
         }
+        return result;
     }
 
     /// <summary>StageRunner's three steps: prepare (the data), join the workers (with <paramref name="replicas"/>) to its training images, run.</summary>

@@ -9,3 +9,9 @@ public enum Stage
     Supervised,
     KnnEval,
 }
+
+public static class StageNames
+{
+    /// <summary>The stage as configs, commands and run folders spell it: pretrain, linear-eval, knn-eval, ...</summary>
+    public static string Name(this Stage stage) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(stage.ToString());
+}

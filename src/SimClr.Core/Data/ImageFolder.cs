@@ -124,13 +124,13 @@ public static class ImageFolder
 
     /// <summary>Loads the folder's images from its cache, building the cache first when it is missing or stale.</summary>
     public static TrainTestSplit Load(string root, int imageSize, double testFraction, ulong splitSeed, bool skipBadImages,
-        IProgress<(long Done, long? Total)>? progress = null, Action<string>? log = null, string? cacheFolder = null, CancellationToken cancel = default)
+        IProgress<(long Done, long? Total)>? progress = null, Action<string>? log = null, CancellationToken cancel = default)
     {
         var listing = List(root, testFraction, splitSeed);
         string fingerprint = Fingerprint(root, listing);
         string options = $"size {imageSize}, skipBadImages {skipBadImages}";
         // beside the data, or, where that folder cannot be written (a read-only mount), in the user's cache folder
-        string[] places = cacheFolder is not null ? [cacheFolder] : [root, FallbackCacheFolder(root)];
+        string[] places = [root, FallbackCacheFolder(root)];
         bool Current(CacheHeader? h) => h is not null && h.Fingerprint == fingerprint && h.Options == options && h.ImageSize == imageSize;
         foreach (string place in places)
         {

@@ -64,7 +64,7 @@ public sealed class ExperimentPlan
     /// (for methods that start from it; a placeholder is enough to check the config before it exists).</summary>
     public RunConfig Config(ExperimentCell cell, string? pretrained)
     {
-        var overrides = new List<string> { $"stage={JsonNamingPolicy.KebabCaseLower.ConvertName(cell.Stage.ToString())}" };
+        var overrides = new List<string> { $"stage={cell.Stage.Name()}" };
         overrides.AddRange(Spec.Set);
         string file;
         if (cell.IsPretrain)

@@ -56,7 +56,7 @@ public sealed class ExperimentRunner(ExperimentPlan plan, CellExecutor execute, 
             {
                 Id = cell.Id,
                 Method = cell.Method?.Name ?? PretrainSpec.CellId,
-                Stage = System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(cell.Stage.ToString()),
+                Stage = cell.Stage.Name(),
                 Fraction = cell.Fraction,
                 Seed = cell.Seed,
                 Metrics = result.Metrics.Where(kv => double.IsFinite(kv.Value)).ToDictionary(kv => kv.Key, kv => kv.Value),

@@ -64,8 +64,6 @@ public sealed record ExperimentSpec
         return spec;
     }
 
-    private static string Kebab(Stage stage) => JsonNamingPolicy.KebabCaseLower.ConvertName(stage.ToString());
-
     public IReadOnlyList<string> Problems()
     {
         var problems = new List<string>();
@@ -90,12 +88,12 @@ public sealed record ExperimentSpec
             else if (m.Name == PretrainSpec.CellId) problems.Add("methods: 'pretrain' is the pre-training cell's name; choose another");
             else if (!names.Add(m.Name)) problems.Add($"methods: '{m.Name}' is listed twice");
             if (m.Stage is not (Stage.Finetune or Stage.Supervised or Stage.LinearEval or Stage.KnnEval))
-                problems.Add($"methods: '{m.Name}' has stage {Kebab(m.Stage)}; a method is finetune, supervised, linear-eval or knn-eval");
+                problems.Add($"methods: '{m.Name}' has stage {m.Stage.Name()}; a method is finetune, supervised, linear-eval or knn-eval");
             if (string.IsNullOrWhiteSpace(m.Config)) problems.Add($"methods: '{m.Name}' needs config (a stage config file)");
             if (m.Pretrained && Pretrain is null) problems.Add($"methods: '{m.Name}' starts from the pre-training, but the experiment has no pretrain");
             if (m.Stage == Stage.Finetune && !m.Pretrained) problems.Add($"methods: '{m.Name}' is a finetune without pretrained: true; use stage supervised for training from scratch");
             if (m.Stage is Stage.LinearEval or Stage.KnnEval && !m.Pretrained && !m.Set.Any(s => s.StartsWith("pretrained=", StringComparison.Ordinal)))
-                problems.Add($"methods: '{m.Name}' ({Kebab(m.Stage)}) needs pretrained: true, or set pretrained=\"random\" for the untrained baseline");
+                problems.Add($"methods: '{m.Name}' ({m.Stage.Name()}) needs pretrained: true, or set pretrained=\"random\" for the untrained baseline");
         }
         if (Pretrain is not null && string.IsNullOrWhiteSpace(Pretrain.Config)) problems.Add("pretrain: needs config (a pretrain config file)");
         foreach (string p in Plot ?? [])

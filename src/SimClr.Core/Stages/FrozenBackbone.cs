@@ -8,8 +8,9 @@ using static TorchSharp.torch;
 
 namespace SimClr.Core.Stages;
 
-/// <summary>A backbone for evaluation: pre-trained weights (or a random initialisation), no gradients, on the run's
-/// device; and the features it gives a labelled training set and the test set.</summary>
+/// <summary>A backbone for evaluation: pre-trained weights (or a random initialisation), no gradients, BatchNorm in
+/// eval mode (its running statistics), on the run's device; and the features it gives a labelled training set and the
+/// test set.</summary>
 public static class FrozenBackbone
 {
     /// <summary>The backbone of <paramref name="pretrained"/> (null: randomly initialised with the run's seed).</summary>
@@ -33,6 +34,7 @@ public static class FrozenBackbone
             }
             backbone.to(device);
             foreach (var p in backbone.parameters()) p.requires_grad = false;
+            backbone.eval();
             return backbone;
         }
         catch

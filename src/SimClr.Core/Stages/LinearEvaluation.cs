@@ -45,7 +45,8 @@ public static class LinearEvaluation
     }
 
     /// <summary>The paper's linear evaluation: each training batch's features from a random crop and flip of its images
-    /// (the config's crop range, no colour, no blur) through the frozen backbone, in eval mode, every epoch anew.</summary>
+    /// (the config's crop range, no colour, no blur) through the frozen backbone (in eval mode, <see cref="FrozenBackbone"/>), every
+    /// epoch anew.</summary>
     private static Func<int, long[], Tensor> AugmentedFeatures(RunConfig config, ResNet backbone, ImageDataSet train, Device device)
     {
         var options = config.Augment with { OutputSize = train.Height, JitterProbability = 0, GrayscaleProbability = 0, BlurProbability = 0 };
@@ -53,7 +54,6 @@ public static class LinearEvaluation
         return (epoch, indices) =>
         {
             using var noGrad = no_grad();
-            backbone.eval(); // frozen: BatchNorm's running statistics, as the cached features had
             var items = indices.Select(i => (i, 0)).ToArray();
             using var images = train.Batch(indices).to(device);
             using var views = augmenter.Views(images, items, epoch);

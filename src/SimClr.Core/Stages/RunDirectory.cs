@@ -26,7 +26,7 @@ public sealed class RunDirectory
     /// <summary>Creates a new run folder and writes the resolved config into it.</summary>
     public static RunDirectory Create(RunConfig config)
     {
-        string name = config.RunName ?? $"{JsonNamingPolicy.KebabCaseLower.ConvertName(config.Stage.ToString())}-{DateTime.Now:yyyyMMdd-HHmmss}";
+        string name = config.RunName ?? $"{config.Stage.Name()}-{DateTime.Now:yyyyMMdd-HHmmss}";
         var run = new RunDirectory(System.IO.Path.GetFullPath(System.IO.Path.Combine(config.RunsFolder, name)));
         if (File.Exists(run.ConfigFile) && run.LatestCheckpoint() is not null)
             throw new ConfigException($"{run.Path} already holds a run with checkpoints; resume it with --resume {run.Path}, or choose another runName");

@@ -98,15 +98,16 @@ public static class StageRunner
         string? resumeCheckpoint = null, long? stopAfterStep = null, CancellationToken cancel = default)
     {
         var config = stage.Config;
+        string? pretrained = config.Pretrained == RunConfig.RandomBackbone ? null : config.Pretrained; // null: a random backbone
         if (config.Stage == Stage.LinearEval)
         {
             if (replicas is not null) throw new ConfigException("linear-eval runs in one process (a linear layer on frozen features needs no workers)");
-            return LinearEvaluation.Run(config, stage.Train, stage.Test, run, observer, config.Pretrained == RunConfig.RandomBackbone ? null : config.Pretrained);
+            return LinearEvaluation.Run(config, stage.Train, stage.Test, run, observer, pretrained);
         }
         if (config.Stage == Stage.KnnEval)
         {
             if (replicas is not null) throw new ConfigException("knn-eval runs in one process (it trains nothing)");
-            return KnnEvaluation.Run(config, stage.Train, stage.Test, run, observer, config.Pretrained == RunConfig.RandomBackbone ? null : config.Pretrained);
+            return KnnEvaluation.Run(config, stage.Train, stage.Test, run, observer, pretrained);
         }
         using Trainer trainer = config.Stage == Stage.Pretrain
             ? new Pretrainer(config, stage.Train, stage.Test, run, observer, replicas, stage.Bank)
