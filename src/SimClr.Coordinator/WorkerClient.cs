@@ -34,12 +34,13 @@ public sealed class WorkerClient : IDisposable
     public async Task<JoinReply> JoinAsync(JoinRequest request, CancellationToken cancel = default) =>
         await _client.JoinAsync(request, Options(cancel));
 
-    /// <summary>Sends a shard's images (uint8 [n, C, H, W]) with their (index, view) and returns the projections.</summary>
-    public async Task<Timed<TensorChunks.Received>> ForwardAsync(ShardHeader shard, long[] imageShape, byte[] images, CancellationToken cancel = default)
+    /// <summary>Sends a shard's images (uint8 [n, C, H, W]; none with shared storage) with their (index, view) and
+    /// returns the projections.</summary>
+    public async Task<Timed<TensorChunks.Received>> ForwardAsync(ShardHeader shard, long[] imageShape, byte[]? images, CancellationToken cancel = default)
     {
         using var call = _client.Forward(Options(cancel));
-        var z = await ExchangeAsync(call, TensorChunks.Split("images", DType.Uint8, imageShape, images).Select(c => new ForwardMessage { Images = c })
-            .Prepend(new ForwardMessage { Shard = shard }), cancel);
+        var pixels = images is null ? [] : TensorChunks.Split("images", DType.Uint8, imageShape, images).Select(c => new ForwardMessage { Images = c });
+        var z = await ExchangeAsync(call, pixels.Prepend(new ForwardMessage { Shard = shard }), cancel);
         return WithTimes(z, call.GetTrailers());
     }
 

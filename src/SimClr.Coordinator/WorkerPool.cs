@@ -46,7 +46,16 @@ public static class WorkerPool
             ConfigJson = RunConfigLoader.Serialize(config),
             ModelHash = RunConfigLoader.ModelHash(config),
             RunId = config.RunName ?? "",
-            Data = new DataShape { Channels = train.Channels, Height = train.Height, Width = train.Width, Classes = train.ClassNames.Count },
+            Data = new DataShape
+            {
+                Channels = train.Channels,
+                Height = train.Height,
+                Width = train.Width,
+                Classes = train.ClassNames.Count,
+                SharedStorage = config.Data.SharedStorage,
+                Count = train.Count,
+                Fingerprint = config.Data.SharedStorage ? train.Fingerprint() : "",
+            },
         };
         request.Data.Mean.AddRange(train.Mean);
         request.Data.Std.AddRange(train.Std);
@@ -67,6 +76,8 @@ public static class WorkerPool
             }));
             for (int w = 0; w < clients.Count; w++)
                 log?.Invoke($"worker {w}: {clients[w].Address} id {replies[w].WorkerId}, device {replies[w].Device}, {replies[w].Threads} threads");
+            if (config.Data.SharedStorage)
+                log?.Invoke($"data.sharedStorage: every worker opened its own copy of {train.Name} ({train.Count} images, fingerprint {request.Data.Fingerprint}); shards carry indices only");
             return clients.Select((c, w) => Endpoint(c, w)).ToList();
 
             // the endpoint for replica w, which can reconnect to the same address after a loss

@@ -28,12 +28,13 @@ public static class WireMapping
         header.Indices.AddRange(work.Rows.Indices);
         header.Views.AddRange(work.Rows.Views);
         if (work.Rows.ChunkSizes.Length > 1) header.ChunkSizes.AddRange(work.Rows.ChunkSizes);
+        header.SharedStorage = work.Images is null;
         return header;
     }
 
-    /// <summary>A Forward call's shard: its header and its images (uint8 [n, C, H, W]).</summary>
-    public static ShardWork ToCore(ShardHeader shard, TensorChunks.Received images) =>
-        new(shard.Step, shard.Epoch, new ShardRows([.. shard.Indices], [.. shard.Views], [], [.. shard.ChunkSizes]), images.Shape, images.Data);
+    /// <summary>A Forward call's shard: its header and its images (uint8 [n, C, H, W]), or none with shared storage.</summary>
+    public static ShardWork ToCore(ShardHeader shard, TensorChunks.Received? images) =>
+        new(shard.Step, shard.Epoch, new ShardRows([.. shard.Indices], [.. shard.Views], [], [.. shard.ChunkSizes]), images?.Shape ?? [], images?.Data);
 
     /// <summary>A float32 block (projections, dL/dz) as the chunks of tensor <paramref name="name"/>.</summary>
     public static IEnumerable<TensorChunk> Chunks(string name, FloatBlock block) => TensorChunks.Split(name, DType.Float32, block.Shape, block.Data);

@@ -8,6 +8,10 @@ public sealed record WorkerOptions
     /// <summary>cpu, cuda, cuda:1, ...: the one device this worker owns.</summary>
     public string Device { get; init; } = "cpu";
 
+    /// <summary>data.sharedStorage runs: where this worker opens the data set (its mount of the shared copy); null:
+    /// the coordinator's data.root, as the run config names it.</summary>
+    public string? DataRoot { get; init; }
+
     /// <summary>Address to listen on; loopback by default.</summary>
     public string Host { get; init; } = "127.0.0.1";
 

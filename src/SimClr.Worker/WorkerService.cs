@@ -34,14 +34,24 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
             throw new RpcException(new Status(StatusCode.FailedPrecondition, $"protocol version {(int)request.Version} is not spoken here (this worker speaks version {(int)ProtocolVersion._1})"));
         var config = ReadConfig(request);
         var data = CheckRun(config, request.Data);
-        // identical on every worker; the weights arrive by LoadState
-        var session = await torch.RunAsync(() => new ReplicaSession(ReplicaFactory.Build(config, data.Channels, data.Mean.ToArray(), data.Std.ToArray(),
-            new Device(options.Device), data.Classes, loadPretrained: false)));
+        var own = data.SharedStorage ? await OpenSharedData(config, data, context.CancellationToken) : null;
+        ReplicaSession session;
+        try
+        {
+            // identical on every worker; the weights arrive by LoadState
+            session = await torch.RunAsync(() => new ReplicaSession(ReplicaFactory.Build(config, data.Channels, data.Mean.ToArray(), data.Std.ToArray(),
+                new Device(options.Device), data.Classes, loadPretrained: false)));
+        }
+        catch
+        {
+            if (own is not null) await torch.RunAsync(own.Dispose);
+            throw;
+        }
         lock (_gate)
         {
             var old = _run;
-            _run = new JoinedRun(session, data.Channels, data.Height, data.Width);
-            if (old is not null) _ = torch.RunAsync(old.Session.Dispose);
+            _run = new JoinedRun(session, data.Channels, data.Height, data.Width, own);
+            if (old is not null) _ = torch.RunAsync(old.Dispose);
         }
         log.LogInformation("joined run {Run}: {Parameters} parameters on {Device}", request.RunId, session.ParameterCount, options.Device);
         return new JoinReply { Version = ProtocolVersion._1, WorkerId = options.WorkerId, Device = options.Device, Threads = get_num_threads() };
@@ -66,6 +76,42 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         return config;
     }
 
+    /// <summary>data.sharedStorage: opens the run's data set here (from <see cref="WorkerOptions.DataRoot"/>, else the
+    /// config's root) and checks it holds the coordinator's training images (count and fingerprint), so that an index
+    /// means the same image on both sides. Any failure refuses the Join with FailedPrecondition saying what to do.</summary>
+    private async Task<Core.Stages.PreparedStage> OpenSharedData(RunConfig config, DataShape shape, CancellationToken cancel)
+    {
+        string where = options.DataRoot ?? config.Data.Root ?? "its default folder";
+        Core.Stages.PreparedStage own;
+        try
+        {
+            own = await torch.RunAsync(() => Core.Stages.PreparedStage.OpenSharedAsync(config, options.DataRoot, m => log.LogInformation("{Message}", m), cancel)
+                .GetAwaiter().GetResult(), cancel);
+        }
+        catch (Core.Data.DataSetException e)
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition,
+                $"data.sharedStorage: this worker cannot open data set {config.Data.Name} at {where}: {e.Message}. Every worker needs the data on a path it can read (simclr worker --data-root <its mount of the shared copy>)"));
+        }
+        var train = own.Train;
+        if (train.Channels != shape.Channels || train.Height != shape.Height || train.Width != shape.Width)
+        {
+            await torch.RunAsync(own.Dispose);
+            throw new RpcException(new Status(StatusCode.FailedPrecondition,
+                $"data.sharedStorage: this worker's copy of {config.Data.Name} at {where} holds {train.Channels}x{train.Height}x{train.Width} images, the coordinator's {shape.Channels}x{shape.Height}x{shape.Width}"));
+        }
+        string fingerprint = await torch.RunAsync(train.Fingerprint, cancel);
+        if (train.Count != shape.Count || fingerprint != shape.Fingerprint)
+        {
+            await torch.RunAsync(own.Dispose);
+            throw new RpcException(new Status(StatusCode.FailedPrecondition,
+                $"data.sharedStorage: this worker's copy of {config.Data.Name} at {where} ({train.Count} images, fingerprint {fingerprint}) is not the coordinator's "
+                + $"({shape.Count} images, fingerprint {shape.Fingerprint}); point --data-root at the same shared copy the coordinator reads"));
+        }
+        log.LogInformation("opened {Name} at {Where} for shared storage: {Count} training images, fingerprint {Fingerprint}", config.Data.Name, where, train.Count, fingerprint);
+        return own;
+    }
+
     /// <summary>What a Join asks this worker to run, checked: images it can take, and a stage that runs on workers.</summary>
     private static DataShape CheckRun(RunConfig config, DataShape? data)
     {
@@ -75,6 +121,8 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         if (config.Stage is not (Stage.Pretrain or Stage.Finetune or Stage.Supervised))
             throw Invalid($"stage {config.Stage} does not run on workers (pretrain, finetune and supervised do)");
         if (config.Stage != Stage.Pretrain && data.Classes < 2) throw Invalid($"data: {data.Classes} classes; a classifier needs at least 2");
+        if (data.SharedStorage && (data.Count < 1 || data.Fingerprint.Length == 0))
+            throw Invalid($"data: shared_storage needs the count ({data.Count}) and fingerprint ('{data.Fingerprint}') of the images shards index");
         return data;
     }
 
@@ -82,15 +130,28 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
     {
         var run = Joined();
         var (shard, images) = await ReadHeaderThenTensor(requestStream, m => m.Shard, m => m.Images, m => m.PartCase,
-            "Forward", "the shard header, then the images", context, expect: (shard, images) =>
+            "Forward", "the shard header, then the images (none with shared_storage)", context, tensorOptional: true, expect: (shard, images) =>
             {
                 long rows = shard.Indices.Count;
+                if (shard.SharedStorage) throw Invalid("a shared_storage shard carries no images: the worker reads its rows itself");
                 if (images.Dtype != DType.Uint8 || !images.Shape.SequenceEqual([rows, run.Channels, run.Height, run.Width]))
                     throw Invalid($"images: {images.Dtype} [{string.Join(", ", images.Shape)}] for {rows} rows; expected uint8 [{rows}, {run.Channels}, {run.Height}, {run.Width}]");
             });
         CheckShard(shard);
+        if (shard.SharedStorage)
+        {
+            if (run.Data is null)
+                throw new RpcException(new Status(StatusCode.FailedPrecondition, "a shard without images, but this worker joined without data.sharedStorage: it has no data set to read rows from"));
+            if (images is not null) throw Invalid("a shared_storage shard carries no images: the worker reads its rows itself");
+            if (shard.Indices.Any(i => i >= run.Data.Train.Count))
+                throw Invalid($"indices: {shard.Indices.Max()} is past this run's {run.Data.Train.Count} training images");
+        }
+        else if (images is null)
+        {
+            throw Invalid("Forward needs the shard header, then the images (none only with shared_storage)");
+        }
         var work = WireMapping.ToCore(shard, images);
-        var (z, times) = await torch.RunAsync(() => run.Session.Forward(work, toHost: true), context.CancellationToken);
+        var (z, times) = await torch.RunAsync(() => run.Session.Forward(work, toHost: true, run.Data?.Train), context.CancellationToken);
         TimesTrailerInterceptor.Report(context, times);
         foreach (var chunk in WireMapping.Chunks("z", z)) await responseStream.WriteAsync(chunk);
     }
@@ -281,6 +342,6 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
             run = _run;
             _run = null;
         }
-        if (run is not null) await torch.RunAsync(run.Session.Dispose);
+        if (run is not null) await torch.RunAsync(run.Dispose);
     }
 }

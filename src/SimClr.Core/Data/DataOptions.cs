@@ -12,6 +12,8 @@ namespace SimClr.Core.Data;
 /// <param name="SplitSeed">imagefolder: the seed of that split.</param>
 /// <param name="SkipBadImages">imagefolder: leave unreadable images out (counted) instead of refusing the folder with the list of them.</param>
 /// <param name="Unlabeled">stl10: pre-train on the 100,000 unlabelled images as well as the 5,000 labelled ones.</param>
+/// <param name="SharedStorage">Workers open the data set themselves (from this root, or their own --data-root on a shared
+/// file system) and only indices travel per step, instead of the coordinator sending each shard's pixels.</param>
 public sealed record DataOptions(
     string Name = DataOptions.SyntheticShapes,
     string? Root = null,
@@ -23,7 +25,8 @@ public sealed record DataOptions(
     double TestFraction = 0.1,
     ulong SplitSeed = 0,
     bool SkipBadImages = false,
-    bool Unlabeled = true)
+    bool Unlabeled = true,
+    bool SharedStorage = false)
 {
     public const string SyntheticShapes = "synthetic-shapes";
     public const string Cifar10 = "cifar10";

@@ -71,14 +71,7 @@ public static class StageRunner
         ImageDataSet? subset = null;
         try
         {
-            if (config.Stage != Stage.Pretrain && config.LabelFraction < 1)
-            {
-                subset = data.Train.Subset(LabelFraction.ClassBalanced(data.Train.Labels, config.LabelFraction, config.Seed), $"{data.Train.Name}-{config.LabelFraction:P0}-labels");
-                observer.Message($"using {subset.Count} labelled images ({config.LabelFraction:P0}, class-balanced)");
-            }
-            var train = subset ?? (config.Stage == Stage.Pretrain ? data.Pretrain : data.Train);
-            if (config.Stage == Stage.Pretrain && !ReferenceEquals(train, data.Train))
-                observer.Message($"pre-training on {train.Count} images ({data.Train.Count} labelled, {train.Count - data.Train.Count} unlabelled); the kNN monitor's bank is the labelled ones");
+            (var train, subset) = PreparedStage.TrainingImages(config, data, observer.Message);
             if (config.Stage is not (Stage.LinearEval or Stage.KnnEval) && config.BatchSize > train.Count)
                 throw new ConfigException($"batchSize {config.BatchSize} is larger than the {train.Count} training images this run has"
                     + (subset is null ? "" : $" at labelFraction {config.LabelFraction}") + "; lower batchSize");

@@ -36,7 +36,8 @@ public abstract class Trainer : IDisposable
         Schedule = new LearningRateSchedule(config.Optimizer.PeakLearningRate(config.BatchSize), (long)Math.Round(config.WarmupEpochs * StepsPerEpoch), TotalSteps);
         Replica = ReplicaFactory.Build(config, train.Channels, train.Mean, train.Std, Device, train.ClassNames.Count);
         var self = new LocalReplicaEndpoint(Replica);
-        StepRunner = new DataParallelStep(remote ? replicas! : [self], loss, config.Batching, config.Faults, observer.Message, config.Reduction, local);
+        StepRunner = new DataParallelStep(remote ? replicas! : [self], loss, config.Batching, config.Faults, observer.Message, config.Reduction, local,
+            sharedStorage: config.Data.SharedStorage);
         Mirror = new ReplicaMirror(self, StepRunner.Group, remote);
         StepRunner.Group.Bring = Mirror.Bring;
         // fail now, not at the first step, when the batch cannot be split this way

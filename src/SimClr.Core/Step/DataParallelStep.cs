@@ -41,10 +41,13 @@ public sealed class DataParallelStep
     // fewer workers, or taken by a rejoined one, forwards the same BN batches and sums the same gradient.
     private readonly BatchingOptions _batching;
 
+    /// <param name="sharedStorage">Workers read their rows from their own copy of the data set (data.sharedStorage): a
+    /// shard for a worker carries indices only. An in-process replica is always handed its images.</param>
     public DataParallelStep(IReadOnlyList<IReplicaEndpoint> replicas, IStepLoss loss, BatchingOptions batching, FaultOptions? faults = null,
-        Action<string>? log = null, ReductionOptions? reduction = null, Device? lossDevice = null)
+        Action<string>? log = null, ReductionOptions? reduction = null, Device? lossDevice = null, bool sharedStorage = false)
     {
         _loss = loss;
+        SharedStorage = sharedStorage;
         LossDevice = lossDevice ?? CPU;
         _log = log;
         _recovery = new StepRecovery(faults);
@@ -52,6 +55,9 @@ public sealed class DataParallelStep
         _reducer = IGradientReducer.Choose(reduction ?? new ReductionOptions(), replicas);
         _batching = batching.Groups > 0 ? batching : batching with { Groups = replicas.Count * batching.Chunks, Chunks = 1 };
     }
+
+    /// <summary>Whether workers read their images themselves (only indices travel).</summary>
+    public bool SharedStorage { get; }
 
     /// <summary>Rings that may break in a row (no replica lost) before the step gives up.</summary>
     public const int RingAttempts = StepRecovery.RingAttempts;
@@ -123,7 +129,7 @@ public sealed class DataParallelStep
         FloatBlock[] projections = [], dz = [];
         try
         {
-            projections = Forward(replicas, plan, data, epoch, step, clock, cancel);
+            projections = Forward(replicas, plan, data, epoch, step, SharedStorage, clock, cancel);
             long lossStart = Stopwatch.GetTimestamp();
             (double value, var metrics, dz) = GlobalLoss(replicas, plan, projections, batch);
             clock.LossMs = Stopwatch.GetElapsedTime(lossStart).TotalMilliseconds;
@@ -144,12 +150,15 @@ public sealed class DataParallelStep
     /// <summary>The clock's times with the coordinator's host synchronisations of the attempt in them.</summary>
     private StepTimes Stop(StepClock clock) => clock.Stop() with { CoordinatorSyncs = Syncs.Take() };
 
-    /// <summary>Ships each replica its shard (raw uint8 images, indices, views, chunks) and gathers the projections.</summary>
+    /// <summary>Ships each replica its shard (raw uint8 images, or with shared storage none, indices, views, chunks) and
+    /// gathers the projections.</summary>
     private static FloatBlock[] Forward(List<IReplicaEndpoint> replicas, IReadOnlyList<ShardRows> plan, ImageDataSet data, long epoch, long step,
-        StepClock clock, CancellationToken cancel)
+        bool sharedStorage, StepClock clock, CancellationToken cancel)
     {
-        var shards = plan.Select(rows =>
+        var shards = plan.Select((rows, w) =>
         {
+            if (sharedStorage && !replicas[w].InProcess) // the worker reads the rows itself: no pixels gathered or sent
+                return new ShardWork(step, epoch, rows, [rows.Count, data.Channels, data.Height, data.Width], null);
             using var images = data.Batch(rows.Indices);
             return new ShardWork(step, epoch, rows, images.shape, images.bytes.ToArray());
         }).ToList();

@@ -52,15 +52,25 @@ public sealed class ReplicaSession : IDisposable
     }
 
     /// <summary>Augments and forwards the shard's views; the projections as float32 on the replica's device, or with
-    /// <paramref name="toHost"/> (for a transport) as bytes, copied here in one counted copy.</summary>
-    public Timed<FloatBlock> Forward(ShardWork work, bool toHost = false)
+    /// <paramref name="toHost"/> (for a transport) as bytes, copied here in one counted copy. A shard without images
+    /// (data.sharedStorage) takes its rows from <paramref name="data"/>, this replica's own copy of the data set.</summary>
+    public Timed<FloatBlock> Forward(ShardWork work, bool toHost = false, Data.ImageDataSet? data = null)
     {
         long start = Stopwatch.GetTimestamp();
         lock (_gate) _pending = null;
+        if (work.Images is null && data is null) throw new InvalidOperationException("a shard without images needs the data set it indexes (data.sharedStorage)");
         Replica.BeginStep(work.Step);
         using var scope = NewDisposeScope();
-        var images = empty(work.ImageShape, ScalarType.Byte);
-        work.Images.CopyTo(images.bytes);
+        Tensor images;
+        if (work.Images is null)
+        {
+            images = data!.Batch(work.Rows.Indices);
+        }
+        else
+        {
+            images = empty(work.ImageShape, ScalarType.Byte);
+            work.Images.CopyTo(images.bytes);
+        }
         var views = work.Rows.Indices.Zip(work.Rows.Views, (i, v) => (i, v)).ToArray();
         var z = Replica.Forward(images, views, work.Epoch, work.Rows.ChunkSizes).to_type(ScalarType.Float32);
         var block = FloatBlock.OnDevice(z, Replica.Syncs);
