@@ -10,7 +10,8 @@ public sealed class ImageFolderCommandTests : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    private static void Draw(string path, int width, int height, SKColor color, int seed)
+    /// <summary>A grey image with one coloured circle placed by <paramref name="seed"/>, as PNG or (".jpg") JPEG.</summary>
+    internal static void Draw(string path, int width, int height, SKColor color, int seed)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var random = new Random(seed);

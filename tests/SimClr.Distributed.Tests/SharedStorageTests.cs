@@ -31,30 +31,14 @@ public sealed class SharedStorageTests : IAsyncLifetime
         Directory.Delete(_folder, recursive: true);
     }
 
-    private static void Draw(string path, int size, SKColor color, int seed)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var random = new Random(seed);
-        using var bitmap = new SKBitmap(size, size);
-        using (var canvas = new SKCanvas(bitmap))
-        {
-            canvas.Clear(SKColors.Gray);
-            using var paint = new SKPaint { Color = color };
-            canvas.DrawCircle(random.Next(size), random.Next(size), 3 + random.Next(size / 2), paint);
-        }
-        using var image = SKImage.FromBitmap(bitmap);
-        using var data = image.Encode(path.EndsWith(".jpg", StringComparison.Ordinal) ? SKEncodedImageFormat.Jpeg : SKEncodedImageFormat.Png, 90);
-        File.WriteAllBytes(path, data.ToArray());
-    }
-
     /// <summary>Two classes of 24 generated images (PNG and JPEG); <paramref name="shift"/> changes one of them.</summary>
     private string Folder(string name, int shift = 0)
     {
         string root = Path.Combine(_folder, name);
         for (int i = 0; i < 24; i++)
         {
-            Draw(Path.Combine(root, "red", $"{i}.png"), 20, SKColors.Red, i + (i == 5 ? shift : 0));
-            Draw(Path.Combine(root, "blue", $"{i}.jpg"), 20, SKColors.Blue, 100 + i);
+            ImageFolderCommandTests.Draw(Path.Combine(root, "red", $"{i}.png"), 20, 20, SKColors.Red, i + (i == 5 ? shift : 0));
+            ImageFolderCommandTests.Draw(Path.Combine(root, "blue", $"{i}.jpg"), 20, 20, SKColors.Blue, 100 + i);
         }
         return root;
     }
