@@ -3,6 +3,8 @@
 #   1 tests    Core's tests that take a device, on cuda (SIMCLR_TEST_DEVICES=cuda, filter DisplayName~device: "cuda")
 #   2 step     one full-width pre-training step, batch 256 and 512 images (2 views each): views/s of `simclr bench step`
 #              against bench/step_reference.py (PyTorch) on the same GPU with the same batch; ratio ours / PyTorch
+#   2b bf16    the same step at the first batch with precision bf16: views/s against its fp32 and against PyTorch's
+#              torch.autocast(dtype=torch.bfloat16) (bench/step_reference.py --precision bf16)
 #   3 workers  2 workers sharing the GPU (`simclr launch --devices cuda:0,cuda:0`) for a few steps: the run fails when the
 #              replicas' checksums diverge; its per-step losses against a single-process run (`simclr pretrain`) over the
 #              same steps, with the same 2 BatchNorm groups (batching.groups=2): the same maths either way
@@ -89,6 +91,7 @@ row ok "$(sed -E 's/ - SimClr.*//; s/ +/ /g' <<<"$summary")"
 views_per_s() { sed -nE 's/.*median [0-9.]+ ms\/step \(([0-9.]+) views\/s\).*/\1/p' <<<"$1" | tail -1; }
 step step "one full-width pre-training step, batch $step_batches images: simclr vs PyTorch"
 details=()
+declare -A fp32_ours fp32_theirs
 for batch in $step_batches; do
   ours=$("$simclr" bench step --device "$device" --batch "$batch" "${step_args[@]}" 2>&1) || { echo "$ours" | tail -20; fail "simclr bench step --batch $batch failed"; }
   theirs=$("$python" bench/step_reference.py --device "$device" --batch "$batch" "${step_args[@]}" 2>&1) || { echo "$theirs" | tail -20; fail "step_reference.py --batch $batch failed"; }
@@ -96,8 +99,17 @@ for batch in $step_batches; do
   [ -n "$a" ] && [ -n "$b" ] || fail "no views/s in: $(tail -1 <<<"$ours") / $(tail -1 <<<"$theirs")"
   echo "batch $batch: simclr $a views/s, pytorch $b views/s" >&2
   details+=("B=$batch: $a vs $b views/s ($(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx", a / b }'))")
+  fp32_ours[$batch]=$a; fp32_theirs[$batch]=$b
 done
 row ok "$(IFS=';'; echo "${details[*]}" | sed 's/;/; /g')"
+
+batch=${step_batches%% *}
+step bf16 "the same step with precision bf16 (batch $batch): simclr against its fp32 and against PyTorch's autocast"
+ours=$("$simclr" bench step --precision bf16 --device "$device" --batch "$batch" "${step_args[@]}" 2>&1) || { echo "$ours" | tail -20; fail "simclr bench step --precision bf16 failed"; }
+theirs=$("$python" bench/step_reference.py --precision bf16 --device "$device" --batch "$batch" "${step_args[@]}" 2>&1) || { echo "$theirs" | tail -20; fail "step_reference.py --precision bf16 failed"; }
+a=$(views_per_s "$(tail -1 <<<"$ours")"); b=$(views_per_s "$(tail -1 <<<"$theirs")")
+[ -n "$a" ] && [ -n "$b" ] || fail "no views/s in: $(tail -1 <<<"$ours") / $(tail -1 <<<"$theirs")"
+row ok "B=$batch: simclr bf16 $a views/s ($(awk -v a="$a" -v f="${fp32_ours[$batch]}" 'BEGIN { printf "%.2fx", a / f }') its fp32); PyTorch autocast $b ($(awk -v a="$b" -v f="${fp32_theirs[$batch]}" 'BEGIN { printf "%.2fx", a / f }') its fp32); simclr/PyTorch $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx", a / b }')"
 
 step workers "2 workers sharing one $device (launch --devices $launch_devices) vs 1 process, $run_steps steps"
 common=(--config configs/quickstart-pretrain.json --set device="$device" --set model.width="$run_width" --set batchSize="$run_batch"

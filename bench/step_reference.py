@@ -99,6 +99,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="1 warm-up step, 1 repeat of 2 steps (overrides the three above)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (simclr bench step takes the same)")
     parser.add_argument("--batch", type=int, default=IMAGES, help="images per step, two views each (simclr bench step takes the same)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: the forward under torch.autocast(dtype=torch.bfloat16), loss and LARS in float32 (simclr bench step takes the same)")
     args = parser.parse_args()
     device = torch.device(args.device)
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
@@ -113,7 +115,9 @@ def main():
 
     def one_step():
         optimizer.zero_grad()
-        z = model(views)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            z = model(views)
+        z = z.float()
         leaf = z.detach().clone().requires_grad_(True)  # NtXentLoss.LossAndGradient
         loss = nt_xent(leaf)
         loss.backward()
@@ -136,7 +140,7 @@ def main():
         print(f"repeat {r + 1}: {row[0]:.1f} ms/step, user {row[1]:.3f} s/step, sys {row[2]:.3f} s/step, minor faults {row[3]:.0f}/step", flush=True)
     ms = [x[0] for x in rows]
     median = statistics.median(ms)
-    print(f"pytorch step ({device}, {args.threads} thread(s), {2 * args.batch} views, loss {last_loss:.4f}): median {median:.1f} ms/step "
+    print(f"pytorch step ({device}, {args.precision}, {args.threads} thread(s), {2 * args.batch} views, loss {last_loss:.4f}): median {median:.1f} ms/step "
           f"({2000.0 * args.batch / median:.1f} views/s), "
           f"min {min(ms):.1f}, max {max(ms):.1f}; user {statistics.median(x[1] for x in rows):.3f} s/step, "
           f"sys {statistics.median(x[2] for x in rows):.3f} s/step, minor faults {statistics.median(x[3] for x in rows):.0f}/step "

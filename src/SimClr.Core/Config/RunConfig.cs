@@ -32,6 +32,10 @@ public sealed record RunConfig
 
     public ModelOptions Model { get; init; } = new();
 
+    /// <summary>fp32 (default) or bf16: what the convolutions and linear layers compute in; weights, gradients, optimiser,
+    /// batch norm and losses stay float32 (<see cref="Models.ComputePrecision"/>).</summary>
+    public Models.ComputePrecision Precision { get; init; } = Models.ComputePrecision.Fp32;
+
     public AugmentationOptions Augment { get; init; } = new();
 
     public LossOptions Loss { get; init; } = new();

@@ -30,7 +30,7 @@ namespace SimClr.Core.Models;
 /// resnet34 have up to full width, keep the strided kernel and their bits.
 /// </para>
 /// </summary>
-public sealed class Conv2d : nn.Module<Tensor, Tensor>
+public sealed class Conv2d : nn.Module<Tensor, Tensor>, IMixedPrecisionLayer
 {
     /// <summary>oneDNN's channel block on AVX-512 (AVX2's 8 divides it).</summary>
     public const int OneDnnChannelBlock = 16;
@@ -68,6 +68,9 @@ public sealed class Conv2d : nn.Module<Tensor, Tensor>
 
     public Parameter Weight => weight;
 
+    /// <summary>fp32, or bf16: input and weight cast to bfloat16 for the convolution, the output returned as float32.</summary>
+    public ComputePrecision Precision { get; set; }
+
     /// <summary>
     /// Input channels up to this many (an RGB or grey image) are not padded: oneDNN runs such a first layer with kernels
     /// that read the input unblocked (plain NCHW), and they measured right for 1 and 3 input channels, forward and both
@@ -92,6 +95,14 @@ public sealed class Conv2d : nn.Module<Tensor, Tensor>
     public static long WholeBlocks(long channels) => (channels + OneDnnChannelBlock - 1) / OneDnnChannelBlock * OneDnnChannelBlock;
 
     public override Tensor forward(Tensor input)
+    {
+        if (Precision == ComputePrecision.Fp32) return Convolve(input, weight);
+        using var scope = NewDisposeScope();
+        var output = Convolve(MixedPrecision.Input(input, Precision), MixedPrecision.Input(weight, Precision));
+        return MixedPrecision.Output(output).MoveToOuterDisposeScope();
+    }
+
+    private Tensor Convolve(Tensor input, Tensor weight)
     {
         if (input.device_type != DeviceType.CPU || (!PadsOnCpu && !SubsamplesOnCpu)) return nn.functional.conv2d(input, weight, null, _stride, _padding);
         using var scope = NewDisposeScope();

@@ -10,6 +10,6 @@ public static class ProjectionHead
     {
         if (inputDim < 1 || hiddenDim < 1 || outputDim < 1)
             throw new ArgumentOutOfRangeException(nameof(hiddenDim), $"projection sizes must be >= 1 (got {inputDim} -> {hiddenDim} -> {outputDim})");
-        return nn.Sequential(nn.Linear(inputDim, hiddenDim), nn.ReLU(), nn.Linear(hiddenDim, outputDim));
+        return nn.Sequential(new MixedLinear(inputDim, hiddenDim), nn.ReLU(), new MixedLinear(hiddenDim, outputDim));
     }
 }

@@ -19,7 +19,7 @@ public sealed class ResNet : nn.Module<Tensor, Tensor>, IStagedNetwork
     private readonly Sequential layer2;
     private readonly Sequential layer3;
     private readonly Sequential layer4;
-    private readonly Linear? fc;
+    private readonly MixedLinear? fc;
 
     public ResNetOptions Options { get; }
 
@@ -41,7 +41,7 @@ public sealed class ResNet : nn.Module<Tensor, Tensor>, IStagedNetwork
         layer2 = Stage(options, options.StageOutput(0), 1, stride: 2);
         layer3 = Stage(options, options.StageOutput(1), 2, stride: 2);
         layer4 = Stage(options, options.StageOutput(2), 3, stride: 2);
-        if (classes is int k) fc = nn.Linear(options.FeatureDim, k);
+        if (classes is int k) fc = new MixedLinear(options.FeatureDim, k);
         RegisterComponents();
         InitializeLikeTorchvision();
     }

@@ -37,6 +37,7 @@ public static class ReplicaFactory
             }
         }
         if (config.Stage == Stage.Finetune && loadPretrained) LoadPretrained((ResNet)network, config.Pretrained);
+        MixedPrecision.Apply(network, config.Precision);
         network.to(device);
         var optimizer = new MomentumOptimizer(network.named_parameters().Select(p => (p.name, p.parameter)), config.Optimizer);
         return new ModelReplica(network, optimizer, new ViewAugmenter(config.Augment, config.Seed, mean, std), device, ownsModel: true)

@@ -33,6 +33,7 @@ public static class FrozenBackbone
                 }
             }
             backbone.to(device);
+            MixedPrecision.Apply(backbone, config.Precision);
             foreach (var p in backbone.parameters()) p.requires_grad = false;
             backbone.eval();
             return backbone;
