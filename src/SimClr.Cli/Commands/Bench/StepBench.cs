@@ -27,10 +27,10 @@ internal static class StepBench
         var quick = CommonOptions.Quick("1 warm-up step, 1 repeat of 2 steps (overrides the three above)");
         var device = CommonOptions.Device("cpu, cuda, cuda:1, ... (bench/step_reference.py takes the same)");
         var batch = CommonOptions.Batch("images per step, two views each (bench/step_reference.py takes the same)", DefaultImages);
-        var precision = new Option<string>("--precision")
+        var precision = new Option<ComputePrecision>("--precision")
         {
             Description = "fp32, or bf16: convolutions and linear layers in bfloat16 (config precision; bench/step_reference.py --precision bf16 is torch.autocast's)",
-            DefaultValueFactory = _ => "fp32",
+            DefaultValueFactory = _ => ComputePrecision.Fp32,
         };
         var command = new Command("step", "One SimCLR training step (full-width CIFAR-stem ResNet-18 + 512-2048-128 head, 2x64 views, fp32 or bf16, "
             + "NT-Xent, LARS) on pre-augmented views: ms/step, views/s and process CPU time per step.")
@@ -38,8 +38,8 @@ internal static class StepBench
             threads, steps, warmup, repeats, quick, device, batch, precision,
         };
         command.SetAction(r => ExitCodes.Run("simclr bench step", () => r.GetValue(quick)
-            ? Run(r.GetValue(threads), steps: 2, warmup: 1, repeats: 1, r.GetValue(device)!, r.GetValue(batch), r.GetValue(precision)!)
-            : Run(r.GetValue(threads), r.GetValue(steps), r.GetValue(warmup), r.GetValue(repeats), r.GetValue(device)!, r.GetValue(batch), r.GetValue(precision)!)));
+            ? Run(r.GetValue(threads), steps: 2, warmup: 1, repeats: 1, r.GetValue(device)!, r.GetValue(batch), r.GetValue(precision))
+            : Run(r.GetValue(threads), r.GetValue(steps), r.GetValue(warmup), r.GetValue(repeats), r.GetValue(device)!, r.GetValue(batch), r.GetValue(precision))));
         return command;
     }
 
@@ -49,16 +49,10 @@ internal static class StepBench
     /// <summary>One repeat: wall milliseconds, user and system CPU seconds, and minor page faults, each per step.</summary>
     private readonly record struct Row(double Ms, double User, double Sys, double Faults);
 
-    private static int Run(int threads, int steps, int warmup, int repeats, string deviceName, int images, string precisionName)
+    private static int Run(int threads, int steps, int warmup, int repeats, string deviceName, int images, ComputePrecision precision)
     {
         if (threads < 1 || steps < 1 || warmup < 0 || repeats < 1 || images < 1)
             throw new ConfigException("--threads, --steps, --repeats, --batch must be >= 1 and --warmup >= 0");
-        var precision = precisionName switch
-        {
-            "fp32" => ComputePrecision.Fp32,
-            "bf16" => ComputePrecision.Bf16,
-            _ => throw new ConfigException($"--precision is fp32 or bf16, not '{precisionName}'"),
-        };
         StageRunner.CheckDevice(deviceName);
         var device = new Device(deviceName);
         set_num_threads(threads);
@@ -94,7 +88,7 @@ internal static class StepBench
             Console.WriteLine($"repeat {r + 1}: {row.Ms:F1} ms/step, user {row.User:F3} s/step, sys {row.Sys:F3} s/step, minor faults {row.Faults:F0}/step");
         }
         double median = Timings.Median(rows.Select(x => x.Ms));
-        Console.WriteLine($"simclr step ({device}, {precisionName}, {threads} thread(s), {2 * images} views, loss {lastLoss:F4}): median {median:F1} ms/step ({2000.0 * images / median:F1} views/s), "
+        Console.WriteLine($"simclr step ({device}, {precision.ToString().ToLowerInvariant()}, {threads} thread(s), {2 * images} views, loss {lastLoss:F4}): median {median:F1} ms/step ({2000.0 * images / median:F1} views/s), "
             + $"min {rows.Min(x => x.Ms):F1}, max {rows.Max(x => x.Ms):F1}; user {Timings.Median(rows.Select(x => x.User)):F3} s/step, "
             + $"sys {Timings.Median(rows.Select(x => x.Sys)):F3} s/step, minor faults {Timings.Median(rows.Select(x => x.Faults)):F0}/step ({repeats} repeats of {steps} steps after {warmup} warm-up), "
             + $"peak RSS {ProcessStats.PeakRss() / (1024.0 * 1024):F0} MiB");
