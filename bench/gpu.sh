@@ -10,6 +10,11 @@
 #              same steps, with the same 2 BatchNorm groups (batching.groups=2): the same maths either way
 #   4 augment  the tensor augmentation kernel's views/s on the GPU (`simclr bench augment --kernel tensor`)
 #   5 loss     `simclr bench loss --device cuda --views 8192 --dim 128` (global NT-Xent + dL/dz; the dry run: 1024 views)
+#   6 nccl     NCCL smoke test (`simclr bench nccl`): a 1-rank communicator all-reduces a known bucket on the GPU (checked
+#              bit for bit) and times it; the dry run checks that the CPU is refused with what to install or set
+#   7 nccl2    with 2 GPUs or more: the workers' run of step 3 on cuda:0,cuda:1 with reduction.method nccl, losses
+#              against the single process's; with one GPU: n/a (NCCL puts one rank on a GPU); the dry run checks
+#              that reduction.method nccl on CPU workers stops before the first step, naming what to install or set
 # It stops at the first thing that does not work: non-zero exit and "FAILED at step <name>".
 # Needs: the .NET SDK (tests; and the build unless $SIMCLR is given), an NVIDIA driver, python3 with torch and
 # torchvision (pip install torch torchvision; or PYTHON=/path/to/python), and a simclr that can use the GPU: $SIMCLR
@@ -23,7 +28,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --device) device=$2; shift 2 ;;
     --quick) quick=1; shift ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "bench/gpu.sh: unknown option $1 (--device cuda|cpu, --quick)" >&2; exit 2 ;;
   esac
 done
@@ -118,7 +123,8 @@ common=(--config configs/quickstart-pretrain.json --set device="$device" --set m
 "$simclr" pretrain --plain "${common[@]}" --set runName=single >"$work/single.log" 2>&1 || { tail -20 "$work/single.log"; fail "single-process run failed"; }
 "$simclr" launch --workers 2 --devices "$launch_devices" "${launch_extra[@]}" "${common[@]}" --set runName=launched >"$work/launched.log" 2>&1 \
   || { tail -30 "$work/launched.log"; fail "2-worker run failed (a checksum divergence stops it)"; }
-compare=$("$python" - "$work/runs/single/metrics.jsonl" "$work/runs/launched/metrics.jsonl" "$run_steps" "$loss_tolerance" <<'PY'
+compare_losses() { # run directory names under $work/runs: single, other
+"$python" - "$work/runs/$1/metrics.jsonl" "$work/runs/$2/metrics.jsonl" "$run_steps" "$loss_tolerance" <<'PY'
 import json, sys
 def losses(path):
     return {r["step"]: r["loss"] for r in map(json.loads, open(path)) if r.get("kind") == "step"}
@@ -129,7 +135,8 @@ worst = max(abs(one[s] - two[s]) / max(abs(one[s]), 1e-12) for s in range(1, k +
 print(f"loss steps 1-{k}: {one[1]:.5f}..{one[k]:.5f} (1 process) vs {two[1]:.5f}..{two[k]:.5f} (2 workers), max relative difference {worst:.1e} (bound {tol:g})")
 sys.exit(0 if worst <= tol else 1)
 PY
-) || { echo "$compare" >&2; fail "2 workers' losses differ from the single process's"; }
+}
+compare=$(compare_losses single launched) || { echo "$compare" >&2; fail "2 workers' losses differ from the single process's"; }
 row ok "checksums agreed every step; $compare"
 
 step augment "the tensor augmentation kernel on $device"
@@ -144,6 +151,33 @@ median=$(grep -E '^ +(tiled|full) +median' <<<"$out" | sed -E 's/^ +//; s/ per l
 [ -n "$median" ] || fail "no median in: $(tail -1 <<<"$out")"
 error=$(grep -E '^ +tiled float32:' <<<"$out" | sed -E 's/^ +tiled float32: //; s/[|]//g; s/ +/ /g')
 row ok "$loss_views x 128: $median; tiled vs float64: ${error:-not reported}"
+
+step nccl "NCCL: a 1-rank communicator on $device all-reduces a known bucket"
+if [ "$dry" = 1 ]; then
+  code=0; out=$("$simclr" bench nccl --device cpu 2>&1) || code=$?
+  [ "$code" = 2 ] && grep -q "NCCL" <<<"$out" || { echo "$out" | tail -10; fail "bench nccl on the CPU: expected exit 2 naming NCCL, got exit $code"; }
+  row ok "refused on the CPU as it should be: $(head -c 160 <<<"$out")..."
+else
+  out=$("$simclr" bench nccl --device "$device" 2>&1) || { echo "$out" | tail -20; fail "simclr bench nccl failed"; }
+  grep -q "bit for bit" <<<"$out" || fail "no checked all-reduce in: $out"
+  row ok "$(sed -n 1p <<<"$out" | sed -E 's/.*UTC: //'); $(grep -E '^ +median' <<<"$out" | sed -E 's/^ +//')"
+fi
+
+step nccl2 "reduction.method nccl between 2 workers on 2 GPUs, losses vs the single process"
+if [ "$dry" = 1 ]; then
+  code=0
+  "$simclr" launch --workers 2 --devices cpu "${launch_extra[@]}" "${common[@]}" --set runName=nccl --set reduction.method=nccl >"$work/nccl.log" 2>&1 || code=$?
+  [ "$code" = 2 ] && grep -q "cannot use NCCL" "$work/nccl.log" || { tail -20 "$work/nccl.log"; fail "nccl on CPU workers: expected exit 2 and 'cannot use NCCL', got exit $code"; }
+  row ok "CPU workers refused before the first step: $(grep -o 'cannot use NCCL: [^.]*' "$work/nccl.log" | head -1)"
+elif [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
+  "$simclr" launch --workers 2 --devices cuda:0,cuda:1 "${common[@]}" --set runName=nccl --set reduction.method=nccl >"$work/nccl.log" 2>&1 \
+    || { tail -30 "$work/nccl.log"; fail "2-worker nccl run failed"; }
+  grep -q "gradients: NCCL all-reduce" "$work/nccl.log" || fail "the run did not sum by NCCL: $(grep 'gradients:' "$work/nccl.log")"
+  compare=$(compare_losses single nccl) || { echo "$compare" >&2; fail "the nccl run's losses differ from the single process's"; }
+  row ok "checksums agreed every step; $compare"
+else
+  row n/a "one GPU: NCCL puts one rank on a GPU, so 2 workers need 2 GPUs (step nccl checked the library)"
+fi
 
 current=done
 table

@@ -47,6 +47,18 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
 
     public string? PeerAddress => Client.Address.ToString();
 
+    /// <summary>What the worker said at Join: the devices' collective library it can sum over, or empty.</summary>
+    public string? DeviceCollective { get; init; }
+
+    public string DeviceCollectiveProblem { get; init; } = "it did not say (a worker older than NCCL support)";
+
+    public async Task<byte[]> NewCommunicatorIdAsync(CancellationToken cancel)
+    {
+        byte[] id = await Watched("NewCommunicatorId", Client.NewCommunicatorIdAsync, cancel);
+        if (id.Length is 0 or > 4096) throw new ProtocolViolation($"{Name} answered a communicator id of {id.Length} bytes");
+        return id;
+    }
+
     public async Task<Timed<long>> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel)
     {
         _localGradient = null;

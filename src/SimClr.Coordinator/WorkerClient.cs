@@ -62,6 +62,10 @@ public sealed class WorkerClient : IDisposable
         return WithTimes(reply, call.GetTrailers());
     }
 
+    /// <summary>A fresh unique id for a communicator of the devices' collective library (NCCL), made by this worker.</summary>
+    public async Task<byte[]> NewCommunicatorIdAsync(CancellationToken cancel = default) =>
+        (await _client.NewCommunicatorIdAsync(new CommunicatorIdRequest(), Options(cancel))).UniqueId.ToByteArray();
+
     /// <summary>Sends the reduced gradient (null: apply the sum the worker's last ring left it); returns the replica's
     /// parameter fingerprint after the step, or its SHA-256 checksum when <paramref name="full"/>.</summary>
     public async Task<Timed<string>> ApplyStepAsync(long step, double learningRate, byte[]? gradient, bool full = true, CancellationToken cancel = default)

@@ -75,28 +75,33 @@ public static class WorkerPool
                 }
             }));
             for (int w = 0; w < clients.Count; w++)
-                log?.Invoke($"worker {w}: {clients[w].Address} id {replies[w].WorkerId}, device {replies[w].Device}, {replies[w].Threads} threads");
+                log?.Invoke($"worker {w}: {clients[w].Address} id {replies[w].WorkerId}, device {replies[w].Device}, {replies[w].Threads} threads"
+                    + (replies[w].DeviceCollective.Length > 0 ? $", {replies[w].DeviceCollective}" : ""));
             if (config.Data.SharedStorage)
                 log?.Invoke($"data.sharedStorage: every worker opened its own copy of {train.Name} ({train.Count} images, fingerprint {request.Data.Fingerprint}); shards carry indices only");
-            return clients.Select((c, w) => Endpoint(c, w)).ToList();
+            return clients.Select((c, w) => Endpoint(c, w, replies[w])).ToList();
 
             // the endpoint for replica w, which can reconnect to the same address after a loss
-            IReplicaEndpoint Endpoint(WorkerClient client, int w) =>
+            IReplicaEndpoint Endpoint(WorkerClient client, int w, JoinReply joined) =>
                 new GrpcReplicaEndpoint(client, $"worker {w} ({client.Address.Authority})", config.Faults, async stop =>
                 {
                     var fresh = new WorkerClient(client.Address, callTimeout, token, trusted);
                     try
                     {
                         await WaitHealthyAsync(fresh, TimeSpan.FromSeconds(1), cancel: stop);
-                        await fresh.JoinAsync(request, stop);
-                        return Endpoint(fresh, w);
+                        var reply = await fresh.JoinAsync(request, stop);
+                        return Endpoint(fresh, w, reply);
                     }
                     catch (Exception e) when (e is WorkerUnavailableException or RpcException or OperationCanceledException)
                     {
                         fresh.Dispose();
                         return null;
                     }
-                });
+                })
+                {
+                    DeviceCollective = joined.DeviceCollective.Length > 0 ? joined.DeviceCollective : null,
+                    DeviceCollectiveProblem = joined.DeviceCollectiveProblem.Length > 0 ? joined.DeviceCollectiveProblem : "it did not say why (a worker older than NCCL support)",
+                };
         }
         catch
         {

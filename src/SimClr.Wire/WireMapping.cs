@@ -74,8 +74,17 @@ public static class WireMapping
             BucketBytes = (ulong)Math.Max(0, ring.BucketBytes),
         };
         spec.Peers.AddRange(ring.Peers);
+        if (ring.Communicator is { } communicator)
+        {
+            spec.CommunicatorId = Google.Protobuf.ByteString.CopyFrom(communicator.UniqueId);
+            spec.CommunicatorRanks = (uint)communicator.Ranks;
+        }
         return spec;
     }
+
+    /// <summary>The device communicator a BackwardReduce header names, or null for a ring over gRPC.</summary>
+    public static CommunicatorPlan? CommunicatorOf(RingSpec ring) =>
+        ring.CommunicatorId.IsEmpty ? null : new CommunicatorPlan(ring.CommunicatorId.ToByteArray(), (int)ring.CommunicatorRanks);
 
     public static WirePrecision ToWire(CorePrecision precision) => precision switch
     {

@@ -110,6 +110,7 @@ public sealed class WorkerHost : IAsyncDisposable
         services.AddSingleton(connections);
         services.AddSingleton<CallGate>();
         services.AddSingleton<RingPeers>();
+        services.AddSingleton<DeviceCommunicators>();
         services.AddSingleton<WorkerService>();
         services.AddSingleton<PeerService>();
         // the services' methods, bound so that a message that does not decode is InvalidArgument

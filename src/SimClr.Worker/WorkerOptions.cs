@@ -34,5 +34,12 @@ public sealed record WorkerOptions
     /// (DeadlineExceeded), freeing the worker for the next call (<see cref="ReadDeadline"/>).</summary>
     public double MessageSeconds { get; init; } = 30;
 
+    /// <summary>Path of NCCL's libnccl.so.2 (reduction.method nccl or auto on CUDA); null: $SIMCLR_NCCL_LIBRARY, else the
+    /// loader's search path and the Python environments' NCCL wheels (<see cref="Core.Runtime.Nccl.Load"/>).</summary>
+    public string? NcclLibrary { get; init; }
+
+    /// <summary>The devices' collective library to use instead of NCCL (tests: an in-process stand-in); null: NCCL.</summary>
+    public Core.Runtime.IDeviceCollective? DeviceCollective { get; init; }
+
     public bool IsLoopback => System.Net.IPAddress.TryParse(Host, out var ip) && System.Net.IPAddress.IsLoopback(ip);
 }

@@ -18,7 +18,7 @@ namespace SimClr.Worker;
 /// replica per worker process. The replica's times in a call go out beside the answer (<see cref="TimesTrailerInterceptor"/>).
 /// </summary>
 [BindServiceMethod(typeof(WorkerService), nameof(Bind))]
-public sealed class WorkerService(TorchThread torch, WorkerOptions options, RingPeers peers, ILogger<WorkerService> log) : Protocol.Worker.WorkerBase, IAsyncDisposable
+public sealed class WorkerService(TorchThread torch, WorkerOptions options, RingPeers peers, DeviceCommunicators collective, ILogger<WorkerService> log) : Protocol.Worker.WorkerBase, IAsyncDisposable
 {
     private readonly Lock _gate = new();
     private JoinedRun? _run;
@@ -54,7 +54,16 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
             if (old is not null) _ = torch.RunAsync(old.Dispose);
         }
         log.LogInformation("joined run {Run}: {Parameters} parameters on {Device}", request.RunId, session.ParameterCount, options.Device);
-        return new JoinReply { Version = ProtocolVersion._1, WorkerId = options.WorkerId, Device = options.Device, Threads = get_num_threads() };
+        var (library, problem) = collective.Support(session.Replica.Device);
+        return new JoinReply
+        {
+            Version = ProtocolVersion._1,
+            WorkerId = options.WorkerId,
+            Device = options.Device,
+            Threads = get_num_threads(),
+            DeviceCollective = library ?? "",
+            DeviceCollectiveProblem = problem,
+        };
     }
 
     /// <summary>The run config a Join sends, checked, for the model its hash names.</summary>
@@ -182,6 +191,7 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
             "BackwardReduce", "the ring, then dL/dz", context, expect: (_, dz) => CheckProjectionGradient(session, dz.Dtype, dz.Shape));
         CheckRing(ring);
         var block = ProjectionGradient(session, dz);
+        if (WireMapping.CommunicatorOf(ring) is { } communicator) return await ReduceOnDevice(session, ring, communicator, block, context);
         var buckets = session.Replica.Buckets((long)Math.Min(ring.BucketBytes, long.MaxValue));
         var (result, times) = await RingBrokenIsAborted(ring, context, () => peers.AllReduceAlongsideAsync(ring, [.. buckets.Select(b => b.Ring)],
             ready => Precondition(() => torch.RunAsync(() => session.BackwardInBuckets(block, buckets, ready), context.CancellationToken)), context.CancellationToken));
@@ -190,9 +200,61 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         return new ReduceReply { NonFinite = result.NonFinite, BytesSent = result.BytesSent };
     }
 
+    /// <summary>BackwardReduce over the devices' collective: joins (or keeps) the plan's communicator and sums each bucket
+    /// on the device as backward finishes it. The coordinator cancelling the call aborts the communicator, so that the torch
+    /// thread stops waiting for a rank that is gone; a communicator that fails on its own (a peer gone) is Aborted with the
+    /// ring's trailer, as a broken ring is.</summary>
+    private async Task<ReduceReply> ReduceOnDevice(ReplicaSession session, RingSpec ring, CommunicatorPlan communicator, FloatBlock block, ServerCallContext context)
+    {
+        var buckets = session.Replica.Buckets((long)Math.Min(ring.BucketBytes, long.MaxValue));
+        using var abort = context.CancellationToken.Register(collective.Abort);
+        Timed<long> result;
+        try
+        {
+            result = await Precondition(() => torch.RunAsync(() =>
+                session.BackwardReduceOnDevice(block, buckets, collective.Use(communicator, (int)ring.Rank, session.Replica.Device, context.CancellationToken)), context.CancellationToken));
+        }
+        catch (DeviceCollectiveUnavailableException e)
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, e.Message));
+        }
+        catch (DeviceCollectiveException e) when (!context.CancellationToken.IsCancellationRequested)
+        {
+            collective.Abort();
+            log.LogWarning("communicator {Id} broke: {Reason}", communicator.Short, e.Message);
+            throw new RpcException(new Status(StatusCode.Aborted, $"communicator: {e.Message}"), new Metadata { { RingTrailer.Key, RingTrailer.Broken } });
+        }
+        TimesTrailerInterceptor.Report(context, result.Times);
+        return new ReduceReply { NonFinite = result.Value };
+    }
+
+    public override async Task<CommunicatorIdReply> NewCommunicatorId(CommunicatorIdRequest request, ServerCallContext context)
+    {
+        try
+        {
+            byte[] id = await Task.Run(() => collective.NewId(new Device(options.Device)), context.CancellationToken);
+            return new CommunicatorIdReply { UniqueId = Google.Protobuf.ByteString.CopyFrom(id) };
+        }
+        catch (DeviceCollectiveUnavailableException e)
+        {
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, e.Message));
+        }
+    }
+
+    /// <summary>The longest unique id a communicator may have (NCCL's are 128 bytes).</summary>
+    public const int MaxCommunicatorIdBytes = 4096;
+
     private static void CheckRing(RingSpec ring)
     {
         if (ring.RingId == 0) throw Invalid("ring: ring_id 0 is not an id");
+        if (!ring.CommunicatorId.IsEmpty)
+        {
+            if (ring.CommunicatorId.Length > MaxCommunicatorIdBytes) throw Invalid($"ring: communicator_id of {ring.CommunicatorId.Length} bytes (at most {MaxCommunicatorIdBytes})");
+            if (ring.CommunicatorRanks is < 1 or > 4096 || ring.Rank >= ring.CommunicatorRanks)
+                throw Invalid($"ring: rank {ring.Rank} of a communicator of {ring.CommunicatorRanks} ranks");
+            if (ring.Peers.Count > 0) throw Invalid("ring: a communicator's reduction has no peers (the collective library connects the ranks)");
+            return;
+        }
         if (ring.Peers.Count is < 1 or > 4096 || ring.Rank >= ring.Peers.Count)
             throw Invalid($"ring: rank {ring.Rank} of {ring.Peers.Count} peers");
         foreach (string peer in ring.Peers)
@@ -343,5 +405,6 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
             _run = null;
         }
         if (run is not null) await torch.RunAsync(run.Dispose);
+        await torch.RunAsync(collective.Dispose);
     }
 }

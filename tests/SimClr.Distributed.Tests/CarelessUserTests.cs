@@ -138,6 +138,22 @@ public sealed class CarelessUserTests : IDisposable
     }
 
     [Fact]
+    public void Nccl_on_workers_that_cannot_load_it_stops_before_the_first_step_saying_what_to_install_or_set()
+    {
+        var info = new ProcessStartInfo(SimclrProcess.Executable,
+            ["launch", "--workers", "2", "--devices", "cpu", .. Tiny.Where(a => a != "--plain"), "--set", "epochs=1", "--set", "reduction.method=nccl"]);
+        info.Environment[SimClr.Core.Runtime.Nccl.LibraryVariable] = "/nowhere/libnccl.so.2"; // the workers inherit it: NCCL is missing, whatever this machine has
+        var (code, output) = SimclrProcess.Run(info);
+        Assert.True(code == 2, output);
+        Assert.Contains("reduction.method is nccl, but worker 0", output);
+        Assert.Contains("cannot use NCCL: NCCL: /nowhere/libnccl.so.2 does not exist (given by SIMCLR_NCCL_LIBRARY)", output);
+        Assert.Contains("apt-get install libnccl2", output);
+        Assert.DoesNotContain("step 1", output);
+        Assert.False(Directory.Exists(Path.Combine(Runs, "r")), output);
+        NoStackTrace(output);
+    }
+
+    [Fact]
     public void Pretrain_without_a_config_says_it_uses_the_built_in_defaults()
     {
         var (code, output) = SimclrProcess.Run(["pretrain", .. Tiny, "--set", "epochs=1"]);

@@ -15,6 +15,12 @@ internal abstract class DelegatingEndpoint(IReplicaEndpoint inner) : IReplicaEnd
 
     public virtual bool InProcess => Inner.InProcess;
 
+    public virtual string? DeviceCollective => Inner.DeviceCollective;
+
+    public virtual string DeviceCollectiveProblem => Inner.DeviceCollectiveProblem;
+
+    public virtual Task<byte[]> NewCommunicatorIdAsync(CancellationToken cancel) => Inner.NewCommunicatorIdAsync(cancel);
+
     public virtual Task<Timed<FloatBlock>> ForwardAsync(ShardWork work, CancellationToken cancel) => Inner.ForwardAsync(work, cancel);
 
     public virtual Task<Timed<GradientBytes?>> BackwardAsync(FloatBlock gradient, bool returnGradient, CancellationToken cancel) =>

@@ -19,7 +19,7 @@ using static TorchSharp.torch;
 
 namespace SimClr.Distributed.Tests;
 
-public sealed class DistributedStepTests : IAsyncLifetime
+public sealed partial class DistributedStepTests : IAsyncLifetime
 {
     private static readonly RunConfig Config = new()
     {
@@ -46,12 +46,13 @@ public sealed class DistributedStepTests : IAsyncLifetime
         return endpoints.Cast<GrpcReplicaEndpoint>().Select(e => e.Client).ToList();
     }
 
-    private async Task<IReadOnlyList<IReplicaEndpoint>> Endpoints(int count, RunConfig? config = null)
+    /// <param name="options">Worker w's options beyond its id (default: none).</param>
+    private async Task<IReadOnlyList<IReplicaEndpoint>> Endpoints(int count, RunConfig? config = null, Func<int, WorkerOptions>? options = null)
     {
         var addresses = new List<Uri>();
         for (int w = 0; w < count; w++)
         {
-            var host = await WorkerHost.StartAsync(new WorkerOptions { WorkerId = $"w{w}" });
+            var host = await WorkerHost.StartAsync((options?.Invoke(w) ?? new WorkerOptions()) with { WorkerId = $"w{w}" });
             _hosts.Add(host);
             addresses.Add(host.Address);
         }

@@ -147,6 +147,13 @@ public sealed class WorkerFuzzTests(Xunit.Abstractions.ITestOutputHelper output)
                                 PieceElements = (uint)random.Next(0, 2) * (uint)random.Next(0, 1 << 21)
                             };
                             ring.Peers.AddRange(Enumerable.Range(0, random.Next(0, 3)).Select(_ => random.Next(3) switch { 0 => _host.Address.ToString(), 1 => "not a url", _ => "ftp://x" }));
+                            if (random.Next(3) == 0) // an NCCL plan (this worker has none), well-formed or not
+                            {
+                                var id = new byte[random.Next(3) == 0 ? random.Next(0, 5000) : 128];
+                                random.NextBytes(id);
+                                ring.CommunicatorId = ByteString.CopyFrom(id);
+                                ring.CommunicatorRanks = (uint)random.Next(0, 4);
+                            }
                             using var call = raw.BackwardReduce(Deadline());
                             if (random.Next(6) != 0) await call.RequestStream.WriteAsync(new BackwardReduceMessage { Ring = ring });
                             foreach (var c in Mutate(Chunks("dz", DType.Float32, [4, 8], new byte[128], 32), random))

@@ -18,12 +18,16 @@ internal static class WorkerCommand
         var tlsCert = new Option<string?>("--tls-cert") { Description = "serve TLS (https) with this PEM certificate; the coordinator then needs https:// addresses (and --tls-ca for a private CA)" };
         var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert (when the certificate file does not hold it)" };
         var dataRoot = new Option<string?>("--data-root") { Description = "runs with data.sharedStorage: this worker's path to the shared data set (default: the coordinator's data.root)" };
+        var nccl = new Option<string?>("--nccl-library")
+        {
+            Description = $"path of NCCL's {SimClr.Core.Runtime.Nccl.LibraryName} for reduction.method nccl/auto on CUDA (default: ${SimClr.Core.Runtime.Nccl.LibraryVariable}, else the loader's path and Python's nvidia-nccl wheels)",
+        };
         var parent = CommonOptions.ParentPid();
-        var command = new Command("worker", "Run a worker: one device, one model replica, the gRPC Worker service of protos/simclr.proto.") { device, host, port, threads, tokenFile, tlsCert, tlsKey, dataRoot, parent };
+        var command = new Command("worker", "Run a worker: one device, one model replica, the gRPC Worker service of protos/simclr.proto.") { device, host, port, threads, tokenFile, tlsCert, tlsKey, dataRoot, nccl, parent };
         command.SetAction((r, cancel) => ExitCodes.RunAsync("simclr worker", async () =>
         {
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel, ParentWatch.Watch(r.GetValue(parent), Console.Error.WriteLine));
-            var options = Options(r.GetValue(device)!, r.GetValue(host)!, r.GetValue(port), r.GetValue(tokenFile), r.GetValue(tlsCert), r.GetValue(tlsKey)) with { DataRoot = r.GetValue(dataRoot) };
+            var options = Options(r.GetValue(device)!, r.GetValue(host)!, r.GetValue(port), r.GetValue(tokenFile), r.GetValue(tlsCert), r.GetValue(tlsKey)) with { DataRoot = r.GetValue(dataRoot), NcclLibrary = r.GetValue(nccl) };
             return await Serve(options, r.GetValue(threads), stop.Token);
         }));
         return command;

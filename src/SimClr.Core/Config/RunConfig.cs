@@ -142,6 +142,8 @@ public sealed record RunConfig
         if (Faults.HeartbeatMisses < 1) problems.Add($"faults.heartbeatMisses must be >= 1 (got {Faults.HeartbeatMisses})");
         if (Reduction.Method == ReductionMethod.Star && Reduction.Precision != ReducePrecision.Exact)
             problems.Add($"reduction.precision {Reduction.Precision} applies to the ring; the star always sums exactly (set reduction.method to ring or auto)");
+        if (Reduction.Method == ReductionMethod.Nccl && Reduction.Precision == ReducePrecision.Bfloat16)
+            problems.Add("reduction.precision bfloat16 applies to the ring; NCCL sums the gradient in float32 (leave reduction.precision at exact or float32)");
         if (Reduction.PieceElements < 0 || Reduction.PieceElements > Collectives.RingAllReduce.MaxPieceElements)
             problems.Add($"reduction.pieceElements must be in [0, {Collectives.RingAllReduce.MaxPieceElements}] (got {Reduction.PieceElements}; 0: the default)");
         if (!double.IsFinite(Reduction.BucketMegabytes) || Reduction.BucketMegabytes < 0 || Reduction.BucketMegabytes > 1e6)

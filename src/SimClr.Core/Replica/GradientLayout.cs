@@ -91,6 +91,39 @@ public sealed class GradientLayout
         return new GradientBytes(_syncs.Transport(cat(parts, 0)), Float64: sums is not null);
     }
 
+    /// <summary>Parameters [first, end)'s gradients flattened in state order into one new contiguous buffer on the device
+    /// (<see cref="Flatten"/>'s values, not copied anywhere): float64 from <paramref name="sums"/>, else float32. For a
+    /// collective that sums on the device; <see cref="Scatter"/> puts the sum back.</summary>
+    public Tensor FlattenOnDevice(int first, int end, IReadOnlyList<Tensor>? sums)
+    {
+        using var scope = NewDisposeScope();
+        var parts = sums is not null
+            ? Enumerable.Range(first, end - first).Select(i => sums[i].flatten()).ToList()
+            : Enumerable.Range(first, end - first).Select(i => (_parameters[i].Parameter.grad ?? zeros_like(_parameters[i].Parameter)).flatten().to_type(ScalarType.Float32)).ToList();
+        return cat(parts, 0).contiguous().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Puts <paramref name="flat"/> (laid out as <see cref="FlattenOnDevice"/> made it for [first, end)) back on the
+    /// device: into <paramref name="sums"/> when given (the caller rounds them into the gradients), else into the
+    /// parameters' gradients.</summary>
+    public void Scatter(int first, int end, Tensor flat, IReadOnlyList<Tensor>? sums)
+    {
+        using var scope = NewDisposeScope();
+        long offset = 0;
+        using (no_grad())
+        {
+            for (int i = first; i < end; i++)
+            {
+                var p = _parameters[i].Parameter;
+                var slice = flat.narrow(0, offset, p.numel()).view(p.shape);
+                offset += p.numel();
+                if (sums is not null) sums[i].copy_(slice);
+                else if (p.grad is null) p.grad = slice.to_type(p.dtype).clone().DetachFromDisposeScope();
+                else p.grad.copy_(slice);
+            }
+        }
+    }
+
     /// <summary>Installs a flat float32 gradient (as <see cref="Flatten"/> lays it out) as the parameters' gradients: one
     /// copy to the device, the parameters' slices taken there.</summary>
     public void Install(ReadOnlySpan<byte> gradient)

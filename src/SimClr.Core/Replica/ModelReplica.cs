@@ -133,7 +133,7 @@ public sealed class ModelReplica : IDisposable
     }
 
     /// <summary>Accumulates the parameter gradient of the global loss through this replica's graph, given dL/dz for its views.</summary>
-    public void Backward(Tensor projectionGradient) => Backward(projectionGradient, null, null);
+    public void Backward(Tensor projectionGradient) => Run(projectionGradient, null, null);
 
     /// <summary>
     /// <see cref="Backward(Tensor)"/>, handing each bucket's local gradient (<see cref="Buckets"/>, in that order) to
@@ -142,7 +142,25 @@ public sealed class ModelReplica : IDisposable
     /// backward overlaps). The bytes are those of <see cref="FlatGradient"/> over the bucket's range. The network is
     /// back-propagated stage by stage either way (see <see cref="StagedGraph"/>), so the gradient has the same bits.
     /// </summary>
-    public void Backward(Tensor projectionGradient, IReadOnlyList<GradientBucket>? buckets, Action<int, GradientBytes>? ready)
+    public void Backward(Tensor projectionGradient, IReadOnlyList<GradientBucket>? buckets, Action<int, GradientBytes>? ready) =>
+        Run(projectionGradient, buckets, ready is null ? null : (i, bucket, sums) => ready(i, Layout.Flatten(bucket.FirstParameter, bucket.EndParameter, sums)));
+
+    /// <summary>
+    /// <see cref="Backward(Tensor)"/>, summing each bucket over <paramref name="communicator"/>'s ranks on the device as soon
+    /// as backward has finished it (flattened into one buffer, summed in place on the stream torch uses, put back), so the
+    /// parameters' gradients end as the sum over all replicas and nothing leaves the device. With several chunks the float64
+    /// sums are summed (in float64) and rounded once, as on the ring. Every rank must run it with the same buckets.
+    /// </summary>
+    public void BackwardOnDevice(Tensor projectionGradient, IReadOnlyList<GradientBucket> buckets, IDeviceCommunicator communicator) =>
+        Run(projectionGradient, buckets, (_, bucket, sums) =>
+        {
+            using var scope = NewDisposeScope();
+            var flat = Layout.FlattenOnDevice(bucket.FirstParameter, bucket.EndParameter, sums);
+            communicator.AllReduceSum(flat);
+            Layout.Scatter(bucket.FirstParameter, bucket.EndParameter, flat, sums);
+        });
+
+    private void Run(Tensor projectionGradient, IReadOnlyList<GradientBucket>? buckets, Action<int, GradientBucket, List<Tensor>?>? hand)
     {
         DropExactSums();
         if (buckets is not null) Layout.CheckCover(buckets);
@@ -152,7 +170,7 @@ public sealed class ModelReplica : IDisposable
         {
             if (_cached is { } cached)
             {
-                _exactSums = ChunkedBackward.Run(this, cached, projectionGradient, Emitter(buckets, ready));
+                _exactSums = ChunkedBackward.Run(this, cached, projectionGradient, Emitter(buckets, hand));
                 return;
             }
             var graph = _graph ?? throw new InvalidOperationException("Backward needs a Forward first");
@@ -161,7 +179,7 @@ public sealed class ModelReplica : IDisposable
                 throw new ArgumentException($"dL/dz has shape [{string.Join(", ", projectionGradient.shape)}], the projections [{string.Join(", ", z.shape)}]");
             using var scope = NewDisposeScope();
             _graph = null;
-            var emit = Emitter(buckets, ready);
+            var emit = Emitter(buckets, hand);
             graph.Backward(projectionGradient.to(Device).to_type(z.dtype), emit is null ? null : stage => emit(stage, null));
         }
         finally
@@ -173,11 +191,11 @@ public sealed class ModelReplica : IDisposable
         }
     }
 
-    /// <summary>What runs after each stage's backward: hands a finished bucket's gradient to <paramref name="ready"/>
-    /// (from the parameters' gradients, or, with float64 sums, added to those sums first).</summary>
-    private Action<int, List<Tensor>?>? Emitter(IReadOnlyList<GradientBucket>? buckets, Action<int, GradientBytes>? ready)
+    /// <summary>What runs after each stage's backward: hands a finished bucket to <paramref name="hand"/> (its gradients
+    /// in the parameters', or, with float64 sums, added to those sums first).</summary>
+    private Action<int, List<Tensor>?>? Emitter(IReadOnlyList<GradientBucket>? buckets, Action<int, GradientBucket, List<Tensor>?>? hand)
     {
-        if (buckets is null || ready is null) return null;
+        if (buckets is null || hand is null) return null;
         int next = 0;
         return (stage, sums) =>
         {
@@ -185,9 +203,8 @@ public sealed class ModelReplica : IDisposable
             var bucket = buckets[next];
             long start = Timer.Mark();
             if (sums is not null) AccumulateInto(sums, bucket.FirstParameter, bucket.EndParameter);
-            var bytes = Layout.Flatten(bucket.FirstParameter, bucket.EndParameter, sums);
+            hand(next++, bucket, sums);
             Timer.Add(ReplicaPhase.Handover, start);
-            ready(next++, bytes);
         };
     }
 
@@ -266,7 +283,7 @@ public sealed class ModelReplica : IDisposable
     }
 
     /// <summary>NaN and infinite values among the parameters' gradients: counted on the device, one read.</summary>
-    private long NonFiniteGradients()
+    public long NonFiniteGradients()
     {
         using var scope = NewDisposeScope();
         Tensor? count = null;

@@ -227,9 +227,12 @@ public abstract class Trainer : IDisposable
         if (!Mirror.Remote) return;
         if (StepRunner.Replicas.Count > 1)
         {
-            Observer.Message(StepRunner.UsesRing
-                ? $"gradients: ring all-reduce between the {StepRunner.Replicas.Count} workers ({Config.Reduction.Precision.ToString().ToLowerInvariant()}), none through this process"
-                : $"gradients: summed in this process (reduction.method {Config.Reduction.Method.ToString().ToLowerInvariant()})");
+            Observer.Message(StepRunner.Reducer switch
+            {
+                NcclReducer => $"gradients: NCCL all-reduce between the {StepRunner.Replicas.Count} workers' GPUs ({StepRunner.Replicas[0].DeviceCollective}), none through this process",
+                RingReducer => $"gradients: ring all-reduce between the {StepRunner.Replicas.Count} workers ({Config.Reduction.Precision.ToString().ToLowerInvariant()}), none through this process",
+                _ => $"gradients: summed in this process (reduction.method {Config.Reduction.Method.ToString().ToLowerInvariant()})",
+            });
         }
         Mirror.PushStart();
     }

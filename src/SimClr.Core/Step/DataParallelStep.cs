@@ -82,6 +82,9 @@ public sealed class DataParallelStep
     /// <summary>Whether this step's gradients are summed by the workers' ring (else through the coordinator).</summary>
     public bool UsesRing => _reducer is RingReducer && Replicas.Count > 1;
 
+    /// <summary>How this run's gradients are summed (<see cref="IGradientReducer.Choose"/>).</summary>
+    public IGradientReducer Reducer => _reducer;
+
     /// <summary>Runs a step on the images <paramref name="batch"/> of <paramref name="data"/>, redoing, waiting or
     /// stopping as <see cref="StepRecovery"/> decides when replicas are lost.</summary>
     /// <paramref name="full"/>: the replicas prove they agree by the SHA-256 of their parameters, not their fingerprint

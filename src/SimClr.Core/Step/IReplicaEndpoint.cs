@@ -30,11 +30,23 @@ public interface IReplicaEndpoint : IDisposable
     string? PeerAddress => null;
 
     /// <summary>Back-propagates dL/dz for the last forward, then sums the local gradient with the other replicas' over
-    /// <paramref name="ring"/> as rank <paramref name="rank"/>: the replica keeps the sum for an <see cref="ApplyStepAsync"/>
+    /// <paramref name="ring"/> as rank <paramref name="rank"/> (or over its device communicator, <see cref="RingPlan.Communicator"/>): the replica keeps the sum for an <see cref="ApplyStepAsync"/>
     /// of <see cref="StepGradient.Ring"/>. Returns the NaN and infinite values in the segment it completed (their sum over the ring is the
     /// sum's). A peer failing makes it throw <see cref="RingBrokenException"/>.</summary>
     Task<Timed<long>> BackwardReduceAsync(FloatBlock gradient, RingPlan ring, int rank, CancellationToken cancel) =>
         throw new NotSupportedException($"{Name} cannot take part in a ring all-reduce");
+
+    /// <summary>The devices' collective library this replica can sum over (NCCL: "NCCL 2.21.5 (path)"), or null; then
+    /// <see cref="DeviceCollectiveProblem"/> says why not.</summary>
+    string? DeviceCollective => null;
+
+    /// <summary>Why this replica cannot take part in a device collective (no library, not a CUDA device, in this process).</summary>
+    string DeviceCollectiveProblem => "it runs in the coordinator's process; NCCL sums between worker processes";
+
+    /// <summary>A fresh unique id for a communicator of the device collective, made by this replica's library (rank 0 makes it;
+    /// the step hands it to every rank with <see cref="BackwardReduceAsync"/>'s <see cref="RingPlan.Communicator"/>).</summary>
+    Task<byte[]> NewCommunicatorIdAsync(CancellationToken cancel) =>
+        throw new NotSupportedException($"{Name} cannot take part in a device collective: {DeviceCollectiveProblem}");
 
     /// <summary>Installs <paramref name="gradient"/> (sent with the call, the ring's sum, or the replica's own), takes one
     /// optimiser step, and returns what shows the replicas agree: the parameters' fingerprint or SHA-256 checksum, as

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using SimClr.Core.Checkpoints;
 using SimClr.Core.Collectives;
 using SimClr.Core.Replica;
+using SimClr.Core.Runtime;
 using static TorchSharp.torch;
 
 namespace SimClr.Core.Step;
@@ -19,6 +20,7 @@ public sealed class ReplicaSession : IDisposable
     private long[]? _pending; // the last Forward's output shape, while its backward is due
     private bool _ownGradient; // a Backward since the last Apply left the replica's own gradient in place
     private byte[]? _ringSum; // the last ring's sum, for an Apply of StepGradient.Ring
+    private bool _summedOnDevice; // the last BackwardReduceOnDevice left the sum in the gradients, for an Apply of StepGradient.Ring
 
     public ReplicaSession(ModelReplica replica)
     {
@@ -97,11 +99,29 @@ public sealed class ReplicaSession : IDisposable
         return TimesSince(start);
     }
 
-    private void RunBackward(FloatBlock dz, IReadOnlyList<GradientBucket>? buckets, Action<int, GradientBytes>? ready)
+    /// <summary>Back-propagates dL/dz for the last Forward, summing each bucket over <paramref name="communicator"/> on the
+    /// device as backward finishes it (<see cref="ModelReplica.BackwardOnDevice"/>): the gradients then hold the sum over all
+    /// replicas, for an Apply of <see cref="StepGradient.Ring"/>. Returns the NaN and infinite values in that sum, counted on
+    /// the device (one read; the same on every rank), and the times.</summary>
+    public Timed<long> BackwardReduceOnDevice(FloatBlock dz, IReadOnlyList<GradientBucket> buckets, IDeviceCommunicator communicator)
+    {
+        long start = Stopwatch.GetTimestamp();
+        RunBackward(dz, null, null, g => Replica.BackwardOnDevice(g, buckets, communicator));
+        long bad = Replica.NonFiniteGradients();
+        lock (_gate)
+        {
+            _ownGradient = false;
+            _summedOnDevice = true;
+        }
+        return new(bad, TimesSince(start));
+    }
+
+    private void RunBackward(FloatBlock dz, IReadOnlyList<GradientBucket>? buckets, Action<int, GradientBytes>? ready, Action<Tensor>? backward = null)
     {
         lock (_gate)
         {
             _ringSum = null;
+            _summedOnDevice = false;
             _ownGradient = false;
             if (_pending is null) throw new InvalidOperationException("Backward needs a Forward first");
             _pending = null;
@@ -110,7 +130,8 @@ public sealed class ReplicaSession : IDisposable
         {
             var g = dz.ToTensor(Replica.Device);
             Replica.ZeroGrad();
-            Replica.Backward(g, buckets, ready);
+            if (backward is not null) backward(g);
+            else Replica.Backward(g, buckets, ready);
         }
         lock (_gate) _ownGradient = true;
     }
@@ -134,10 +155,12 @@ public sealed class ReplicaSession : IDisposable
             install = gradient.Source switch
             {
                 GradientSource.Sent => gradient.Sum,
+                GradientSource.Ring when _summedOnDevice => null, // the sum is in the gradients already
                 GradientSource.Ring => _ringSum ?? throw new InvalidOperationException("ApplyStep with reduced needs a BackwardReduce first"),
                 _ => _ownGradient ? null : throw new InvalidOperationException("ApplyStep of the replica's own gradient needs a Backward first"),
             };
             _ringSum = null;
+            _summedOnDevice = false;
             _ownGradient = false;
         }
         using var scope = NewDisposeScope();
@@ -182,6 +205,7 @@ public sealed class ReplicaSession : IDisposable
         {
             _pending = null;
             _ringSum = null;
+            _summedOnDevice = false;
             _ownGradient = false;
         }
         string checksum = Replica.Checksum();

@@ -7,6 +7,9 @@ namespace SimClr.Core.Step;
 /// </summary>
 public sealed record StepFailure(IReadOnlyList<IReplicaEndpoint> Lost, string Reason, StepResult? Applied = null)
 {
+    /// <summary>The attempt summed over NCCL (<see cref="NcclReducer"/>): a break is the communicator's, not the ring's.</summary>
+    public bool Nccl { get; init; }
+
     public bool RingBroken => Lost.Count == 0;
 }
 

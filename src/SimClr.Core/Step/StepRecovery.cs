@@ -23,6 +23,16 @@ public sealed class StepRecovery(FaultOptions? faults = null)
     /// replicas left (the lost ones already dropped), and the message that says so.</summary>
     public (Recovery Next, string Message) Decide(StepFailure failure, long step, int active)
     {
+        if (failure.RingBroken && failure.Nccl)
+        {
+            if (++_ringFailures >= RingAttempts)
+            {
+                return (Recovery.Stop, $"the workers' NCCL all-reduce broke {RingAttempts} times in a row at step {step} with no worker lost "
+                    + $"({failure.Reason}). The workers' GPUs must reach each other over NCCL's transports (NCCL_DEBUG=INFO in the workers' "
+                    + "environment says which they tried; NCCL_SOCKET_IFNAME picks the interface); or set reduction.method to ring or star.");
+            }
+            return (Recovery.Redo, $"the NCCL all-reduce broke at step {step} ({failure.Reason}); redoing the step on a new communicator");
+        }
         if (failure.RingBroken)
         {
             if (++_ringFailures >= RingAttempts)

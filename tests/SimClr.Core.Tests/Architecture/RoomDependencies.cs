@@ -81,13 +81,15 @@ public static class RoomDependencies
         return found.Where(x => x.Item2 is not null).SelectMany(x => Expand(x.Item2!).Select(t => (x.Item1, t)));
     }
 
-    /// <summary>A type and what it is made of: element types of arrays, pointers and by-refs, generic arguments.</summary>
+    /// <summary>A type and what it is made of: element types of arrays, pointers and by-refs, generic arguments, function pointers' signatures.</summary>
     private static IEnumerable<TypeReference> Expand(TypeReference type)
     {
         switch (type)
         {
             case GenericInstanceType generic:
                 return Expand(generic.ElementType).Concat(generic.GenericArguments.SelectMany(Expand));
+            case FunctionPointerType pointer: // delegate* unmanaged<...> (the NCCL binding): what it takes and returns
+                return Expand(pointer.ReturnType).Concat(pointer.Parameters.SelectMany(p => Expand(p.ParameterType)));
             case TypeSpecification spec:
                 return Expand(spec.ElementType);
             case GenericParameter:

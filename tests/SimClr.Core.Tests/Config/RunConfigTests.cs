@@ -55,6 +55,15 @@ public sealed class RunConfigTests : IDisposable
     }
 
     [Fact]
+    public void Reduction_method_nccl_parses_and_refuses_the_rings_bfloat16()
+    {
+        Assert.Equal(ReductionMethod.Nccl, RunConfigLoader.Load(null, ["reduction.method=nccl"]).Reduction.Method);
+        var e = Assert.Throws<ConfigException>(() => RunConfigLoader.Load(null, ["reduction.method=nccl", "reduction.precision=bfloat16"]));
+        Assert.Contains("reduction.precision bfloat16 applies to the ring; NCCL sums the gradient in float32", e.Message);
+        Assert.Contains("reduction.method must be one of auto, ring, star, nccl", Assert.Throws<ConfigException>(() => RunConfigLoader.Load(null, ["reduction.method=mpi"])).Message);
+    }
+
+    [Fact]
     public void Unknown_keys_are_errors_naming_the_key()
     {
         var e = Assert.Throws<ConfigException>(() => RunConfigLoader.Load(Write("""{ "batchsize": 64 }""")));

@@ -16,6 +16,7 @@ internal static class BenchCommand
         command.Subcommands.Add(ConvBench.Create());
         command.Subcommands.Add(LossBench.Create());
         command.Subcommands.Add(ImageFolderBench.Create());
+        command.Subcommands.Add(NcclBench.Create());
         return command;
     }
 }
