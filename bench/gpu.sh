@@ -168,7 +168,7 @@ if [ "$dry" = 1 ]; then
   code=0
   "$simclr" launch --workers 2 --devices cpu "${launch_extra[@]}" "${common[@]}" --set runName=nccl --set reduction.method=nccl >"$work/nccl.log" 2>&1 || code=$?
   [ "$code" = 2 ] && grep -q "cannot use NCCL" "$work/nccl.log" || { tail -20 "$work/nccl.log"; fail "nccl on CPU workers: expected exit 2 and 'cannot use NCCL', got exit $code"; }
-  row ok "CPU workers refused before the first step: $(grep -o 'cannot use NCCL: [^.]*' "$work/nccl.log" | head -1)"
+  row ok "CPU workers refused before the first step: $(grep -o 'cannot use NCCL: .*' "$work/nccl.log" | head -1 | cut -c1-150)..."
 elif [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
   "$simclr" launch --workers 2 --devices cuda:0,cuda:1 "${common[@]}" --set runName=nccl --set reduction.method=nccl >"$work/nccl.log" 2>&1 \
     || { tail -30 "$work/nccl.log"; fail "2-worker nccl run failed"; }
