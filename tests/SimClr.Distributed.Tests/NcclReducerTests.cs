@@ -51,6 +51,8 @@ public sealed partial class DistributedStepTests
         Assert.All(replicas, c => Assert.Equal((3, 0), (c.RingCalls, c.GradientsSent)));
         Assert.All(outcomes, o => Assert.All(o.Times!.Replicas, r => Assert.Equal(new SyncCounts(2, 1, 0), r.Syncs)));
         Assert.All(outcomes, o => Assert.Equal(new SyncCounts(1, workers, 0), o.Times!.CoordinatorSyncs));
+        // the sums' time is the ring's in the step's breakdown, not backward's nor serialisation's
+        Assert.All(outcomes, o => Assert.All(o.Times!.Replicas, r => Assert.True(r.RingMs > 0, $"ring {r.RingMs} ms")));
         foreach (var replica in replicas) replica.Dispose();
     }
 

@@ -156,7 +156,9 @@ public sealed class ModelReplica : IDisposable
         {
             using var scope = NewDisposeScope();
             var flat = Layout.FlattenOnDevice(bucket.FirstParameter, bucket.EndParameter, sums);
+            long start = Timer.Mark();
             communicator.AllReduceSum(flat);
+            Timer.Add(ReplicaPhase.Collective, start);
             Layout.Scatter(bucket.FirstParameter, bucket.EndParameter, flat, sums);
         });
 
@@ -164,7 +166,7 @@ public sealed class ModelReplica : IDisposable
     {
         DropExactSums();
         if (buckets is not null) Layout.CheckCover(buckets);
-        double reforwardBefore = Timer[ReplicaPhase.Reforward], handoverBefore = Timer[ReplicaPhase.Handover];
+        double reforwardBefore = Timer[ReplicaPhase.Reforward], handoverBefore = Timer[ReplicaPhase.Handover], collectiveBefore = Timer[ReplicaPhase.Collective];
         long start = Timer.Mark();
         try
         {
@@ -185,8 +187,9 @@ public sealed class ModelReplica : IDisposable
         finally
         {
             ReleaseGraph();
-            // the re-forward is counted on its own, the buckets' copies are serialisation
-            double ms = PhaseTimer.Ms(start, Timer.Mark()) - (Timer[ReplicaPhase.Reforward] - reforwardBefore) - (Timer[ReplicaPhase.Handover] - handoverBefore);
+            // the re-forward is counted on its own, the buckets' copies are serialisation, their sums on the device the ring's
+            double ms = PhaseTimer.Ms(start, Timer.Mark()) - (Timer[ReplicaPhase.Reforward] - reforwardBefore) - (Timer[ReplicaPhase.Handover] - handoverBefore)
+                - (Timer[ReplicaPhase.Collective] - collectiveBefore);
             Timer.AddMs(ReplicaPhase.Backward, Math.Max(0, ms));
         }
     }
@@ -202,9 +205,10 @@ public sealed class ModelReplica : IDisposable
             if (next >= buckets.Count || buckets[next].FirstStage != stage) return;
             var bucket = buckets[next];
             long start = Timer.Mark();
+            double collectiveBefore = Timer[ReplicaPhase.Collective];
             if (sums is not null) AccumulateInto(sums, bucket.FirstParameter, bucket.EndParameter);
             hand(next++, bucket, sums);
-            Timer.Add(ReplicaPhase.Handover, start);
+            Timer.AddMs(ReplicaPhase.Handover, PhaseTimer.Ms(start, Timer.Mark()) - (Timer[ReplicaPhase.Collective] - collectiveBefore));
         };
     }
 

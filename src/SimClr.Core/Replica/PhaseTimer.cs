@@ -43,11 +43,12 @@ public sealed class PhaseTimer(Action? synchronize = null)
     /// <summary>Milliseconds from <paramref name="start"/> to <paramref name="end"/> (two <see cref="Mark"/>s).</summary>
     public static double Ms(long start, long end) => Stopwatch.GetElapsedTime(start, end).TotalMilliseconds;
 
-    /// <summary>The phases since the last call (serialise and ring are the caller's: 0 here); the counters restart.</summary>
+    /// <summary>The phases since the last call (serialise is the caller's: 0 here; ring is the device collective's, the
+    /// gRPC ring's is the caller's too); the counters restart.</summary>
     public ReplicaTimes Take()
     {
         var times = new ReplicaTimes(this[ReplicaPhase.Augment], this[ReplicaPhase.Forward], this[ReplicaPhase.Reforward], this[ReplicaPhase.Backward],
-            this[ReplicaPhase.Optimizer], 0)
+            this[ReplicaPhase.Optimizer], 0, this[ReplicaPhase.Collective])
         {
             Unsynchronized = !Exact,
         };

@@ -11,4 +11,7 @@ public enum ReplicaPhase
 
     /// <summary>Copying finished gradient buckets out during backward (serialisation, not backward).</summary>
     Handover,
+
+    /// <summary>Summing buckets with the other replicas on the device during backward (NCCL): reported as the ring's time.</summary>
+    Collective,
 }

@@ -8,7 +8,8 @@ namespace SimClr.Core.Replica;
 /// re-forward (re-augmentation included; 0 without chunks), the backward pass, the optimiser step, the rest of its
 /// calls (serialise: bytes to and from tensors, flattening or installing the gradient, the parameter checksum), and
 /// the ring all-reduce with the other workers (ring: what is left of it once backward has ended, waiting for the other
-/// workers included; the buckets summed during backward are not counted again; 0 with the star).
+/// workers included; the buckets summed during backward are not counted again; 0 with the star; with NCCL, every
+/// bucket's sum on the device, which runs between backward's kernels).
 /// What the calls cost beyond this (the wire, waiting for the worker's torch thread) the coordinator measures.
 /// Beside the times, the replica's host synchronisations in the calls (<see cref="Syncs"/>).
 /// </summary>
