@@ -50,12 +50,15 @@ public sealed class GrpcReplicaEndpoint(WorkerClient client, string name, FaultO
     /// <summary>What the worker said at Join: the devices' collective library it can sum over, or empty.</summary>
     public string? DeviceCollective { get; init; }
 
-    public string DeviceCollectiveProblem { get; init; } = "it did not say (a worker older than NCCL support)";
+    public string DeviceCollectiveProblem { get; init; } = Unsaid;
+
+    /// <summary>The problem of a worker whose Join did not say what it can sum over.</summary>
+    public const string Unsaid = "it did not say why (a worker older than NCCL support)";
 
     public async Task<byte[]> NewCommunicatorIdAsync(CancellationToken cancel)
     {
         byte[] id = await Watched("NewCommunicatorId", Client.NewCommunicatorIdAsync, cancel);
-        if (id.Length is 0 or > 4096) throw new ProtocolViolation($"{Name} answered a communicator id of {id.Length} bytes");
+        if (id.Length is 0 or > WireLimits.MaxCommunicatorIdBytes) throw new ProtocolViolation($"{Name} answered a communicator id of {id.Length} bytes");
         return id;
     }
 

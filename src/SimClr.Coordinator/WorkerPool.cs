@@ -100,7 +100,7 @@ public static class WorkerPool
                 })
                 {
                     DeviceCollective = joined.DeviceCollective.Length > 0 ? joined.DeviceCollective : null,
-                    DeviceCollectiveProblem = joined.DeviceCollectiveProblem.Length > 0 ? joined.DeviceCollectiveProblem : "it did not say why (a worker older than NCCL support)",
+                    DeviceCollectiveProblem = joined.DeviceCollectiveProblem.Length > 0 ? joined.DeviceCollectiveProblem : GrpcReplicaEndpoint.Unsaid,
                 };
         }
         catch

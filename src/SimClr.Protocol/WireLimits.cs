@@ -3,6 +3,9 @@ namespace SimClr.Protocol;
 /// <summary>Sizes fixed by the contract, set explicitly on both sides so a stray client cannot exhaust memory.</summary>
 public static class WireLimits
 {
+    /// <summary>Longest unique id of a device communicator either side accepts (NCCL's are 128 bytes).</summary>
+    public const int MaxCommunicatorIdBytes = 4096;
+
     /// <summary>Largest data payload of one TensorChunk.</summary>
     public const int ChunkBytes = 4 * 1024 * 1024;
 

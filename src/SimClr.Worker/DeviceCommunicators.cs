@@ -17,7 +17,7 @@ public sealed class DeviceCommunicators(WorkerOptions options, ILogger<DeviceCom
     private readonly Lock _gate = new();
     private readonly Lazy<(IDeviceCollective? Library, string? Problem)> _library = new(() => Load(options, log));
     private IDeviceCommunicator? _current;
-    private byte[]? _currentId;
+    private CommunicatorPlan? _currentPlan; // what _current was joined for
 
     private static (IDeviceCollective?, string?) Load(WorkerOptions options, ILogger log)
     {
@@ -61,23 +61,20 @@ public sealed class DeviceCommunicators(WorkerOptions options, ILogger<DeviceCom
         if (description is null) throw new DeviceCollectiveUnavailableException(problem);
         lock (_gate)
         {
-            if (_current is { } current && _currentId is not null && _currentId.AsSpan().SequenceEqual(plan.UniqueId))
+            if (_current is { } current && _currentPlan is not null && _currentPlan.UniqueId.AsSpan().SequenceEqual(plan.UniqueId))
             {
                 if (current.Aborted) // an id makes one communicator: the coordinator's next attempt brings a new one
                     throw new DeviceCollectiveException($"communicator {plan.Short} was aborted here; it cannot be joined again");
                 if (current.Rank == rank && current.Ranks == plan.Ranks) return current;
             }
-            _current?.Abort();
-            _current?.Dispose();
-            _current = null;
-            _currentId = null;
+            DropCurrent();
         }
         log.LogInformation("joining communicator {Id} as rank {Rank} of {Ranks}", plan.Short, rank, plan.Ranks);
         var joined = Join(_library.Value.Library!, plan, rank, device, cancel);
         lock (_gate)
         {
             _current = joined;
-            _currentId = plan.UniqueId;
+            _currentPlan = plan;
         }
         return joined;
     }
@@ -115,21 +112,26 @@ public sealed class DeviceCommunicators(WorkerOptions options, ILogger<DeviceCom
     public void Abort()
     {
         IDeviceCommunicator? current;
-        lock (_gate) current = _current;
+        CommunicatorPlan? plan;
+        lock (_gate) (current, plan) = (_current, _currentPlan);
         if (current is { Aborted: false })
         {
-            log.LogWarning("aborting communicator {Id}", _currentId is null ? "?" : new CommunicatorPlan(_currentId, 0).Short);
+            log.LogWarning("aborting communicator {Id}", plan?.Short ?? "?");
             current.Abort();
         }
     }
 
+    /// <summary>Aborts and forgets the current communicator; under the gate.</summary>
+    private void DropCurrent()
+    {
+        _current?.Abort();
+        _current?.Dispose();
+        _current = null;
+        _currentPlan = null;
+    }
+
     public void Dispose()
     {
-        lock (_gate)
-        {
-            _current?.Abort();
-            _current?.Dispose();
-            _current = null;
-        }
+        lock (_gate) DropCurrent();
     }
 }

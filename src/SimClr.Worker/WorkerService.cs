@@ -241,15 +241,13 @@ public sealed class WorkerService(TorchThread torch, WorkerOptions options, Ring
         }
     }
 
-    /// <summary>The longest unique id a communicator may have (NCCL's are 128 bytes).</summary>
-    public const int MaxCommunicatorIdBytes = 4096;
-
     private static void CheckRing(RingSpec ring)
     {
         if (ring.RingId == 0) throw Invalid("ring: ring_id 0 is not an id");
         if (!ring.CommunicatorId.IsEmpty)
         {
-            if (ring.CommunicatorId.Length > MaxCommunicatorIdBytes) throw Invalid($"ring: communicator_id of {ring.CommunicatorId.Length} bytes (at most {MaxCommunicatorIdBytes})");
+            if (ring.CommunicatorId.Length > WireLimits.MaxCommunicatorIdBytes)
+                throw Invalid($"ring: communicator_id of {ring.CommunicatorId.Length} bytes (at most {WireLimits.MaxCommunicatorIdBytes})");
             if (ring.CommunicatorRanks is < 1 or > 4096 || ring.Rank >= ring.CommunicatorRanks)
                 throw Invalid($"ring: rank {ring.Rank} of a communicator of {ring.CommunicatorRanks} ranks");
             if (ring.Peers.Count > 0) throw Invalid("ring: a communicator's reduction has no peers (the collective library connects the ranks)");

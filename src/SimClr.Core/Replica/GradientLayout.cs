@@ -85,10 +85,7 @@ public sealed class GradientLayout
     {
         if (end <= first) return new GradientBytes([], Float64: sums is not null);
         using var scope = NewDisposeScope();
-        var parts = sums is not null
-            ? Enumerable.Range(first, end - first).Select(i => sums[i].flatten()).ToList()
-            : Enumerable.Range(first, end - first).Select(i => (_parameters[i].Parameter.grad ?? zeros_like(_parameters[i].Parameter)).flatten().to_type(ScalarType.Float32)).ToList();
-        return new GradientBytes(_syncs.Transport(cat(parts, 0)), Float64: sums is not null);
+        return new GradientBytes(_syncs.Transport(FlattenOnDevice(first, end, sums)), Float64: sums is not null);
     }
 
     /// <summary>Parameters [first, end)'s gradients flattened in state order into one new contiguous buffer on the device
@@ -105,7 +102,7 @@ public sealed class GradientLayout
 
     /// <summary>Puts <paramref name="flat"/> (laid out as <see cref="FlattenOnDevice"/> made it for [first, end)) back on the
     /// device: into <paramref name="sums"/> when given (the caller rounds them into the gradients), else into the
-    /// parameters' gradients.</summary>
+    /// parameters' gradients (an NCCL sum, or <see cref="Install"/>'s gradient).</summary>
     public void Scatter(int first, int end, Tensor flat, IReadOnlyList<Tensor>? sums)
     {
         using var scope = NewDisposeScope();
@@ -118,7 +115,7 @@ public sealed class GradientLayout
                 var slice = flat.narrow(0, offset, p.numel()).view(p.shape);
                 offset += p.numel();
                 if (sums is not null) sums[i].copy_(slice);
-                else if (p.grad is null) p.grad = slice.to_type(p.dtype).clone().DetachFromDisposeScope();
+                else if (p.grad is null) p.grad = slice.to(p.device).to_type(p.dtype).clone().DetachFromDisposeScope();
                 else p.grad.copy_(slice);
             }
         }
@@ -135,17 +132,6 @@ public sealed class GradientLayout
         var host = empty([gradient.Length / 4], ScalarType.Float32);
         gradient.CopyTo(host.bytes);
         var device = _parameters[0].Parameter.device;
-        var flat = device.type == TorchSharp.DeviceType.CPU ? host : host.to(device);
-        long offset = 0;
-        using (no_grad())
-        {
-            foreach (var (_, p) in _parameters)
-            {
-                var slice = flat.narrow(0, offset, p.numel()).view(p.shape).to(p.device).to_type(p.dtype);
-                if (p.grad is null) p.grad = slice.clone().DetachFromDisposeScope();
-                else p.grad.copy_(slice);
-                offset += p.numel();
-            }
-        }
+        Scatter(0, _parameters.Count, device.type == TorchSharp.DeviceType.CPU ? host : host.to(device), null);
     }
 }

@@ -77,15 +77,11 @@ public sealed unsafe class Nccl : IDeviceCollective
         {
             if (!File.Exists(given))
                 throw new DeviceCollectiveUnavailableException($"NCCL: {given} does not exist (given by {(string.IsNullOrWhiteSpace(path) ? LibraryVariable : "--nccl-library")}). {Remedy}");
-            return Open(given, given);
+            return Open(given);
         }
         foreach (string candidate in Candidates())
         {
-            if (NativeLibrary.TryLoad(candidate, out var handle))
-            {
-                NativeLibrary.Free(handle);
-                return Open(candidate, candidate);
-            }
+            if (NativeLibrary.TryLoad(candidate, out var handle)) return Bind(handle, candidate);
         }
         throw new DeviceCollectiveUnavailableException(
             $"NCCL: {LibraryName} was not found on the loader's path (LD_LIBRARY_PATH, ldconfig) nor in a Python environment's nvidia-nccl wheel. {Remedy}");
@@ -95,7 +91,7 @@ public sealed unsafe class Nccl : IDeviceCollective
     public const string Remedy = "Install NCCL (Debian/Ubuntu with NVIDIA's CUDA repository: apt-get install libnccl2; or pip install nvidia-nccl-cu12), "
         + "or set " + LibraryVariable + " (or simclr worker --nccl-library) to the path of " + LibraryName + "; else use reduction.method ring or auto";
 
-    private static Nccl Open(string path, string shown)
+    private static Nccl Open(string path)
     {
         IntPtr handle;
         try
@@ -104,8 +100,14 @@ public sealed unsafe class Nccl : IDeviceCollective
         }
         catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
         {
-            throw new DeviceCollectiveUnavailableException($"NCCL: {shown} does not load: {e.Message.Split('\n')[0]}. {Remedy}", e);
+            throw new DeviceCollectiveUnavailableException($"NCCL: {path} does not load: {e.Message.Split('\n')[0]}. {Remedy}", e);
         }
+        return Bind(handle, path);
+    }
+
+    /// <summary>The NCCL of a loaded library, or, when it lacks NCCL's calls, the library let go and the reason.</summary>
+    private static Nccl Bind(IntPtr handle, string shown)
+    {
         try
         {
             return new Nccl(handle, shown);

@@ -86,7 +86,7 @@ public sealed class ReplicaSession : IDisposable
     public Timed<GradientBytes?> Backward(FloatBlock dz, bool returnGradient)
     {
         long start = Stopwatch.GetTimestamp();
-        RunBackward(dz, null, null);
+        RunBackward(dz, Replica.Backward);
         return new(returnGradient ? Replica.FlatGradient() : null, TimesSince(start));
     }
 
@@ -95,7 +95,7 @@ public sealed class ReplicaSession : IDisposable
     public ReplicaTimes BackwardInBuckets(FloatBlock dz, IReadOnlyList<GradientBucket> buckets, Action<int, GradientBytes> ready)
     {
         long start = Stopwatch.GetTimestamp();
-        RunBackward(dz, buckets, ready);
+        RunBackward(dz, g => Replica.Backward(g, buckets, ready));
         return TimesSince(start);
     }
 
@@ -106,7 +106,7 @@ public sealed class ReplicaSession : IDisposable
     public Timed<long> BackwardReduceOnDevice(FloatBlock dz, IReadOnlyList<GradientBucket> buckets, IDeviceCommunicator communicator)
     {
         long start = Stopwatch.GetTimestamp();
-        RunBackward(dz, null, null, g => Replica.BackwardOnDevice(g, buckets, communicator));
+        RunBackward(dz, g => Replica.BackwardOnDevice(g, buckets, communicator));
         long bad = Replica.NonFiniteGradients();
         lock (_gate)
         {
@@ -116,7 +116,9 @@ public sealed class ReplicaSession : IDisposable
         return new(bad, TimesSince(start));
     }
 
-    private void RunBackward(FloatBlock dz, IReadOnlyList<GradientBucket>? buckets, Action<int, GradientBytes>? ready, Action<Tensor>? backward = null)
+    /// <summary>Checks that a backward is due, then runs <paramref name="backward"/> on dL/dz on the replica's device, the
+    /// gradients zeroed first.</summary>
+    private void RunBackward(FloatBlock dz, Action<Tensor> backward)
     {
         lock (_gate)
         {
@@ -130,8 +132,7 @@ public sealed class ReplicaSession : IDisposable
         {
             var g = dz.ToTensor(Replica.Device);
             Replica.ZeroGrad();
-            if (backward is not null) backward(g);
-            else Replica.Backward(g, buckets, ready);
+            backward(g);
         }
         lock (_gate) _ownGradient = true;
     }
